@@ -1,0 +1,433 @@
+"""Study spec: YAML → frozen dataclasses, validated once, in one place.
+
+Nothing downstream re-reads YAML. Every problem raises :class:`SpecError` naming the field and the fix,
+before any work starts. Pure: no Airflow, Spark or TensorFlow imports.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import SpecError
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+BUILDER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+TASKS = ("binary", "multiclass", "regression")
+METHODS = ("grid", "random", "tpe")
+PRUNERS = ("none", "median", "asha", "hyperband")
+DISTRIBUTIONS = ("choice", "uniform", "quniform", "loguniform", "qloguniform", "int")
+SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "on_data_change")
+MAX_EPOCHS = 1000
+MAX_WORKERS = 256
+MAX_CONFIGS = 10000
+# Metrics whose larger value is better; anything else (loss, mse, mae, ...) is minimised.
+MAXIMISED_METRICS = ("accuracy", "auc", "precision", "recall", "f1", "top_k")
+
+# Defaults are relative to the repository root (or CEREBRO_HOME when set).
+DEFAULT_HOME = ".cerebro"
+
+
+def project_home() -> Path:
+    return Path(os.environ.get("CEREBRO_HOME", DEFAULT_HOME)).resolve()
+
+
+@dataclass(frozen=True)
+class ArrayFeature:
+    name: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    source: str
+    label: str
+    task: str = "binary"
+    format: str = "auto"
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    arrays: tuple[ArrayFeature, ...] = ()
+    validation_fraction: float = 0.2
+    max_categories: int = 50
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical + tuple(a.name for a in self.arrays)
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format != "auto":
+            return self.format
+        return "csv" if self.source.lower().rstrip("/").endswith((".csv", ".csv.gz")) else "parquet"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str
+    args: tuple  # choice: values; uniform/loguniform: (low, high); q*: (low, high, q); int: (low, high)
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    method: str = "grid"
+    num_configs: int = 4
+    batch_size: int = 0  # configs asked per batch (tpe); 0 = all at once
+    space: tuple[Param, ...] = ()
+
+
+@dataclass(frozen=True)
+class PruningSpec:
+    method: str = "none"
+    min_epochs: int = 1
+    reduction_factor: int = 3
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: int = 3
+    workers: int = 2
+    metric: str = "val_loss"
+    direction: str = "min"
+    deterministic: bool = True
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    spark_master: str = ""
+    store: str = ""
+    tracking_uri: str = ""
+    experiment: str = ""
+    max_hop_retries: int = 2
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    name: str
+    data: DataSpec
+    model_builder: str
+    search: SearchSpec
+    train: TrainSpec
+    runtime: RuntimeSpec
+    seed: int = 0
+    schedule: str | None = None
+    pruning: PruningSpec = field(default_factory=PruningSpec)
+    description: str = ""
+
+    @property
+    def dag_id(self) -> str:
+        return f"cerebro_{self.name}"
+
+    @property
+    def metric_key(self) -> str:
+        """The metric name without its 'val_' prefix, as Keras reports it."""
+        return self.train.metric[4:] if self.train.metric.startswith("val_") else self.train.metric
+
+    def with_overrides(self, **overrides: Any) -> "StudySpec":
+        """Apply trigger-time overrides (already validated by :func:`validate_overrides`)."""
+        spec = self
+        if overrides.get("seed") is not None:
+            spec = dataclasses.replace(spec, seed=int(overrides["seed"]))
+        if overrides.get("epochs") is not None:
+            spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=int(overrides["epochs"])))
+        if overrides.get("num_configs") is not None:
+            spec = dataclasses.replace(
+                spec, search=dataclasses.replace(spec.search, num_configs=int(overrides["num_configs"])))
+        if overrides.get("source"):
+            spec = dataclasses.replace(spec, data=dataclasses.replace(spec.data, source=str(overrides["source"])))
+        return spec
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------- parsing
+
+_TOP_KEYS = {"name", "description", "seed", "data", "model", "search", "train", "runtime", "schedule", "pruning"}
+_DATA_KEYS = {"source", "label", "task", "format", "numeric", "categorical", "arrays", "validation_fraction",
+              "max_categories"}
+_MODEL_KEYS = {"builder"}
+_SEARCH_KEYS = {"method", "num_configs", "batch_size", "space"}
+_PRUNING_KEYS = {"method", "min_epochs", "reduction_factor"}
+_TRAIN_KEYS = {"epochs", "workers", "metric", "direction", "deterministic"}
+_RUNTIME_KEYS = {"spark_master", "store", "tracking_uri", "experiment", "max_hop_retries"}
+
+
+def load_spec(path: str | os.PathLike) -> StudySpec:
+    """Read and validate a spec file. Raises SpecError; never executes anything from the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError("<file>", f"spec file {str(p)!r} does not exist", "pass the path of a YAML study spec")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError("<file>", f"{p.name} is not valid YAML ({exc.__class__.__name__}: "
+                        f"{str(exc).splitlines()[0]})", "fix the YAML syntax") from None
+    return parse_spec(raw)
+
+
+def parse_spec(raw: Any) -> StudySpec:
+    if not isinstance(raw, Mapping):
+        raise SpecError("<root>", "the spec must be a mapping of keys to values", "start from dags/specs/demo.yaml")
+    _no_unknown(raw, _TOP_KEYS, "")
+    name = _require(raw, "name", str, "")
+    if not NAME_RE.match(name):
+        raise SpecError("name", f"{name!r} is not a valid study name",
+                        "use 1-63 lowercase letters, digits or '_', starting with a letter")
+    seed = _get(raw, "seed", int, "", 0)
+    if seed < 0 or seed >= 2**31:
+        raise SpecError("seed", f"{seed} is out of range", "use an integer in [0, 2**31)")
+    data = _parse_data(_section(raw, "data", required=True))
+    model = _section(raw, "model", required=True)
+    _no_unknown(model, _MODEL_KEYS, "model.")
+    builder = _require(model, "builder", str, "model.")
+    if not BUILDER_RE.match(builder):
+        raise SpecError("model.builder", f"{builder!r} is not an import path",
+                        "write 'package.module:function', e.g. 'cerebro_ops.builders:mlp'")
+    search = _parse_search(_section(raw, "search", required=True))
+    train = _parse_train(_section(raw, "train", required=False), data)
+    runtime = _parse_runtime(_section(raw, "runtime", required=False), name, train.workers)
+    pruning = _parse_pruning(_section(raw, "pruning", required=False), train.epochs)
+    schedule = raw.get("schedule")
+    if schedule is not None:
+        if not isinstance(schedule, str) or not (schedule in SCHEDULE_PRESETS or _looks_like_cron(schedule)):
+            raise SpecError("schedule", f"{schedule!r} is not a schedule",
+                            f"use one of {', '.join(SCHEDULE_PRESETS)}, a 5-field cron expression, or omit it")
+    description = _get(raw, "description", str, "", "")
+    return StudySpec(name=name, data=data, model_builder=builder, search=search, train=train, runtime=runtime,
+                     seed=seed, schedule=schedule, pruning=pruning, description=description)
+
+
+def _looks_like_cron(s: str) -> bool:
+    parts = s.split()
+    return len(parts) == 5 and all(re.fullmatch(r"[0-9*/,\-]+", x) for x in parts)
+
+
+def _parse_data(d: Mapping) -> DataSpec:
+    _no_unknown(d, _DATA_KEYS, "data.")
+    source = _require(d, "source", str, "data.")
+    if not source.strip():
+        raise SpecError("data.source", "is empty", "give a CSV or Parquet path or URI")
+    label = _require(d, "label", str, "data.")
+    task = _get(d, "task", str, "data.", "binary")
+    if task not in TASKS:
+        raise SpecError("data.task", f"{task!r} is not a task", f"use one of {', '.join(TASKS)}")
+    fmt = _get(d, "format", str, "data.", "auto")
+    if fmt not in ("auto", "csv", "parquet"):
+        raise SpecError("data.format", f"{fmt!r} is not a format", "use csv, parquet or auto")
+    numeric = _str_list(d, "numeric", "data.")
+    categorical = _str_list(d, "categorical", "data.")
+    arrays_raw = d.get("arrays", {}) or {}
+    if not isinstance(arrays_raw, Mapping):
+        raise SpecError("data.arrays", "must be a mapping of column name to shape",
+                        "write e.g. 'arrays: {pixels: [8, 8, 1]}'")
+    arrays = []
+    for col, shape in arrays_raw.items():
+        if (not isinstance(shape, list) or not shape
+                or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in shape)):
+            raise SpecError(f"data.arrays.{col}", f"shape {shape!r} is not a list of positive integers",
+                            "write the array's fixed shape, e.g. [8, 8, 1]")
+        arrays.append(ArrayFeature(str(col), tuple(shape)))
+    feats = numeric + categorical + tuple(a.name for a in arrays)
+    if not feats:
+        raise SpecError("data.numeric", "no feature columns are declared",
+                        "list at least one column under data.numeric, data.categorical or data.arrays")
+    dupes = sorted({f for f in feats if feats.count(f) > 1})
+    if dupes:
+        raise SpecError("data.numeric", f"column(s) {dupes} are declared twice", "declare each feature once")
+    if label in feats:
+        raise SpecError("data.label", f"label {label!r} is also listed as a feature", "remove it from the features")
+    vf = _get(d, "validation_fraction", (int, float), "data.", 0.2)
+    if not (0.0 < float(vf) < 1.0):
+        raise SpecError("data.validation_fraction", f"{vf} is not between 0 and 1",
+                        "use a fraction such as 0.2")
+    mc = _get(d, "max_categories", int, "data.", 50)
+    if mc < 1:
+        raise SpecError("data.max_categories", f"{mc} is below 1", "use a positive integer such as 50")
+    return DataSpec(source=source, label=label, task=task, format=fmt, numeric=numeric, categorical=categorical,
+                    arrays=tuple(arrays), validation_fraction=float(vf), max_categories=mc)
+
+
+def _parse_search(d: Mapping) -> SearchSpec:
+    _no_unknown(d, _SEARCH_KEYS, "search.")
+    method = _get(d, "method", str, "search.", "grid")
+    if method not in METHODS:
+        raise SpecError("search.method", f"{method!r} is not a search method", f"use one of {', '.join(METHODS)}")
+    num = _get(d, "num_configs", int, "search.", 4)
+    if not (1 <= num <= MAX_CONFIGS):
+        raise SpecError("search.num_configs", f"{num} is out of range", f"use an integer in [1, {MAX_CONFIGS}]")
+    batch = _get(d, "batch_size", int, "search.", 0)
+    if batch < 0:
+        raise SpecError("search.batch_size", f"{batch} is negative", "use 0 (all configs at once) or a positive size")
+    space_raw = d.get("space")
+    if not isinstance(space_raw, Mapping) or not space_raw:
+        raise SpecError("search.space", "is missing or empty",
+                        "declare at least one parameter, e.g. 'learning_rate: {loguniform: [1.0e-4, 1.0e-2]}'")
+    space = tuple(parse_param(str(k), v) for k, v in space_raw.items())
+    if method == "grid":
+        bad = [p.name for p in space if p.kind not in ("choice", "int")]
+        if bad:
+            raise SpecError(f"search.space.{bad[0]}", "grid search needs discrete values",
+                            "use {choice: [...]} or {int: [low, high]}, or set search.method: random")
+    return SearchSpec(method=method, num_configs=num, batch_size=batch, space=space)
+
+
+def parse_param(name: str, v: Any) -> Param:
+    """One search-space entry. A bare list is shorthand for choice."""
+    fld = f"search.space.{name}"
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise SpecError(fld, "is not a valid parameter name", "use letters, digits and '_'")
+    if isinstance(v, list):
+        v = {"choice": v}
+    if not isinstance(v, Mapping) or len(v) != 1:
+        raise SpecError(fld, f"{v!r} is not a distribution",
+                        f"write one of {{{'|'.join(DISTRIBUTIONS)}: [...]}}, e.g. {{uniform: [0.1, 0.5]}}")
+    kind, args = next(iter(v.items()))
+    if kind not in DISTRIBUTIONS:
+        raise SpecError(fld, f"{kind!r} is not a distribution", f"use one of {', '.join(DISTRIBUTIONS)}")
+    if not isinstance(args, list):
+        raise SpecError(fld, f"{kind} needs a list of arguments", f"write {{{kind}: [...]}}")
+    if kind == "choice":
+        if not args:
+            raise SpecError(fld, "choice has no values", "list at least one value")
+        for a in args:
+            if not isinstance(a, (int, float, str, bool)) and a is not None and not _is_num_list(a):
+                raise SpecError(fld, f"choice value {a!r} is not a scalar", "use numbers, strings or booleans")
+        return Param(name, kind, tuple(tuple(a) if isinstance(a, list) else a for a in args))
+    nums = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    want = 3 if kind in ("quniform", "qloguniform") else 2
+    if len(args) != want or len(nums) != want or not all(math.isfinite(a) for a in nums):
+        shape = "[low, high, q]" if want == 3 else "[low, high]"
+        raise SpecError(fld, f"{kind} needs {want} finite numbers, got {args!r}", f"write {{{kind}: {shape}}}")
+    low, high = nums[0], nums[1]
+    if not low < high:
+        raise SpecError(fld, f"low {low} is not below high {high}", "make low < high")
+    if kind in ("loguniform", "qloguniform") and low <= 0:
+        raise SpecError(fld, f"{kind} needs low > 0, got {low}", "use a positive lower bound (e.g. 1.0e-5)")
+    if want == 3 and nums[2] <= 0:
+        raise SpecError(fld, f"q must be positive, got {nums[2]}", "use a positive step")
+    if kind == "int" and not all(isinstance(a, int) for a in args):
+        raise SpecError(fld, f"int bounds must be integers, got {args!r}", "write {int: [low, high]}")
+    return Param(name, kind, tuple(args))
+
+
+def _is_num_list(a: Any) -> bool:
+    return isinstance(a, list) and bool(a) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in a)
+
+
+def _parse_train(d: Mapping, data: DataSpec) -> TrainSpec:
+    _no_unknown(d, _TRAIN_KEYS, "train.")
+    epochs = _get(d, "epochs", int, "train.", 3)
+    if not (1 <= epochs <= MAX_EPOCHS):
+        raise SpecError("train.epochs", f"{epochs} is out of range", f"use an integer in [1, {MAX_EPOCHS}]")
+    workers = _get(d, "workers", int, "train.", 2)
+    if not (1 <= workers <= MAX_WORKERS):
+        raise SpecError("train.workers", f"{workers} is out of range", f"use an integer in [1, {MAX_WORKERS}]")
+    metric = _get(d, "metric", str, "train.", "val_loss")
+    if not re.fullmatch(r"(val_)?[a-z][a-z0-9_]*", metric):
+        raise SpecError("train.metric", f"{metric!r} is not a metric name", "use e.g. val_loss or val_accuracy")
+    if not metric.startswith("val_"):
+        metric = "val_" + metric
+    default_dir = "max" if any(m in metric for m in MAXIMISED_METRICS) else "min"
+    direction = _get(d, "direction", str, "train.", default_dir)
+    if direction not in ("min", "max"):
+        raise SpecError("train.direction", f"{direction!r} is not a direction", "use min or max")
+    deterministic = _get(d, "deterministic", bool, "train.", True)
+    return TrainSpec(epochs=epochs, workers=workers, metric=metric, direction=direction, deterministic=deterministic)
+
+
+def _parse_runtime(d: Mapping, name: str, workers: int) -> RuntimeSpec:
+    _no_unknown(d, _RUNTIME_KEYS, "runtime.")
+    home = project_home()
+    master = _get(d, "spark_master", str, "runtime.", f"local[{workers}]")
+    if not re.fullmatch(r"local(\[(\d+|\*)(,\d+)?\])?|spark://[\w.\-]+(:\d+)?(,[\w.\-]+(:\d+)?)*|sc://\S+|yarn",
+                        master):
+        raise SpecError("runtime.spark_master", f"{master!r} is not a Spark master",
+                        "use local[N], spark://host:port, sc://host:port or yarn")
+    store = _get(d, "store", str, "runtime.", (home / "store").as_uri())
+    if ".." in Path(store.split("://", 1)[-1]).parts:
+        raise SpecError("runtime.store", f"{store!r} contains '..'", "give the store as an absolute path or URI")
+    if "://" not in store:
+        store = Path(store).resolve().as_uri()
+    if not re.match(r"^(file|hdfs|s3|s3a|gs|abfs|memory)://", store):
+        raise SpecError("runtime.store", f"{store!r} has an unsupported scheme", "use file://, hdfs:// or s3://")
+    tracking = _get(d, "tracking_uri", str, "runtime.", f"sqlite:///{home / 'mlflow.db'}")
+    experiment = _get(d, "experiment", str, "runtime.", f"cerebro-{name}")
+    retries = _get(d, "max_hop_retries", int, "runtime.", 2)
+    if not 0 <= retries <= 10:
+        raise SpecError("runtime.max_hop_retries", f"{retries} is out of range", "use an integer in [0, 10]")
+    return RuntimeSpec(spark_master=master, store=store, tracking_uri=tracking, experiment=experiment,
+                       max_hop_retries=retries)
+
+
+def _parse_pruning(d: Mapping, epochs: int) -> PruningSpec:
+    _no_unknown(d, _PRUNING_KEYS, "pruning.")
+    method = _get(d, "method", str, "pruning.", "none")
+    if method not in PRUNERS:
+        raise SpecError("pruning.method", f"{method!r} is not a pruner", f"use one of {', '.join(PRUNERS)}")
+    min_epochs = _get(d, "min_epochs", int, "pruning.", 1)
+    if not 1 <= min_epochs <= max(1, epochs):
+        raise SpecError("pruning.min_epochs", f"{min_epochs} is out of range", f"use an integer in [1, {epochs}]")
+    rf = _get(d, "reduction_factor", int, "pruning.", 3)
+    if rf < 2:
+        raise SpecError("pruning.reduction_factor", f"{rf} is below 2", "use an integer >= 2 (3 is typical)")
+    return PruningSpec(method=method, min_epochs=min_epochs, reduction_factor=rf)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+def _section(raw: Mapping, key: str, required: bool) -> Mapping:
+    v = raw.get(key)
+    if v is None:
+        if required:
+            raise SpecError(key, "is missing", f"add a '{key}:' section (see dags/specs/demo.yaml)")
+        return {}
+    if not isinstance(v, Mapping):
+        raise SpecError(key, f"must be a mapping, got {type(v).__name__}", f"write '{key}:' followed by keys")
+    return v
+
+
+def _no_unknown(d: Mapping, allowed: set[str], prefix: str) -> None:
+    unknown = sorted(str(k) for k in d if k not in allowed)
+    if unknown:
+        import difflib
+        hint = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
+        fix = f"did you mean '{prefix}{hint[0]}'?" if hint else f"allowed keys: {', '.join(sorted(allowed))}"
+        raise SpecError(prefix + unknown[0], "is not a known key", fix)
+
+
+def _type_name(t) -> str:
+    if isinstance(t, tuple):
+        return "number"
+    return {int: "integer", str: "string", bool: "boolean", float: "number"}.get(t, t.__name__)
+
+
+def _get(d: Mapping, key: str, typ, prefix: str, default):
+    if key not in d or d[key] is None:
+        return default
+    v = d[key]
+    ok = isinstance(v, typ) and not (isinstance(v, bool) and typ is not bool and bool not in
+                                      (typ if isinstance(typ, tuple) else (typ,)))
+    if not ok:
+        raise SpecError(prefix + key, f"must be a {_type_name(typ)}, got {type(v).__name__} {v!r}",
+                        f"write a {_type_name(typ)} value")
+    return v
+
+
+def _require(d: Mapping, key: str, typ, prefix: str):
+    if key not in d or d[key] is None:
+        raise SpecError(prefix + key, "is missing", f"add '{key}:' to the spec")
+    return _get(d, key, typ, prefix, None)
+
+
+def _str_list(d: Mapping, key: str, prefix: str) -> tuple[str, ...]:
+    v = d.get(key) or []
+    if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+        raise SpecError(prefix + key, "must be a list of column names", f"write '{key}: [col_a, col_b]'")
+    return tuple(v)
