@@ -1,0 +1,70 @@
+# cerebro-ops — `make demo` runs the demo study through Airflow; `make test` runs the test suite.
+SHELL := /bin/bash
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+export PATH := $(VENV)/bin:$(PATH)
+export PYTHONPATH := $(ROOT)
+export SPARK_LOCAL_IP := 127.0.0.1
+export PYSPARK_PYTHON := $(PY)
+export PYSPARK_DRIVER_PYTHON := $(PY)
+export AIRFLOW_HOME := $(ROOT)/.cerebro/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(ROOT)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(ROOT)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT := 120
+export AIRFLOW_CONN_SPARK_DEFAULT := {"conn_type":"spark","host":"local[2]"}
+export TF_CPP_MIN_LOG_LEVEL := 2
+export MLFLOW_TRACKING_URI := sqlite:///$(ROOT)/.cerebro/mlflow.db
+
+.PHONY: install test test-fast demo demo-cli mlflow-ui airflow-ui airflow-init bench bench-smoke clean
+
+$(PY): requirements.txt pyproject.toml
+	@command -v java >/dev/null || { echo "Java 17 is required (apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@command -v uv >/dev/null || python3 -m pip install -q uv
+	uv venv -q -p python3.11 $(VENV) || uv venv -q $(VENV)
+	VIRTUAL_ENV=$(VENV) uv pip install -q -r requirements.txt
+	VIRTUAL_ENV=$(VENV) uv pip install -q --no-deps -e .
+	@touch $(PY)
+
+install: $(PY)
+
+test: $(PY)
+	$(PY) -m pytest -q
+
+test-fast: $(PY)
+	$(PY) -m pytest -q -m "not slow and not spark and not airflow"
+
+airflow-init: $(PY)
+	@mkdir -p $(AIRFLOW_HOME)
+	$(VENV)/bin/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/migrate.log; exit 1; }
+
+demo: $(PY) airflow-init
+	$(PY) -m cerebro_ops.cli make-data dummy --out .cerebro/data
+	$(PY) -m cerebro_ops.cli validate dags/specs/demo.yaml
+	@echo "== running DAG cerebro_demo through Airflow (airflow dags test) =="
+	@time $(VENV)/bin/airflow dags test cerebro_demo > .cerebro/demo-airflow.log 2>&1 || { tail -60 .cerebro/demo-airflow.log; exit 1; }
+	@grep -E "hop epoch=|registered|champion" .cerebro/demo-airflow.log | sed -E 's/^.*(hop epoch=|registered|champion)/\1/' | tail -20 || true
+	$(PY) -m cerebro_ops.cli leaderboard dags/specs/demo.yaml
+	@echo
+	@echo "MLflow UI:  make mlflow-ui   (http://127.0.0.1:5000)"
+	@echo "Airflow UI: make airflow-ui  (http://127.0.0.1:8080; trigger cerebro_demo with the form)"
+
+demo-cli: $(PY)
+	$(PY) -m cerebro_ops.cli make-data dummy --out .cerebro/data
+	$(PY) -m cerebro_ops.cli run dags/specs/demo.yaml
+
+mlflow-ui: $(PY)
+	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
+
+airflow-ui: $(PY) airflow-init
+	$(VENV)/bin/airflow standalone
+
+bench: $(PY)
+	$(PY) -m benchmarks.run --full
+
+bench-smoke: $(PY)
+	$(PY) -m benchmarks.run --smoke
+
+clean:
+	rm -rf .cerebro

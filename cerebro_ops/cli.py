@@ -1,0 +1,159 @@
+"""`cerebro-ops`: the same core as the Airflow DAG, without Airflow."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .errors import CerebroError
+
+
+class Progress:
+    """A one-line progress bar: hops done / total, current epoch, best so far."""
+
+    def __init__(self, total_per_epoch: int, epochs: int, metric: str, direction: str, stream=sys.stderr):
+        self.total = total_per_epoch * epochs
+        self.done = 0
+        self.epoch = 0
+        self.metric = metric
+        self.best = None
+        self.direction = direction
+        self.stream = stream
+        self.t0 = time.time()
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def record(self, rec: dict) -> None:
+        if rec.get("status") == "ok":
+            self.done += 1
+        if rec.get("kind") == "eval" and rec.get("status") == "ok":
+            v = rec["metrics"].get(self.metric[4:])
+            if v is not None and (self.best is None or (v < self.best if self.direction == "min" else v > self.best)):
+                self.best = v  # per-shard value: indicative only, the leaderboard has the combined one
+        width = 30
+        frac = min(1.0, self.done / self.total) if self.total else 1.0
+        bar = "#" * int(frac * width) + "." * (width - int(frac * width))
+        best = f"{self.best:.4f}" if self.best is not None else "-"
+        self.stream.write(f"\r[{bar}] {self.done}/{self.total} units  epoch {self.epoch}  best {self.metric}~{best}"
+                          f"  {time.time() - self.t0:.0f}s ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+
+
+def _overrides(args) -> dict:
+    return {k: v for k, v in {"seed": args.seed, "epochs": args.epochs, "num_configs": args.num_configs,
+                              "source": args.source}.items() if v is not None}
+
+
+def cmd_validate(args) -> int:
+    from . import study
+    spec = study.validate(args.spec, _overrides(args), check_model=not args.no_model_check)
+    print(f"OK: study {spec.name!r} (DAG {spec.dag_id}), {spec.search.method} search, "
+          f"{spec.train.epochs} epochs, {spec.train.workers} workers, metric {spec.train.metric} "
+          f"({spec.train.direction})")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from . import study
+    from .leaderboard import format_table
+    from .search import sample_configs
+
+    spec = study.validate(args.spec, _overrides(args))
+    run_id = args.run_id
+    if args.resume and not run_id:
+        run_id = study.latest_run(spec, unfinished=True)
+        if run_id is None:
+            print("no unfinished run to resume; starting a new one", file=sys.stderr)
+    n = len(sample_configs(spec))
+    progress = Progress(n * spec.train.workers * 2, spec.train.epochs, spec.train.metric, spec.train.direction)
+    t0 = time.time()
+    try:
+        result = study.run(spec, run_id=run_id, overrides=_overrides(args), progress=progress)
+    finally:
+        progress.close()
+    rows = result["leaderboard"]
+    print(f"\nstudy {spec.name} run {result['run_id']} finished in {time.time() - t0:.1f} s\n")
+    print(format_table(rows, spec.train.metric))
+    reg = result.get("registered")
+    if reg:
+        print(f"\nchampion: {spec.name} v{reg.get('version')} ({'promoted' if reg.get('promoted') else 'kept'}: "
+              f"{reg.get('reason')})")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from . import study
+    from .leaderboard import format_table, leaderboard_rows
+    from .spec import load_spec
+
+    spec = load_spec(args.spec)
+    run_id = args.run_id or study.latest_run(spec)
+    if run_id is None:
+        print(f"no runs of study {spec.name!r} in {spec.runtime.store}", file=sys.stderr)
+        return 1
+    state = study.load_state(spec, run_id)
+    eff = study.effective_spec(spec, state)
+    print(f"study {spec.name} run {run_id}: {state['epochs_done']}/{state['epochs']} epochs")
+    print(format_table(leaderboard_rows(state, eff.train.metric, eff.train.direction), eff.train.metric))
+    return 0
+
+
+def cmd_make_data(args) -> int:
+    from .example_data import make_example_data
+    path = make_example_data(args.name, Path(args.out), **({"rows": args.rows} if args.rows else {}))
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cerebro-ops", description="Model selection with Model Hopper Parallelism")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def overrides(sp):
+        sp.add_argument("--seed", type=int)
+        sp.add_argument("--epochs", type=int)
+        sp.add_argument("--num-configs", type=int)
+        sp.add_argument("--source", help="data source path or URI (overrides data.source)")
+
+    v = sub.add_parser("validate", help="check a spec, its model builder and its data; no work is done")
+    v.add_argument("spec")
+    v.add_argument("--no-model-check", action="store_true", help="skip building the model (no TensorFlow)")
+    overrides(v)
+    v.set_defaults(fn=cmd_validate)
+    r = sub.add_parser("run", help="run a study end to end with one Spark session")
+    r.add_argument("spec")
+    r.add_argument("--run-id")
+    r.add_argument("--resume", action="store_true", help="continue the latest unfinished run (or --run-id)")
+    overrides(r)
+    r.set_defaults(fn=cmd_run)
+    lb = sub.add_parser("leaderboard", help="show the leaderboard of the latest (or given) run")
+    lb.add_argument("spec")
+    lb.add_argument("--run-id")
+    lb.set_defaults(fn=cmd_leaderboard)
+    md = sub.add_parser("make-data", help="write an offline example dataset (dummy, flights, digits)")
+    md.add_argument("name", choices=["dummy", "flights", "digits"])
+    md.add_argument("--out", default=".cerebro/data")
+    md.add_argument("--rows", type=int)
+    md.set_defaults(fn=cmd_make_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.fn(args)
+    except CerebroError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

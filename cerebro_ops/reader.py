@@ -1,0 +1,110 @@
+"""Read one prepared partition into numpy with Petastorm, in a deterministic row order.
+
+Workers keep their partitions for the whole study while models hop, so each (data_url, split, partition)
+is read once per process and served from a small cache afterwards.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import warnings
+from collections import OrderedDict
+from typing import Sequence
+
+import numpy as np
+
+_CACHE: "OrderedDict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]]" = OrderedDict()
+_CACHE_MAX = 8  # a worker needs 2 (its train and val partition); a bound keeps reused processes small
+_LOCK = threading.Lock()
+_PARTITION_RE = re.compile(r"^_partition=(\d+)$")
+
+
+def load_partition(data_url: str, split: str, partition: int,
+                   input_shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """x: float32 (n, *input_shape), y: float32 (n,), rows sorted by _order.
+
+    The same arrays (not copies) are returned on later calls in this process; they are read-only so a
+    caller cannot corrupt what the next hop sees.
+    """
+    key = (data_url.rstrip("/"), split, int(partition))
+    shape = tuple(int(s) for s in input_shape)
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+    if hit is None:
+        hit = _read(f"{key[0]}/{split}/_partition={key[2]}")
+        with _LOCK:
+            _CACHE[key] = hit
+            while len(_CACHE) > _CACHE_MAX:
+                _CACHE.popitem(last=False)
+    x, y = hit
+    if x.shape[1:] != shape:
+        x = x.reshape((len(x), *shape))  # a view: still no copy
+    return x, y
+
+
+def load_split(data_url: str, split: str, input_shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """All partitions of a split, concatenated in partition order (each sorted by _order)."""
+    parts = list_partitions(data_url, split)
+    if not parts:
+        raise FileNotFoundError(f"no _partition=<w> directories under {data_url.rstrip('/')}/{split}")
+    xs, ys = zip(*(load_partition(data_url, split, p, input_shape) for p in parts))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def list_partitions(data_url: str, split: str) -> list[int]:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(f"{data_url.rstrip('/')}/{split}")
+    if not fs.exists(path):
+        return []
+    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
+    return sorted(int(m.group(1)) for m in map(_PARTITION_RE.match, names) if m)
+
+
+def clear_cache() -> None:
+    with _LOCK:
+        _CACHE.clear()
+
+
+def _read(url: str) -> tuple[np.ndarray, np.ndarray]:
+    with warnings.catch_warnings():
+        # Petastorm 0.13 emits FutureWarnings/DeprecationWarnings from pyarrow and pandas; they are noise.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from petastorm import make_batch_reader
+        from petastorm.transform import TransformSpec
+
+        # Petastorm returns namedtuples, which refuse field names starting with '_': rename _order → order.
+        rename = TransformSpec(_rename_order, edit_fields=[("order", np.int64, (), False)],
+                               removed_fields=["_order"])
+        feats, labels, orders = [], [], []
+        with make_batch_reader(url, workers_count=1, num_epochs=1, shuffle_row_groups=False,
+                               schema_fields=["features", "label", "_order"], transform_spec=rename) as reader:
+            for batch in reader:
+                if len(batch.label) == 0:
+                    continue
+                feats.append(_stack(batch.features))
+                labels.append(np.asarray(batch.label, dtype=np.float32))
+                orders.append(np.asarray(batch.order, dtype=np.int64))
+    if not labels:
+        raise ValueError(f"{url} holds no rows")
+    order = np.argsort(np.concatenate(orders), kind="stable")
+    x = np.ascontiguousarray(np.concatenate(feats)[order])
+    y = np.ascontiguousarray(np.concatenate(labels)[order])
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
+
+
+def _rename_order(pdf):
+    return pdf.rename(columns={"_order": "order"})
+
+
+def _stack(col) -> np.ndarray:
+    """Petastorm gives list columns as an object array of 1-D arrays (or already 2-D); make it (n, k)."""
+    arr = np.asarray(col)
+    if arr.dtype == object:
+        arr = np.stack([np.asarray(v, dtype=np.float32) for v in arr])
+    return arr.astype(np.float32, copy=False)

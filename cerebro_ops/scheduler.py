@@ -1,0 +1,185 @@
+"""The MOP scheduler: which model trains on which worker, and when. Pure and deterministic.
+
+Rules (one epoch):
+- worker w owns partition w; the data never moves, models do;
+- every live model trains one sub-epoch on every partition exactly once, in a visit order fixed by the
+  seed, then is evaluated on every partition's validation shard;
+- a model is on at most one worker at a time; a worker runs at most one unit at a time;
+- a worker that asks for work gets a runnable unit whenever one exists (no idling, no sleep-polling).
+
+Because each model's visit order is fixed in advance, the data each model sees, and so its weights, do
+not depend on timing: two runs with the same seed train the same models the same way, and a resumed
+epoch continues exactly where it stopped. The scheduler never touches training code.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Iterable
+
+TRAIN = "train"
+EVAL = "eval"
+
+
+@dataclass(frozen=True, order=True)
+class Unit:
+    model_id: str
+    partition: int
+    kind: str = TRAIN
+    hop: int = 0  # position in the model's visit order (train); the partition again for eval
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return (self.model_id, self.partition, self.kind)
+
+
+def visit_orders(model_ids: Iterable[str], workers: int, epoch: int, seed: int) -> dict[str, list[int]]:
+    """Each model's partition order for one epoch: rotations of one seeded permutation.
+
+    Model i (in a seeded shuffle) starts at π[i mod W], so at every step the models spread evenly over the
+    partitions and no partition becomes a queue.
+    """
+    ids = sorted(model_ids)
+    rng = random.Random(f"{seed}:{epoch}:visit-order")
+    rng.shuffle(ids)
+    perm = list(range(workers))
+    rng.shuffle(perm)
+    return {m: [perm[(i + k) % workers] for k in range(workers)] for i, m in enumerate(ids)}
+
+
+@dataclass
+class _ModelState:
+    order: list[int]
+    trained: int = 0           # hops done
+    evaluated: set[int] = field(default_factory=set)
+    busy_on: int | None = None
+    failed: bool = False
+    attempts: dict[tuple, int] = field(default_factory=dict)
+
+
+class MopScheduler:
+    """Hands out (model, partition) units of one epoch. Not thread-safe: the caller holds a lock."""
+
+    def __init__(self, model_ids: Iterable[str], workers: int, epoch: int, seed: int,
+                 done: Iterable[Unit] = (), max_retries: int = 2, evaluate: bool = True):
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.workers = workers
+        self.epoch = epoch
+        self.max_retries = max_retries
+        self.evaluate = evaluate
+        self.models = {m: _ModelState(order) for m, order in visit_orders(model_ids, workers, epoch, seed).items()}
+        self.running: dict[int, Unit] = {}
+        for u in sorted(done, key=lambda u: (u.kind != TRAIN, u.hop)):
+            self._mark_done(u)
+
+    # ------------------------------------------------------------------ queries
+    def next_unit_on(self, model_id: str) -> Unit | None:
+        st = self.models[model_id]
+        if st.failed:
+            return None
+        if st.trained < self.workers:
+            return Unit(model_id, st.order[st.trained], TRAIN, st.trained)
+        return None
+
+    def remaining_for(self, worker: int) -> list[Unit]:
+        """Units that must still run on this worker (runnable now or later)."""
+        out = []
+        for m, st in self.models.items():
+            if st.failed:
+                continue
+            if st.trained < self.workers and worker in st.order[st.trained:]:
+                out.append(Unit(m, worker, TRAIN, st.order.index(worker)))
+            elif self.evaluate and worker not in st.evaluated:
+                out.append(Unit(m, worker, EVAL, worker))
+        return out
+
+    def runnable_for(self, worker: int) -> list[Unit]:
+        """Units this worker could start right now, best first."""
+        if worker in self.running:
+            return []
+        train, evals = [], []
+        for m, st in self.models.items():
+            if st.failed or st.busy_on is not None:
+                continue
+            if st.trained < self.workers:
+                if st.order[st.trained] == worker:
+                    train.append((st.trained, m))
+            elif self.evaluate and worker not in st.evaluated:
+                evals.append(m)
+        # the least advanced model first keeps all models moving; ties by id for determinism
+        units = [Unit(m, worker, TRAIN, k) for k, m in sorted(train)]
+        return units + [Unit(m, worker, EVAL, worker) for m in sorted(evals)]
+
+    def finished(self) -> bool:
+        return not self.running and all(not self.remaining_for(w) for w in range(self.workers))
+
+    def worker_done(self, worker: int) -> bool:
+        return worker not in self.running and not self.remaining_for(worker)
+
+    def failed_models(self) -> list[str]:
+        return sorted(m for m, st in self.models.items() if st.failed)
+
+    def live_models(self) -> list[str]:
+        return sorted(m for m, st in self.models.items() if not st.failed)
+
+    # ------------------------------------------------------------------ transitions
+    def assign(self, worker: int) -> Unit | None:
+        """Start the best runnable unit on this worker, or None if nothing can run now."""
+        units = self.runnable_for(worker)
+        if not units:
+            return None
+        u = units[0]
+        self.running[worker] = u
+        self.models[u.model_id].busy_on = worker
+        return u
+
+    def complete(self, worker: int, unit: Unit) -> None:
+        self._check_running(worker, unit)
+        del self.running[worker]
+        self.models[unit.model_id].busy_on = None
+        self._mark_done(unit)
+
+    def release(self, worker: int, unit: Unit) -> bool:
+        """The worker died or the hop failed transiently: the unit runs again later (on the same
+        partition's worker). Returns False, and fails the model, once retries are exhausted."""
+        self._check_running(worker, unit)
+        del self.running[worker]
+        st = self.models[unit.model_id]
+        st.busy_on = None
+        st.attempts[unit.key] = st.attempts.get(unit.key, 0) + 1
+        if st.attempts[unit.key] > self.max_retries:
+            st.failed = True
+            return False
+        return True
+
+    def fail_model(self, worker: int | None, unit: Unit | None, model_id: str) -> None:
+        """The config itself is broken (builder error, NaN loss, OOM): it stops hopping."""
+        if worker is not None and unit is not None and self.running.get(worker) == unit:
+            del self.running[worker]
+        st = self.models[model_id]
+        st.busy_on = None
+        st.failed = True
+
+    def drop_model(self, model_id: str) -> None:
+        """Remove a model that is not running (pruned or failed earlier)."""
+        st = self.models[model_id]
+        if st.busy_on is not None:
+            raise RuntimeError(f"{model_id} is running on worker {st.busy_on}")
+        st.failed = True
+
+    def _mark_done(self, u: Unit) -> None:
+        st = self.models.get(u.model_id)
+        if st is None:
+            return
+        if u.kind == TRAIN:
+            if u.hop != st.trained or st.order[u.hop] != u.partition:
+                raise ValueError(f"out-of-order hop {u} for {u.model_id} (expected hop {st.trained} "
+                                 f"on partition {st.order[st.trained] if st.trained < self.workers else '-'})")
+            st.trained += 1
+        else:
+            st.evaluated.add(u.partition)
+
+    def _check_running(self, worker: int, unit: Unit) -> None:
+        if self.running.get(worker) != unit:
+            raise ValueError(f"worker {worker} is not running {unit}")

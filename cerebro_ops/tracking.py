@@ -1,0 +1,469 @@
+"""MLflow adapter: one parent run per study run, one nested child run per config, a registry champion.
+
+Every call goes through an ``MlflowClient`` bound to an explicit tracking URI, so several trackers
+(different stores, different experiments) can live in one process. The only exceptions are the
+model-flavor helpers (``log_keras_model`` / ``load_keras``): MLflow's flavor code resolves the tracking
+and registry URIs from process-global state, so those two calls temporarily pin both globals to this
+tracker's URI under a lock (:meth:`Tracker.mlflow_context`) and restore them afterwards.
+
+Failure policy: tracking must never crash training. ``start_*``, ``log_*``, ``end_*`` and
+``child_runs`` are wrapped by :func:`_never_raise`, which logs a warning on
+``cerebro_ops.tracking`` and returns ``None`` (``{}`` for ``child_runs``). ``register_champion``,
+``champion``, ``log_keras_model`` and ``load_keras`` raise: the register step has to know.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import io
+import json
+import logging
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+log = logging.getLogger("cerebro_ops.tracking")
+
+PARENT_TAG = "mlflow.parentRunId"
+STUDY_TAG = "cerebro.study"
+RUN_ID_TAG = "cerebro.run_id"
+MODEL_ID_TAG = "cerebro.model_id"
+CHAMPION_ALIAS = "champion"
+END_STATUSES = ("FINISHED", "FAILED", "KILLED")
+_PAGE = 1000
+_MAX_PARAM_LEN = 6000
+
+# Serialises the temporary pinning of MLflow's process-global tracking/registry URIs.
+_GLOBAL_URI_LOCK = threading.RLock()
+
+
+def _never_raise(default: Callable[[], Any] | None = None):
+    """Tracking calls log a warning and return ``default()`` (or None) instead of raising."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(self, *args, **kwargs):
+            try:
+                return fn(self, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - tracking must never take training down
+                log.warning("MLflow tracking call %s failed (%s: %s) [tracking_uri=%s, experiment=%s]; "
+                            "training continues without it", fn.__name__, type(exc).__name__,
+                            str(exc).splitlines()[0] if str(exc) else "", self.tracking_uri, self.experiment)
+                return default() if default is not None else None
+
+        return wrapper
+
+    return deco
+
+
+def default_artifact_location(tracking_uri: str) -> str | None:
+    """For ``sqlite:///path/mlflow.db`` the folder ``artifacts/`` beside the db file; else None (MLflow default)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    path = tracking_uri[len("sqlite:///"):].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return (Path(path).resolve().parent / "artifacts").as_uri()
+
+
+def _param_str(v: Any) -> str:
+    if isinstance(v, str):
+        s = v
+    elif isinstance(v, (list, tuple, dict)):
+        try:
+            s = json.dumps(v, sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            s = str(v)
+    else:
+        s = str(v)
+    return s if len(s) <= _MAX_PARAM_LEN else s[: _MAX_PARAM_LEN - 3] + "..."
+
+
+def _as_finite(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _search_all(client, experiment_ids: list[str], tags: Mapping[str, str]) -> list:
+    """All active runs whose tags equal ``tags``. Values containing a quote are matched in Python."""
+    from mlflow.entities import ViewType
+
+    clauses = [f"tags.`{k}` = '{v}'" for k, v in tags.items() if "'" not in v and "`" not in k]
+    filter_string = " AND ".join(clauses)
+    runs, token = [], None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string=filter_string, run_view_type=ViewType.ACTIVE_ONLY,
+                                  max_results=_PAGE, order_by=["attributes.start_time ASC"], page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    return [r for r in runs if all(r.data.tags.get(k) == v for k, v in tags.items())]
+
+
+class Tracker:
+    """MLflow adapter for one experiment. Construction does no I/O; the experiment is created on first use."""
+
+    def __init__(self, tracking_uri: str, experiment: str):
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self._client = None
+        self._experiment_id: str | None = None
+        self._lock = threading.RLock()
+        self._children: dict[tuple[str, str], str] = {}
+        self._parent_tags: dict[str, dict[str, str]] = {}
+
+    # ------------------------------------------------------------------------------------ plumbing
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        """Get or create the experiment (lazily, race-safe across processes)."""
+        with self._lock:
+            if self._experiment_id is None:
+                self._experiment_id = self._get_or_create_experiment()
+            return self._experiment_id
+
+    def _get_or_create_experiment(self) -> str:
+        from mlflow.exceptions import MlflowException
+
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            try:
+                return self.client.create_experiment(self.experiment,
+                                                     artifact_location=default_artifact_location(self.tracking_uri))
+            except MlflowException as exc:  # created concurrently by another worker / task
+                exp = self.client.get_experiment_by_name(self.experiment)
+                if exp is None:
+                    raise exc
+        if exp.lifecycle_stage == "deleted":
+            log.warning("MLflow experiment %r was deleted; restoring it", self.experiment)
+            self.client.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+
+    @contextlib.contextmanager
+    def mlflow_context(self) -> Iterator[None]:
+        """Temporarily point MLflow's process-global tracking and registry URIs at this tracker.
+
+        Needed only for flavor APIs (log_model / load_model / pyfunc.load_model of ``models:/`` URIs) that
+        read globals. Restores the previous globals and environment variables afterwards.
+        """
+        import mlflow
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        env_keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+        with _GLOBAL_URI_LOCK:
+            old_tracking, old_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
+            old_env = {k: os.environ.get(k) for k in env_keys}
+            try:
+                mlflow.set_tracking_uri(self.tracking_uri)
+                mlflow.set_registry_uri(self.tracking_uri)
+                yield
+            finally:
+                if tracking_utils._tracking_uri != old_tracking:
+                    mlflow.set_tracking_uri(old_tracking)
+                registry_utils._registry_uri = old_registry
+                for k, v in old_env.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+
+    def _log(self, run_id: str, params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None,
+             metrics: Iterable[tuple[str, float, int]] = ()) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        ts = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), ts, int(step)) for k, v, step in metrics],
+            params=[Param(str(k), _param_str(v)) for k, v in (params or {}).items()],
+            tags=[RunTag(str(k), _param_str(v)) for k, v in (tags or {}).items()],
+        )
+
+    # ------------------------------------------------------------------------------------ study runs
+    @_never_raise()
+    def start_study(self, spec, run_id: str, tags: dict) -> str | None:
+        """Parent run for (spec.name, run_id). Idempotent: an existing top-level run is reused and set RUNNING."""
+        run_tags = {**{str(k): str(v) for k, v in (tags or {}).items()}, STUDY_TAG: spec.name, RUN_ID_TAG: run_id}
+        params = {
+            "seed": spec.seed,
+            "epochs": spec.train.epochs,
+            "workers": spec.train.workers,
+            "search_method": spec.search.method,
+            "metric": spec.train.metric,
+            "direction": spec.train.direction,
+            "num_configs": spec.search.num_configs,
+        }
+        existing = [r for r in _search_all(self.client, [self.experiment_id], {STUDY_TAG: spec.name, RUN_ID_TAG: run_id})
+                    if PARENT_TAG not in r.data.tags]
+        if existing:
+            run = existing[0]
+            parent_id = run.info.run_id
+            if len(existing) > 1:
+                log.warning("%d parent runs for study %s run %s; reusing the oldest (%s)",
+                            len(existing), spec.name, run_id, parent_id)
+            # Params are immutable in MLflow: log only the missing ones, warn about differing ones.
+            old = run.data.params
+            changed = {k: (old[k], _param_str(v)) for k, v in params.items() if k in old and old[k] != _param_str(v)}
+            if changed:
+                log.warning("resumed study run %s has different params than before: %s", parent_id, changed)
+            self._log(parent_id, params={k: v for k, v in params.items() if k not in old}, tags=run_tags)
+            self.client.update_run(parent_id, status="RUNNING")
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=f"{spec.name}-{run_id}", tags=run_tags)
+            parent_id = run.info.run_id
+            self._log(parent_id, params=params)
+        self._parent_tags[parent_id] = run_tags
+        return parent_id
+
+    @_never_raise()
+    def start_config(self, parent_id: str, model_id: str, params: dict) -> str | None:
+        """Nested child run for one config. Idempotent on (parent_id, model_id)."""
+        key = (parent_id, model_id)
+        with self._lock:
+            if key in self._children:
+                return self._children[key]
+        found = _search_all(self.client, [self.experiment_id], {PARENT_TAG: parent_id, MODEL_ID_TAG: model_id})
+        if found:
+            child_id = found[0].info.run_id
+            self.client.update_run(child_id, status="RUNNING")
+        else:
+            parent_tags = self._parent_tags.get(parent_id)
+            if parent_tags is None:
+                parent_tags = self.client.get_run(parent_id).data.tags
+            inherited = {k: parent_tags[k] for k in (STUDY_TAG, RUN_ID_TAG) if k in parent_tags}
+            run = self.client.create_run(self.experiment_id, run_name=model_id,
+                                         tags={**inherited, PARENT_TAG: parent_id, MODEL_ID_TAG: model_id})
+            child_id = run.info.run_id
+            self._log(child_id, params=params)
+        with self._lock:
+            self._children[key] = child_id
+        return child_id
+
+    @_never_raise()
+    def log_epoch(self, child_id: str, epoch: int, metrics: dict[str, float]) -> None:
+        """Metrics at step=epoch. Non-finite values are skipped and noted in tag ``cerebro.nonfinite.e<epoch>``."""
+        good, bad = [], []
+        for k, v in metrics.items():
+            f = _as_finite(v)
+            if f is None:
+                bad.append(f"{k}={v}")
+            else:
+                good.append((k, f, epoch))
+        tags = {f"cerebro.nonfinite.e{epoch}": ",".join(bad)} if bad else {}
+        if good or tags:
+            self._log(child_id, tags=tags, metrics=good)
+
+    @_never_raise()
+    def end_config(self, child_id: str, status: str, tags: dict | None = None) -> None:
+        if status not in END_STATUSES:
+            raise ValueError(f"status {status!r} is not one of {END_STATUSES}")
+        if tags:
+            self._log(child_id, tags=tags)
+        self.client.set_terminated(child_id, status=status)
+
+    @_never_raise()
+    def log_study(self, parent_id: str, spec_text: str, leaderboard: list[dict], hop_records: list[dict],
+                  *, metric: str | None = None, direction: str | None = None) -> None:
+        """Artifacts spec.yaml, leaderboard.json/.csv, leaderboard table, hoplog.jsonl; metric best_<metric>.
+
+        ``metric``/``direction`` default to the parent run's params (logged by start_study). The value of a
+        leaderboard row is read from ``row[metric]``, else ``metric_value`` / ``value`` / ``score``.
+        """
+        c = self.client
+        c.log_text(parent_id, spec_text, "spec.yaml")
+        c.log_text(parent_id, json.dumps(leaderboard, indent=2, sort_keys=True, default=str), "leaderboard.json")
+        c.log_text(parent_id, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in hop_records),
+                   "hoplog.jsonl")
+        flat = [_flatten(r) for r in leaderboard]
+        if flat:
+            columns = list(dict.fromkeys(k for r in flat for k in r))
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(flat)
+            c.log_text(parent_id, buf.getvalue(), "leaderboard.csv")
+            try:
+                c.log_table(parent_id, data={k: [r.get(k) for r in flat] for k in columns},
+                            artifact_file="leaderboard_table.json")
+            except Exception as exc:  # noqa: BLE001 - the CSV above already carries the table
+                log.warning("log_table failed (%s: %s); leaderboard.csv is logged instead", type(exc).__name__, exc)
+
+        if metric is None or direction is None:
+            params = c.get_run(parent_id).data.params
+            metric = metric or params.get("metric")
+            direction = direction or params.get("direction", "min")
+        if not metric:
+            return
+        values = [v for v in (_row_value(r, metric) for r in leaderboard) if v is not None]
+        if values:
+            best = max(values) if direction == "max" else min(values)
+            self._log(parent_id, metrics=[(f"best_{metric}", best, 0)])
+
+    @_never_raise()
+    def end_study(self, parent_id: str, status: str) -> None:
+        if status not in END_STATUSES:
+            raise ValueError(f"status {status!r} is not one of {END_STATUSES}")
+        self.client.set_terminated(parent_id, status=status)
+
+    @_never_raise(default=dict)
+    def child_runs(self, parent_id: str) -> dict[str, str]:
+        """model_id -> child run id (oldest run wins if there are duplicates)."""
+        out: dict[str, str] = {}
+        for r in _search_all(self.client, [self.experiment_id], {PARENT_TAG: parent_id}):
+            mid = r.data.tags.get(MODEL_ID_TAG)
+            if mid is not None:
+                out.setdefault(mid, r.info.run_id)
+        with self._lock:
+            self._children.update({(parent_id, m): rid for m, rid in out.items()})
+        return out
+
+    # ------------------------------------------------------------------------------------ models (may raise)
+    def log_keras_model(self, child_id: str, keras_model, input_example) -> str:
+        """Log a Keras 3 model under the child run with the ``tensorflow`` flavor; return ``models:/<model_id>``.
+
+        The LoggedModel is created explicitly in the run's experiment: left to itself, MLflow 3 would put it
+        in the process-global active experiment (Default, id 0) because no fluent run is active.
+        """
+        import mlflow.tensorflow
+
+        signature = None if input_example is not None else _keras_signature(keras_model)
+        run = self.client.get_run(child_id)
+        logged = self.client.create_logged_model(
+            experiment_id=run.info.experiment_id, name="model", source_run_id=child_id,
+            params={k: v for k, v in run.data.params.items()},
+            tags={k: run.data.tags[k] for k in (STUDY_TAG, RUN_ID_TAG, MODEL_ID_TAG) if k in run.data.tags},
+        )
+        with self.mlflow_context():
+            info = mlflow.tensorflow.log_model(
+                keras_model, name="model", input_example=input_example, signature=signature,
+                model_id=logged.model_id, run_id=child_id,
+                # Pinned explicitly: skips MLflow's requirement inference, which re-loads the model in a subprocess.
+                pip_requirements=mlflow.tensorflow.get_default_pip_requirements(),
+            )
+        self.client.set_tag(child_id, "cerebro.model_uri", info.model_uri)
+        return info.model_uri
+
+    def register_champion(self, model_name: str, model_uri: str, metric_name: str, metric_value: float,
+                          tags: dict) -> str:
+        """Register a new version of ``model_name`` from ``model_uri``, tag it and point alias 'champion' at it."""
+        import mlflow
+
+        with self.mlflow_context():
+            mv = mlflow.register_model(model_uri, model_name, await_registration_for=60)
+        version = str(mv.version)
+        version_tags = {**{str(k): _param_str(v) for k, v in (tags or {}).items()},
+                        "cerebro.metric": metric_name, "cerebro.metric_value": repr(float(metric_value)),
+                        "cerebro.mlflow_run_id": mv.run_id or "", "cerebro.model_uri": model_uri}
+        for k, v in version_tags.items():
+            self.client.set_model_version_tag(model_name, version, k, v)
+        self.client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
+        return version
+
+    def champion(self, model_name: str) -> dict | None:
+        """The version behind alias 'champion', or None when the model or the alias does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+        return {
+            "version": str(mv.version),
+            "run_id": mv.run_id,
+            "source": mv.source,
+            "metric": _as_finite(mv.tags.get("cerebro.metric_value")),
+            "metric_name": mv.tags.get("cerebro.metric"),
+            "model_uri": f"models:/{model_name}/{mv.version}",
+            "tags": dict(mv.tags),
+        }
+
+    def load_keras(self, model_uri: str):
+        """Load a Keras model logged by :meth:`log_keras_model` (or with the keras flavor) back into memory."""
+        import mlflow.tensorflow
+        from mlflow.exceptions import MlflowException
+
+        with self.mlflow_context():
+            try:
+                return mlflow.tensorflow.load_model(model_uri)
+            except MlflowException as exc:
+                if "flavor" not in str(exc).lower():
+                    raise
+                import mlflow.keras
+
+                return mlflow.keras.load_model(model_uri)
+
+
+def _flatten(row: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        elif isinstance(v, (list, tuple)):
+            out[f"{prefix}{k}"] = json.dumps(v, default=str)
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _row_value(row: Mapping[str, Any], metric: str) -> float | None:
+    for key in (metric, "metric_value", "value", "score"):
+        if key in row:
+            return _as_finite(row[key])
+    return None
+
+
+def _keras_signature(keras_model):
+    """Tensor signature (-1, *shape) from a single-input Keras model; None when it cannot be derived."""
+    try:
+        import numpy as np
+        from mlflow.models import ModelSignature
+        from mlflow.types.schema import Schema, TensorSpec
+
+        inputs = keras_model.inputs
+        if not inputs or len(inputs) != 1:
+            return None
+        x = inputs[0]
+        shape = (-1,) + tuple(-1 if d is None else int(d) for d in tuple(x.shape)[1:])
+        return ModelSignature(inputs=Schema([TensorSpec(np.dtype(str(x.dtype)), shape)]))
+    except Exception:  # noqa: BLE001 - a missing signature only costs a warning
+        return None
+
+
+def runs_for_study(tracking_uri: str, experiment: str, run_id: str):
+    """(parent run, [child runs]) for the study run tagged ``cerebro.run_id == run_id`` in ``experiment``.
+
+    Returns ``(None, [])`` when the experiment or the run does not exist. With several parents (retries
+    that could not see each other), the newest one is returned. Children are sorted by model id.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None, []
+    parents = [r for r in _search_all(client, [exp.experiment_id], {RUN_ID_TAG: run_id})
+               if PARENT_TAG not in r.data.tags]
+    if not parents:
+        return None, []
+    parent = max(parents, key=lambda r: r.info.start_time or 0)
+    children = _search_all(client, [exp.experiment_id], {PARENT_TAG: parent.info.run_id})
+    children.sort(key=lambda r: (r.data.tags.get(MODEL_ID_TAG, ""), r.info.start_time or 0))
+    return parent, children

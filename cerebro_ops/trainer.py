@@ -1,0 +1,358 @@
+"""Keras side of one hop: build / check builders, train one sub-epoch, evaluate, (de)serialise training state.
+
+Adapter module: TensorFlow/Keras are imported here (and in builders.py), never in the pure core.
+
+Why the state is weights + optimizer variables (+ RNG seed states): a weights-only checkpoint restarts Adam's
+moments and ``iterations`` at every hop, so hopped training silently differs from sequential training. With the
+full state, hopping over partitions reproduces plain sequential ``fit`` calls bit for bit (same data order/seeds).
+
+Why a per-process model cache: loading a ``.keras`` file per hop costs 230-450 ms of retracing; reusing one
+compiled model per config and assigning variables into it costs ~5 ms load + ~3 ms save.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import io
+import json
+import math
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import ConfigFailed, DataError, SpecError, StoreError
+from .spec import BUILDER_RE, TASKS
+
+# Must be set before TensorFlow creates its runtime; harmless if it already has (see _configure_determinism).
+_THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_BUILDER_FIX = "write 'package.module:function' naming a function importable on the driver and every worker"
+
+
+# --------------------------------------------------------------------------------------------- data info
+
+@dataclass(frozen=True)
+class DataInfo:
+    input_shape: tuple[int, ...]
+    task: str
+    num_classes: int
+
+
+def data_info(meta: dict) -> DataInfo:
+    """DataInfo from data/meta.json (keys input_shape, task, num_classes)."""
+    try:
+        shape = tuple(int(d) for d in meta["input_shape"])
+        task = str(meta["task"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError("meta.json", f"feature metadata is incomplete ({exc.__class__.__name__}: {exc})",
+                        "re-run the prepare step") from None
+    if task not in TASKS:
+        raise DataError("meta.json", f"task {task!r} is not one of {', '.join(TASKS)}", "re-run the prepare step")
+    if not shape or any(d < 1 for d in shape):
+        raise DataError("meta.json", f"input_shape {shape} is not a list of positive sizes", "re-run the prepare step")
+    # Regression has no classes; meta may store null there.
+    return DataInfo(input_shape=shape, task=task, num_classes=int(meta.get("num_classes") or 0))
+
+
+# --------------------------------------------------------------------------------------------- builders
+
+def import_builder(path: str) -> Callable[[dict, DataInfo], Any]:
+    """Resolve 'package.module:function' with importlib (never eval). Raises SpecError('model.builder', ...)."""
+    if not isinstance(path, str) or not BUILDER_RE.match(path):
+        raise SpecError("model.builder", f"{path!r} is not an import path", _BUILDER_FIX)
+    mod_name, fn_name = path.split(":")
+    try:
+        module = importlib.import_module(mod_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (mod_name == exc.name or mod_name.startswith(exc.name + ".")):
+            raise SpecError("model.builder", f"module {mod_name!r} cannot be found",
+                            "check the spelling, and that the package is installed (or on PYTHONPATH / shipped "
+                            "with --py-files) on the driver and every worker") from None
+        raise SpecError("model.builder", f"module {mod_name!r} imports {exc.name!r}, which is not installed",
+                        f"install {exc.name!r} on the driver and every worker") from None
+    except Exception as exc:  # the module's own top-level code failed
+        raise SpecError("model.builder", f"importing module {mod_name!r} raised {exc.__class__.__name__}: {exc}",
+                        "fix the module so that it imports cleanly") from None
+    fn = getattr(module, fn_name, None)
+    if fn is None:
+        names = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n, None))]
+        hint = difflib.get_close_matches(fn_name, names, n=1)
+        fix = f"did you mean '{mod_name}:{hint[0]}'?" if hint else f"name one of: {', '.join(names[:20]) or '-'}"
+        raise SpecError("model.builder", f"module {mod_name!r} has no function {fn_name!r}", fix)
+    if not callable(fn):
+        raise SpecError("model.builder", f"{path!r} is a {type(fn).__name__}, not a function",
+                        "point model.builder at a function builder(params, info) -> compiled keras.Model")
+    return fn
+
+
+def check_builder(builder: str, params: dict, info: DataInfo, metric: str) -> None:
+    """Build once (on the driver, before any work) and check the model is compiled and reports `metric`."""
+    fn = import_builder(builder)
+    try:
+        model = fn(dict(params), info)
+    except Exception as exc:
+        raise SpecError("model.builder", f"{builder} raised {exc.__class__.__name__}: {exc} "
+                        f"(params {params})", "fix the builder or narrow the search space") from None
+    if not isinstance(model, keras.Model):
+        raise SpecError("model.builder", f"{builder} returned a {type(model).__name__}, not a keras.Model",
+                        "return a compiled keras.Model")
+    if not getattr(model, "compiled", False) or getattr(model, "optimizer", None) is None:
+        raise SpecError("model.builder", f"{builder} returned a model that is not compiled (no optimizer)",
+                        "call model.compile(optimizer=..., loss=..., metrics=[...]) before returning it")
+    # The metric names Keras reports are only known after a run: evaluate two dummy rows.
+    x, y = _dummy_batch(info)
+    try:
+        logs = model.evaluate(x, y, batch_size=2, verbose=0, return_dict=True)
+    except Exception as exc:
+        raise SpecError("model.builder", f"the model from {builder} fails on a batch of input shape "
+                        f"{x.shape} ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                        f"build the model for inputs of shape {info.input_shape} and task {info.task}") from None
+    key = metric[4:] if metric.startswith("val_") else metric
+    if key not in logs:
+        available = ", ".join("val_" + k for k in logs)
+        raise SpecError("train.metric", f"{metric!r} is not reported by the model; it reports {available}",
+                        "set train.metric to one of these, or add the metric to model.compile(metrics=[...])")
+
+
+def _dummy_batch(info: DataInfo) -> tuple[np.ndarray, np.ndarray]:
+    x = np.zeros((2,) + tuple(info.input_shape), dtype="float32")
+    y = np.zeros((2,), dtype="int64" if info.task == "multiclass" else "float32")
+    return x, y
+
+
+def _ensure_built(model: keras.Model, info: DataInfo) -> None:
+    """Functional models have variables at construction; a subclassed one gets them on its first call."""
+    if not model.built or not model.weights:
+        model(_dummy_batch(info)[0])
+    if model.optimizer is not None and not model.optimizer.built:
+        # A fresh optimizer has no moment slots yet; build them so they can be saved / assigned into.
+        model.optimizer.build(model.trainable_variables)
+
+
+# --------------------------------------------------------------------------------------------- state
+
+def _state_variables(model: keras.Model) -> tuple[list, list, list]:
+    """(weights, optimizer variables incl. iterations, RNG seed states) in a stable order."""
+    weights = list(model.weights)
+    ids = {id(v) for v in weights}
+    # model.variables = weights + SeedGenerator states (dropout streams); metric variables are not included.
+    seeds = [v for v in model.variables if id(v) not in ids]
+    opt = list(model.optimizer.variables) if model.optimizer is not None else []
+    return weights, opt, seeds
+
+
+def _pack(weights: list[np.ndarray], opt: list[np.ndarray], seeds: list[np.ndarray]) -> bytes:
+    arrays = {f"w{i}": a for i, a in enumerate(weights)}
+    arrays.update({f"o{i}": a for i, a in enumerate(opt)})
+    arrays.update({f"s{i}": a for i, a in enumerate(seeds)})
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # uncompressed: float weights barely compress and saving stays ~ms
+    return buf.getvalue()
+
+
+def _numpy_state(model: keras.Model) -> tuple[list, list, list]:
+    return tuple([np.asarray(keras.ops.convert_to_numpy(v)) for v in group]  # type: ignore[return-value]
+                 for group in _state_variables(model))
+
+
+def dump_state(model: keras.Model) -> bytes:
+    """Serialise weights (w0..wk), optimizer variables (o0..om) and seed-generator states (s0..sn) to bytes."""
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    return _pack(*_numpy_state(model))
+
+
+def load_state(model: keras.Model, data: bytes) -> None:
+    """Assign a dump_state() blob into `model` (same builder and params). Raises StoreError on any mismatch."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as exc:
+        raise StoreError(f"checkpoint is not a readable state file ({exc.__class__.__name__}: {exc})") from None
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    groups = _state_variables(model)
+    plan = []
+    for prefix, what, variables in zip("wos", ("weights", "optimizer variables", "seed states"), groups):
+        got = sum(1 for k in arrays if k[:1] == prefix and k[1:].isdigit())
+        if got != len(variables):
+            raise StoreError(f"checkpoint does not match the model: it holds {got} {what}, the model has "
+                             f"{len(variables)} (different builder/params, or weights-only checkpoint?)")
+        for i, v in enumerate(variables):
+            a = arrays.get(f"{prefix}{i}")
+            if a is None or tuple(a.shape) != tuple(v.shape):
+                raise StoreError(f"checkpoint does not match the model: {what} #{i} ({v.path}) has shape "
+                                 f"{None if a is None else tuple(a.shape)} in the checkpoint, "
+                                 f"{tuple(v.shape)} in the model")
+            plan.append((v, a))
+    for v, a in plan:  # validate everything first so a bad checkpoint never half-loads
+        v.assign(a)
+
+
+# --------------------------------------------------------------------------------------------- trainer
+
+_DETERMINISM_DONE = False
+
+
+def _configure_determinism() -> None:
+    global _DETERMINISM_DONE
+    if _DETERMINISM_DONE:
+        return
+    for name in _THREAD_ENV:  # read by TF when its runtime starts (if it has not yet)
+        os.environ.setdefault(name, "1")
+    for setter in (tf.config.threading.set_intra_op_parallelism_threads,
+                   tf.config.threading.set_inter_op_parallelism_threads):
+        try:
+            setter(1)  # one thread: reductions run in a fixed order
+        except RuntimeError:
+            pass  # runtime already initialised in this process; op determinism below still applies
+    tf.config.experimental.enable_op_determinism()
+    _DETERMINISM_DONE = True
+
+
+def _params_key(builder: str, params: dict) -> tuple[str, str]:
+    return builder, json.dumps(params, sort_keys=True, default=repr)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, (MemoryError, tf.errors.ResourceExhaustedError))
+
+
+class HopTrainer:
+    """Trains configs one hop at a time inside one worker process.
+
+    Keeps one compiled model per (builder, params) so the traced train/eval functions are reused across hops;
+    all training state comes from the `state` bytes, so which worker (or cached model) runs a hop does not
+    change the result. `max_models` bounds the cache (least recently used is dropped).
+    """
+
+    def __init__(self, info: DataInfo, deterministic: bool = True, max_models: int = 64):
+        self.info = info
+        self.deterministic = deterministic
+        self.max_models = max(1, int(max_models))
+        self._models: OrderedDict[tuple[str, str], keras.Model] = OrderedDict()
+        self._builders: dict[str, Callable] = {}
+        if deterministic:
+            _configure_determinism()
+
+    # ------------------------------------------------------------------ public API
+
+    def initial_state(self, builder: str, params: dict, seed: int) -> bytes:
+        """State of a freshly initialised model; the same seed gives the same bytes."""
+        keras.utils.set_random_seed(int(seed))
+        model = self._build(builder, params)  # fresh: initializers draw from the seed just set
+        state = dump_state(model)
+        key = _params_key(builder, params)
+        if key not in self._models:  # save a build on this config's first hop here
+            self._remember(key, model)
+        return state
+
+    def train(self, builder: str, params: dict, state: bytes, x, y, seed: int) -> tuple[bytes, dict]:
+        """One sub-epoch over (x, y) starting from `state`; returns (new state, stats)."""
+        t0 = time.perf_counter()
+        model = self._model(builder, params)
+        load_state(model, state)
+        t1 = time.perf_counter()
+        n = len(x)
+        if n == 0:  # an empty partition leaves the state as it is
+            return state, {"loss": None, "n": 0, "load_s": t1 - t0, "train_s": 0.0, "save_s": 0.0}
+        keras.utils.set_random_seed(int(seed))  # fixes the shuffle order of this hop
+        try:
+            hist = model.fit(x, y, batch_size=int(params.get("batch_size", 64)), epochs=1, shuffle=True, verbose=0)
+        except Exception as exc:
+            self._forget(builder, params)
+            raise self._failed("training", exc) from exc
+        t2 = time.perf_counter()
+        loss = float(hist.history["loss"][-1])
+        if not math.isfinite(loss):
+            self._forget(builder, params)
+            raise ConfigFailed(f"loss became {loss} while training {builder} {params} on {n} rows "
+                               f"(learning rate too high, or non-finite values in the data)")
+        weights, opt, seeds = _numpy_state(model)
+        # The last step can turn weights non-finite even when the epoch's mean loss was finite.
+        if not all(np.isfinite(a).all() for a in weights if a.dtype.kind == "f"):
+            self._forget(builder, params)
+            raise ConfigFailed(f"loss became nan: weights turned non-finite while training {builder} {params}")
+        new_state = _pack(weights, opt, seeds)
+        t3 = time.perf_counter()
+        return new_state, {"loss": loss, "n": n, "load_s": t1 - t0, "train_s": t2 - t1, "save_s": t3 - t2}
+
+    def evaluate(self, builder: str, params: dict, state: bytes, x, y) -> dict:
+        """{"loss", <compiled metrics by Keras name>, "n"} over (x, y); {"n": 0} for no rows."""
+        n = len(x)
+        if n == 0:
+            return {"n": 0}
+        model = self._model(builder, params)
+        load_state(model, state)
+        try:
+            logs = model.evaluate(x, y, batch_size=1024, verbose=0, return_dict=True)
+        except Exception as exc:
+            self._forget(builder, params)
+            raise self._failed("evaluation", exc) from exc
+        out = {k: float(v) for k, v in logs.items()}
+        out["n"] = n
+        return out
+
+    def keras_model(self, builder: str, params: dict, state: bytes) -> keras.Model:
+        """A fresh, uncached compiled model holding `state` (e.g. to log to MLflow)."""
+        model = self._build(builder, params)
+        load_state(model, state)
+        return model
+
+    def clear(self) -> None:
+        """Drop every cached model."""
+        self._models.clear()
+
+    # ------------------------------------------------------------------ internals
+
+    def _build(self, builder: str, params: dict) -> keras.Model:
+        fn = self._builders.get(builder)
+        if fn is None:
+            fn = self._builders[builder] = import_builder(builder)  # SpecError: environment, not this config
+        try:
+            model = fn(dict(params), self.info)
+        except Exception as exc:
+            raise self._failed(f"building {builder}", exc) from exc
+        if not isinstance(model, keras.Model) or getattr(model, "optimizer", None) is None:
+            raise ConfigFailed(f"{builder} {params} did not return a compiled keras.Model")
+        try:
+            _ensure_built(model, self.info)
+        except Exception as exc:
+            raise self._failed(f"building {builder}", exc) from exc
+        return model
+
+    def _model(self, builder: str, params: dict) -> keras.Model:
+        key = _params_key(builder, params)
+        model = self._models.get(key)
+        if model is None:
+            model = self._build(builder, params)
+            self._remember(key, model)
+        else:
+            self._models.move_to_end(key)
+        return model
+
+    def _remember(self, key, model) -> None:
+        self._models[key] = model
+        self._models.move_to_end(key)
+        while len(self._models) > self.max_models:
+            self._models.popitem(last=False)
+
+    def _forget(self, builder: str, params: dict) -> None:
+        # A failed config stops; free its model (after an OOM especially).
+        self._models.pop(_params_key(builder, params), None)
+
+    @staticmethod
+    def _failed(what: str, exc: BaseException) -> ConfigFailed:
+        if isinstance(exc, ConfigFailed):
+            return exc
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if _is_oom(exc):
+            return ConfigFailed(f"out of memory while {what} ({exc.__class__.__name__}: {msg})")
+        return ConfigFailed(f"{what} raised {exc.__class__.__name__}: {msg}")

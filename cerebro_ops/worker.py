@@ -1,0 +1,118 @@
+"""Worker side of an epoch: runs inside a Spark Python worker, pinned to one partition.
+
+The partition is read once and kept in memory; TensorFlow and the compiled models stay warm in module
+globals across hops and across epochs (Spark reuses Python workers). A hop = load the model's checkpoint
+from the store, train one sub-epoch on the local partition, save the new checkpoint atomically, report.
+"""
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass
+
+import pandas as pd
+
+_TRAINERS: dict = {}
+
+
+@dataclass(frozen=True)
+class EpochTask:
+    host: str
+    port: int
+    store_uri: str      # the run-scoped store
+    data_url: str       # where the W partitions live
+    meta: dict
+    deterministic: bool = True
+
+
+def _trainer(task: EpochTask):
+    from .trainer import HopTrainer, data_info
+
+    key = (tuple(task.meta["input_shape"]), task.meta["task"], task.meta["num_classes"], task.deterministic)
+    if key not in _TRAINERS:
+        _TRAINERS[key] = HopTrainer(data_info(task.meta), deterministic=task.deterministic)
+    return _TRAINERS[key]
+
+
+def run_worker(task: EpochTask, partition: int) -> dict:
+    """Serve units for one partition until the driver says this worker is done."""
+    from .errors import ConfigFailed
+    from .hop_server import HopClient
+    from .reader import load_partition
+    from .store import Store
+
+    trainer = _trainer(task)
+    store = Store(task.store_uri)
+    shape = tuple(task.meta["input_shape"])
+    data: dict = {}
+
+    def split(name: str):
+        if name not in data:
+            data[name] = load_partition(task.data_url, name, partition, shape)
+        return data[name]
+
+    client = HopClient(task.host, task.port, partition)
+    hops = 0
+    busy = 0.0
+    try:
+        while True:
+            msg = client.next()
+            if msg.get("done"):
+                break
+            unit = msg["unit"]
+            start = time.time()
+            try:
+                record = _run_unit(trainer, store, msg, split)
+            except ConfigFailed as exc:
+                client.failed(unit, str(exc), config_failed=True)
+                continue
+            except Exception as exc:  # transient or unknown: the driver retries the unit
+                client.failed(unit, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}", False)
+                continue
+            end = time.time()
+            busy += end - start
+            record.update(start=start, end=end, worker=partition, pid=os.getpid())
+            client.result(unit, record)
+            hops += 1
+    finally:
+        client.close()
+    return {"partition": partition, "hops": hops, "busy_s": busy, "pid": os.getpid()}
+
+
+def _run_unit(trainer, store, msg: dict, split) -> dict:
+    from .errors import ConfigFailed
+
+    unit = msg["unit"]
+    builder, params = msg["builder"], msg["params"]
+    t0 = time.perf_counter()
+    if msg.get("ckpt_in"):
+        state = store.read_blob(msg["ckpt_in"], msg.get("sha_in"))
+    else:
+        try:
+            state = trainer.initial_state(builder, params, msg["init_seed"])
+        except ConfigFailed:
+            raise
+        except Exception as exc:
+            raise ConfigFailed(f"the model builder failed: {type(exc).__name__}: {exc}") from exc
+    read_s = time.perf_counter() - t0
+    if unit["kind"] == "eval":
+        x, y = split("val")
+        metrics = trainer.evaluate(builder, params, state, x, y)
+        return {"metrics": metrics, "n": int(metrics.get("n", len(x))), "read_s": read_s}
+    x, y = split("train")
+    new_state, stats = trainer.train(builder, params, state, x, y, msg["seed"])
+    t1 = time.perf_counter()
+    sha = store.write_blob(msg["ckpt_out"], new_state)
+    write_s = time.perf_counter() - t1
+    return {**stats, "ckpt": msg["ckpt_out"], "sha256": sha, "read_s": read_s, "write_s": write_s}
+
+
+def spark_entry(task: EpochTask, batches):
+    """mapInPandas body: each input row is one partition index; this task serves it."""
+    for batch in batches:
+        rows = []
+        for p in batch["partition"].tolist():
+            rows.append(run_worker(task, int(p)))
+        yield pd.DataFrame(rows, columns=["partition", "hops", "busy_s", "pid"]).astype(
+            {"partition": "int64", "hops": "int64", "busy_s": "float64", "pid": "int64"})

@@ -1,0 +1,32 @@
+"""Builders used only by tests/test_trainer.py (imported as 'tests.builders_for_tests:<name>')."""
+from __future__ import annotations
+
+import keras
+
+NOT_CALLABLE = 3
+
+
+def tiny(params, info):
+    """Small MLP, Adam: enough state (moments + iterations) to expose a weights-only checkpoint."""
+    inputs = keras.Input(shape=info.input_shape)
+    x = keras.layers.Dense(int(params.get("units", 8)), activation="relu")(inputs)
+    if params.get("dropout"):
+        x = keras.layers.Dropout(float(params["dropout"]))(x)
+    out = keras.layers.Dense(1, activation="sigmoid")(x)
+    model = keras.Model(inputs, out)
+    model.compile(optimizer=keras.optimizers.Adam(float(params.get("learning_rate", 1e-2))),
+                  loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def uncompiled(params, info):
+    inputs = keras.Input(shape=info.input_shape)
+    return keras.Model(inputs, keras.layers.Dense(1)(inputs))
+
+
+def not_a_model(params, info):
+    return "a string"
+
+
+def raising(params, info):
+    raise ValueError("units must be even")

@@ -1,0 +1,134 @@
+"""Properties of the MOP scheduler, for any W, model count, epoch and seed, under random timing."""
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cerebro_ops.scheduler import EVAL, TRAIN, MopScheduler, Unit, visit_orders
+
+
+def simulate(n_models, workers, epoch, seed, timing_seed, done=()):
+    """Drive the scheduler with random completion order; check invariants at every step."""
+    models = [f"m{i:03d}" for i in range(n_models)]
+    sched = MopScheduler(models, workers, epoch, seed, done=done)
+    orders = visit_orders(models, workers, epoch, seed)
+    rng = random.Random(timing_seed)
+    trained = {m: [] for m in models}
+    for u in done:
+        if u.kind == TRAIN:
+            trained[u.model_id].append(u.partition)
+    evaluated = {m: set(u.partition for u in done if u.kind == EVAL and u.model_id == m) for m in models}
+    running: dict[int, Unit] = {}
+    log = []
+    steps = 0
+    while not sched.finished():
+        steps += 1
+        assert steps < 100_000
+        idle = [w for w in range(workers) if w not in running]
+        if idle and (not running or rng.random() < 0.6):
+            w = rng.choice(idle)
+            u = sched.assign(w)
+            busy_models = {x.model_id for x in running.values()}
+            if u is None:
+                # never idle a worker while a runnable unit exists (checked independently of the scheduler)
+                for m in models:
+                    if m in busy_models:
+                        continue
+                    if len(trained[m]) < workers:
+                        assert orders[m][len(trained[m])] != w, f"worker {w} idled while {m} could run"
+                    else:
+                        assert w in evaluated[m], f"worker {w} idled while eval of {m} could run"
+                continue
+            assert u.partition == w
+            assert u.model_id not in busy_models, "a model on two workers at once"
+            running[w] = u
+            log.append(u)
+        elif running:
+            w = rng.choice(sorted(running))
+            u = running.pop(w)
+            if u.kind == TRAIN:
+                assert len(trained[u.model_id]) == u.hop
+                trained[u.model_id].append(u.partition)
+            else:
+                assert len(trained[u.model_id]) == workers, "evaluated before training finished"
+                evaluated[u.model_id].add(u.partition)
+            sched.complete(w, u)
+    return sched, trained, evaluated, log, orders
+
+
+@settings(max_examples=150, deadline=None)
+@given(n_models=st.integers(1, 12), workers=st.integers(1, 6), epoch=st.integers(1, 5),
+       seed=st.integers(0, 2**31 - 1), timing_seed=st.integers(0, 10**6))
+def test_every_model_visits_every_partition_once_in_its_order(n_models, workers, epoch, seed, timing_seed):
+    sched, trained, evaluated, log, orders = simulate(n_models, workers, epoch, seed, timing_seed)
+    for m, parts in trained.items():
+        assert sorted(parts) == list(range(workers))
+        assert parts == orders[m]
+        assert evaluated[m] == set(range(workers))
+    assert len(log) == n_models * workers * 2
+
+
+@settings(max_examples=50, deadline=None)
+@given(n_models=st.integers(1, 8), workers=st.integers(1, 5), seed=st.integers(0, 10**9))
+def test_same_seed_same_order_and_timing_does_not_change_what_models_see(n_models, workers, seed):
+    _, trained_a, _, _, _ = simulate(n_models, workers, 2, seed, timing_seed=1)
+    _, trained_b, _, _, _ = simulate(n_models, workers, 2, seed, timing_seed=2)
+    assert trained_a == trained_b
+    assert visit_orders([f"m{i}" for i in range(n_models)], workers, 2, seed) == \
+        visit_orders([f"m{i}" for i in range(n_models)], workers, 2, seed)
+
+
+def test_orders_differ_across_epochs_and_seeds():
+    models = [f"m{i}" for i in range(8)]
+    a = visit_orders(models, 4, 1, 0)
+    assert a != visit_orders(models, 4, 2, 0)
+    assert a != visit_orders(models, 4, 1, 1)
+
+
+def test_first_round_spreads_models_over_partitions():
+    orders = visit_orders([f"m{i}" for i in range(8)], 4, 1, 7)
+    firsts = [o[0] for o in orders.values()]
+    assert sorted(firsts) == sorted([0, 1, 2, 3] * 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n_models=st.integers(1, 6), workers=st.integers(2, 4), seed=st.integers(0, 1000),
+       cut=st.integers(0, 40))
+def test_resume_from_completed_units_finishes_the_same_way(n_models, workers, seed, cut):
+    _, full, _, log, _ = simulate(n_models, workers, 3, seed, timing_seed=5)
+    done = log[:cut]
+    _, resumed, evaluated, log2, _ = simulate(n_models, workers, 3, seed, timing_seed=9, done=done)
+    assert resumed == full
+    assert not set(log2) & set(done), "a completed unit was run again"
+
+
+def test_release_retries_then_fails_model():
+    sched = MopScheduler(["a", "b"], 2, 1, 0, max_retries=1)
+    u = sched.assign(0)
+    assert sched.release(0, u) is True
+    u2 = sched.assign(0)
+    assert u2 == u
+    assert sched.release(0, u2) is False
+    assert sched.failed_models() == [u.model_id]
+    # the other model still finishes
+    while not sched.finished():
+        for w in range(2):
+            x = sched.assign(w)
+            if x:
+                sched.complete(w, x)
+    assert sched.live_models() == [m for m in ["a", "b"] if m != u.model_id]
+
+
+def test_failed_model_stops_hopping_others_continue():
+    sched = MopScheduler(["a", "b", "c"], 2, 1, 3)
+    u = sched.assign(0)
+    sched.fail_model(0, u, u.model_id)
+    seen = set()
+    while not sched.finished():
+        for w in range(2):
+            x = sched.assign(w)
+            if x:
+                seen.add(x.model_id)
+                sched.complete(w, x)
+    assert u.model_id not in seen
+    assert len(seen) == 2
