@@ -5,6 +5,8 @@ is read once per process and served from a small cache afterwards.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import threading
 import warnings
@@ -69,7 +71,8 @@ def clear_cache() -> None:
 
 
 def _read(url: str) -> tuple[np.ndarray, np.ndarray]:
-    with warnings.catch_warnings():
+    # Petastorm prints "Cache cleanup complete." on close; keep worker logs clean.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         # Petastorm 0.13 emits FutureWarnings/DeprecationWarnings from pyarrow and pandas; they are noise.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)

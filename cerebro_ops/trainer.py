@@ -18,6 +18,7 @@ import json
 import math
 import os
 import time
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -33,6 +34,7 @@ _THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _BUILDER_FIX = "write 'package.module:function' naming a function importable on the driver and every worker"
 
 
@@ -152,8 +154,13 @@ def _pack(weights: list[np.ndarray], opt: list[np.ndarray], seeds: list[np.ndarr
     arrays = {f"w{i}": a for i, a in enumerate(weights)}
     arrays.update({f"o{i}": a for i, a in enumerate(opt)})
     arrays.update({f"s{i}": a for i, a in enumerate(seeds)})
+    # Same layout as np.savez (an uncompressed .npz), but with a fixed zip timestamp: np.savez stamps the
+    # current time, so identical states would hash differently and sha256 checks of reruns could not match.
     buf = io.BytesIO()
-    np.savez(buf, **arrays)  # uncompressed: float weights barely compress and saving stays ~ms
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, a in arrays.items():
+            with zf.open(zipfile.ZipInfo(name + ".npy", date_time=_ZIP_TIME), "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asarray(a), allow_pickle=False)
     return buf.getvalue()
 
 

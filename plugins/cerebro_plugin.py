@@ -46,7 +46,8 @@ def _guard(fn: Callable[..., Any], *args: Any) -> tuple[Any, str | None]:
     try:
         return fn(*args), None
     except Exception as exc:  # noqa: BLE001 - a broken study must not break the page
-        log.warning("cerebro leaderboard: %s", exc, exc_info=True)
+        # our own errors (bad spec, missing run) carry their fix; anything else gets a traceback in the log
+        log.warning("cerebro leaderboard: %s", exc, exc_info=not type(exc).__module__.startswith("cerebro_ops"))
         return None, f"{type(exc).__name__}: {exc}"
 
 
