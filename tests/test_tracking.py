@@ -1,0 +1,196 @@
+"""MLflow adapter: nesting, idempotency, per-epoch metrics, artifacts, failure tolerance, registry champion."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import numpy as np
+import pytest
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow import MlflowClient  # noqa: E402
+
+from cerebro_ops.spec import parse_spec  # noqa: E402
+from cerebro_ops.tracking import Tracker, default_artifact_location, runs_for_study  # noqa: E402
+
+EXPERIMENT = "cerebro-track_demo"
+
+
+def make_spec(tmp_path):
+    return parse_spec({
+        "name": "track_demo",
+        "seed": 7,
+        "data": {"source": str(tmp_path / "d.csv"), "label": "y", "numeric": ["a", "b"]},
+        "model": {"builder": "cerebro_ops.builders:mlp"},
+        "search": {"method": "grid", "num_configs": 2, "space": {"lr": [0.1, 0.01]}},
+        "train": {"epochs": 3, "workers": 2, "metric": "val_loss"},
+    })
+
+
+@pytest.fixture
+def uri(tmp_path):
+    return f"sqlite:///{tmp_path}/mlflow.db"
+
+
+@pytest.fixture
+def study(tmp_path, uri):
+    """A parent with two children, three epochs each, c1 failed at epoch 2."""
+    spec = make_spec(tmp_path)
+    tr = Tracker(uri, EXPERIMENT)
+    parent = tr.start_study(spec, "manual__2024-01-01T00:00:00+00:00", {"airflow.dag_id": spec.dag_id})
+    kids = {m: tr.start_config(parent, m, {"lr": lr, "units": [64, 32]}) for m, lr in (("c0", 0.1), ("c1", 0.01))}
+    for epoch in (1, 2, 3):
+        tr.log_epoch(kids["c0"], epoch, {"loss": 1.0 / epoch, "val_loss": 1.5 / epoch})
+    tr.log_epoch(kids["c1"], 1, {"loss": 2.0, "val_loss": 2.5})
+    tr.log_epoch(kids["c1"], 2, {"loss": float("nan"), "val_loss": np.float32("inf")})
+    tr.end_config(kids["c0"], "FINISHED", {"cerebro.status": "completed"})
+    tr.end_config(kids["c1"], "FAILED", {"cerebro.status": "failed", "cerebro.failure_reason": "nan loss",
+                                          "pruned_at_epoch": 2})
+    return spec, tr, parent, kids
+
+
+def test_parent_children_params_metrics(study, uri):
+    spec, tr, parent, kids = study
+    c = MlflowClient(uri)
+    p = c.get_run(parent)
+    assert p.info.run_name == "track_demo-manual__2024-01-01T00:00:00+00:00"
+    assert p.data.tags["cerebro.study"] == "track_demo"
+    assert p.data.tags["cerebro.run_id"] == "manual__2024-01-01T00:00:00+00:00"
+    assert p.data.tags["airflow.dag_id"] == "cerebro_track_demo"
+    assert p.data.params == {"seed": "7", "epochs": "3", "workers": "2", "search_method": "grid",
+                             "metric": "val_loss", "direction": "min", "num_configs": "2"}
+    for m, cid in kids.items():
+        r = c.get_run(cid)
+        assert r.data.tags["mlflow.parentRunId"] == parent
+        assert r.data.tags["cerebro.model_id"] == m
+        assert r.info.run_name == m
+        assert r.info.experiment_id == p.info.experiment_id
+    assert c.get_run(kids["c0"]).data.params == {"lr": "0.1", "units": "[64, 32]"}
+    hist = c.get_metric_history(kids["c0"], "val_loss")
+    assert [(h.step, h.value) for h in sorted(hist, key=lambda h: h.step)] == [(1, 1.5), (2, 0.75), (3, 0.5)]
+    assert tr.child_runs(parent) == kids
+    # non-finite values are skipped, but noted
+    c1 = c.get_run(kids["c1"])
+    assert [h.step for h in c.get_metric_history(kids["c1"], "loss")] == [1]
+    assert "loss=nan" in c1.data.tags["cerebro.nonfinite.e2"] and "val_loss=inf" in c1.data.tags["cerebro.nonfinite.e2"]
+
+
+def test_end_config_failed_with_reason(study, uri):
+    _, _, _, kids = study
+    c = MlflowClient(uri)
+    r = c.get_run(kids["c1"])
+    assert r.info.status == "FAILED"
+    assert r.data.tags["cerebro.failure_reason"] == "nan loss"
+    assert r.data.tags["pruned_at_epoch"] == "2"
+    assert c.get_run(kids["c0"]).info.status == "FINISHED"
+
+
+def test_idempotent_start_study_and_config(study, uri):
+    spec, tr, parent, kids = study
+    tr.end_study(parent, "FAILED")
+    # a fresh tracker (new process after an Airflow retry) finds the same runs
+    tr2 = Tracker(uri, EXPERIMENT)
+    again = tr2.start_study(spec, "manual__2024-01-01T00:00:00+00:00", {"airflow.dag_id": spec.dag_id})
+    assert again == parent
+    assert tr2.start_config(parent, "c0", {"lr": 0.1, "units": [64, 32]}) == kids["c0"]
+    assert tr2.start_config(parent, "c0", {"lr": 0.1, "units": [64, 32]}) == kids["c0"]
+    assert tr.start_config(parent, "c1", {"lr": 0.01}) == kids["c1"]
+    c = MlflowClient(uri)
+    assert c.get_run(parent).info.status == "RUNNING"
+    parent_run, children = runs_for_study(uri, EXPERIMENT, "manual__2024-01-01T00:00:00+00:00")
+    assert parent_run.info.run_id == parent
+    assert [r.info.run_id for r in children] == [kids["c0"], kids["c1"]]
+    exp = c.get_experiment_by_name(EXPERIMENT)
+    assert len(c.search_runs([exp.experiment_id])) == 3
+    # a different Airflow run id is a different parent
+    other = tr2.start_study(spec, "scheduled__2024-01-02", {})
+    assert other not in (None, parent)
+    assert runs_for_study(uri, EXPERIMENT, "nope") == (None, [])
+    assert runs_for_study(uri, "no-such-experiment", "x") == (None, [])
+
+
+def test_artifacts_and_best_metric(study, uri, tmp_path):
+    spec, tr, parent, kids = study
+    leaderboard = [{"rank": 1, "model_id": "c0", "val_loss": 0.5, "params": {"lr": 0.1}},
+                   {"rank": 2, "model_id": "c1", "val_loss": None, "params": {"lr": 0.01}}]
+    hops = [{"model_id": "c0", "epoch": 1, "partition": w, "worker": w} for w in range(2)]
+    tr.log_study(parent, "name: track_demo\n", leaderboard, hops)
+    tr.end_study(parent, "FINISHED")
+    c = MlflowClient(uri)
+    run = c.get_run(parent)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["best_val_loss"] == 0.5
+    names = {a.path for a in c.list_artifacts(parent)}
+    assert {"spec.yaml", "leaderboard.json", "hoplog.jsonl", "leaderboard.csv"} <= names
+    d = c.download_artifacts(parent, "", str(tmp_path / "dl"))
+    lines = open(f"{d}/hoplog.jsonl").read().splitlines()
+    assert [json.loads(x) for x in lines] == hops
+    assert json.load(open(f"{d}/leaderboard.json")) == leaderboard
+    assert open(f"{d}/spec.yaml").read() == "name: track_demo\n"
+    # sqlite URIs keep artifacts beside the db
+    assert run.info.artifact_uri.startswith((tmp_path / "artifacts").as_uri())
+
+
+def test_default_artifact_location():
+    assert default_artifact_location("sqlite:////x/.cerebro/mlflow.db") == "file:///x/.cerebro/artifacts"
+    assert default_artifact_location("http://mlflow:5000") is None
+    assert default_artifact_location("sqlite:///:memory:") is None
+
+
+def test_unreachable_server_never_raises(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    tr = Tracker("http://127.0.0.1:9", "down")
+    spec = make_spec(tmp_path)
+    t0 = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="cerebro_ops.tracking"):
+        assert tr.start_study(spec, "r1", {}) is None
+        assert tr.start_config("p", "c0", {"lr": 1}) is None
+        assert tr.log_epoch("child", 1, {"loss": 0.1}) is None
+        assert tr.end_config("child", "FINISHED") is None
+        assert tr.log_study("p", "x", [], []) is None
+        assert tr.end_study("p", "FINISHED") is None
+        assert tr.child_runs("p") == {}
+    assert time.monotonic() - t0 < 60
+    assert any("start_study" in r.getMessage() for r in caplog.records)
+    assert all(r.name == "cerebro_ops.tracking" for r in caplog.records if "failed" in r.getMessage())
+
+
+def test_keras_model_champion_roundtrip(study, uri):
+    keras = pytest.importorskip("keras")
+    _, tr, _, kids = study
+    model_name = "track_demo"
+    assert tr.champion(model_name) is None
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).random((5, 4), dtype=np.float32)
+    model_uri = tr.log_keras_model(kids["c0"], model, x[:2])
+    assert model_uri.startswith("models:/")
+
+    version = tr.register_champion(model_name, model_uri, "val_loss", 0.5, {"cerebro.run_id": "r1"})
+    champ = tr.champion(model_name)
+    assert champ["version"] == version == "1"
+    assert champ["metric"] == 0.5
+    assert champ["run_id"] == kids["c0"]
+    c = MlflowClient(uri)
+    mv = c.get_model_version(model_name, version)
+    assert mv.tags["cerebro.metric"] == "val_loss" and mv.tags["cerebro.run_id"] == "r1"
+    # the logged model lives in the study's experiment, not MLflow's Default experiment
+    assert c.get_logged_model(model_uri.split("/")[-1]).experiment_id == c.get_run(kids["c0"]).info.experiment_id
+
+    before = mlflow.get_tracking_uri()
+    with tr.mlflow_context():
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name}@champion")
+        pred = np.asarray(pyfunc.predict(x))
+    assert mlflow.get_tracking_uri() == before  # globals restored
+    assert pred.shape == (5, 3)
+    np.testing.assert_allclose(pred, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+    loaded = tr.load_keras(f"models:/{model_name}@champion")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+    # a second registration moves the alias
+    v2 = tr.register_champion(model_name, model_uri, "val_loss", 0.25, {})
+    assert v2 == "2" and tr.champion(model_name)["version"] == "2" and tr.champion(model_name)["metric"] == 0.25
