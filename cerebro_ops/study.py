@@ -181,14 +181,32 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, spark=None, launcher=Non
         state["ckpt"][m] = res.ckpt
         state["history"][m].append({"epoch": epoch, **metrics, "ckpt": res.ckpt})
         tracker.log_epoch(children.get(m), epoch, metrics)
+    pruned = _prune(eff, state, epoch)
+    for m in pruned:
+        state["status"][m] = "PRUNED"
+        state["reasons"][m] = f"pruned by {eff.pruning.method} after epoch {epoch}"
+        tracker.end_config(children.get(m), "KILLED", {"cerebro.status": "PRUNED", "pruned_at_epoch": str(epoch)})
     state["epochs_done"] = epoch
     _save_state(spec, run_id, state)
     if state["status"] and all(s == "FAILED" for s in state["status"].values()):
         raise StudyFailed(f"every config of run {run_id} failed: " + "; ".join(
             f"{m}: {r}" for m, r in sorted(state["reasons"].items())))
     live_after = sum(1 for s in state["status"].values() if s == "RUNNING")
-    return {"epoch": epoch, "wall_s": round(wall, 3), "live_models": live_after,
+    return {"epoch": epoch, "wall_s": round(wall, 3), "live_models": live_after, "pruned": sorted(pruned),
             "failed": sorted(m for m, s in state["status"].items() if s == "FAILED")}
+
+
+def _prune(spec: StudySpec, state: dict, epoch: int) -> set[str]:
+    """Models to stop after this epoch; the last epoch prunes nothing (they are all finished)."""
+    from .pruning import make_pruner, to_minimise
+
+    if epoch >= state["epochs"]:
+        return set()
+    live = [m for m, s in state["status"].items() if s == "RUNNING"]
+    pruner = make_pruner(spec.pruning, state["epochs"], sorted(state["configs"]))
+    hist = {m: to_minimise([h.get(spec.train.metric) for h in state["history"][m]], spec.train.direction)
+            for m in live}
+    return pruner.prune(hist, epoch)
 
 
 def hop_records(spec: StudySpec, run_id: str) -> list[dict]:
