@@ -8,7 +8,8 @@ tracker's URI under a lock (:meth:`Tracker.mlflow_context`) and restore them aft
 
 Failure policy: tracking must never crash training. ``start_*``, ``log_*``, ``end_*`` and
 ``child_runs`` are wrapped by :func:`_never_raise`, which logs a warning on
-``cerebro_ops.tracking`` and returns ``None`` (``{}`` for ``child_runs``). ``register_champion``,
+``cerebro_ops.tracking`` and returns ``None`` (``{}`` for ``child_runs``). A ``None`` run id (the run could
+not be started) makes those calls no-ops, so callers need no ``if`` around them. ``register_champion``,
 ``champion``, ``log_keras_model`` and ``load_keras`` raise: the register step has to know.
 """
 from __future__ import annotations
@@ -47,6 +48,9 @@ def _never_raise(default: Callable[[], Any] | None = None):
     def deco(fn):
         @functools.wraps(fn)
         def wrapper(self, *args, **kwargs):
+            if args and args[0] is None:  # no run id: tracking was already down when the run was started
+                log.debug("MLflow tracking call %s skipped: no run id", fn.__name__)
+                return default() if default is not None else None
             try:
                 return fn(self, *args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - tracking must never take training down
@@ -126,8 +130,13 @@ class Tracker:
         if self._client is None:
             from mlflow import MlflowClient
 
-            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self._registry_uri)
         return self._client
+
+    @property
+    def _registry_uri(self) -> str | None:
+        # The registry lives beside the runs; on Databricks let MLflow derive its default (Unity Catalog).
+        return None if self.tracking_uri.startswith("databricks") else self.tracking_uri
 
     @property
     def experiment_id(self) -> str:
@@ -171,7 +180,8 @@ class Tracker:
             old_env = {k: os.environ.get(k) for k in env_keys}
             try:
                 mlflow.set_tracking_uri(self.tracking_uri)
-                mlflow.set_registry_uri(self.tracking_uri)
+                if self._registry_uri is not None:
+                    mlflow.set_registry_uri(self._registry_uri)
                 yield
             finally:
                 if tracking_utils._tracking_uri != old_tracking:
@@ -283,7 +293,8 @@ class Tracker:
         """Artifacts spec.yaml, leaderboard.json/.csv, leaderboard table, hoplog.jsonl; metric best_<metric>.
 
         ``metric``/``direction`` default to the parent run's params (logged by start_study). The value of a
-        leaderboard row is read from ``row[metric]``, else ``metric_value`` / ``value`` / ``score``.
+        leaderboard row is read from ``row[metric]``, else ``metric_value`` / ``value`` / ``score``; rows with
+        ``status == "FAILED"`` do not count towards best_<metric> (as in leaderboard.leaderboard_rows).
         """
         c = self.client
         c.log_text(parent_id, spec_text, "spec.yaml")
@@ -310,7 +321,8 @@ class Tracker:
             direction = direction or params.get("direction", "min")
         if not metric:
             return
-        values = [v for v in (_row_value(r, metric) for r in leaderboard) if v is not None]
+        values = [v for v in (_row_value(r, metric) for r in leaderboard if r.get("status") != "FAILED")
+                  if v is not None]
         if values:
             best = max(values) if direction == "max" else min(values)
             self._log(parent_id, metrics=[(f"best_{metric}", best, 0)])

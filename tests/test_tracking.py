@@ -14,9 +14,6 @@ from mlflow import MlflowClient  # noqa: E402
 from cerebro_ops.spec import parse_spec  # noqa: E402
 from cerebro_ops.tracking import Tracker, default_artifact_location, runs_for_study  # noqa: E402
 
-EXPERIMENT = "cerebro-track_demo"
-
-
 def make_spec(tmp_path):
     return parse_spec({
         "name": "track_demo",
@@ -28,16 +25,27 @@ def make_spec(tmp_path):
     })
 
 
-@pytest.fixture
-def uri(tmp_path):
-    return f"sqlite:///{tmp_path}/mlflow.db"
+@pytest.fixture(scope="module")
+def db_dir(tmp_path_factory):
+    # One sqlite db per module: creating the MLflow schema costs seconds. Each test gets its own experiment.
+    return tmp_path_factory.mktemp("mlflow")
+
+
+@pytest.fixture(scope="module")
+def uri(db_dir):
+    return f"sqlite:///{db_dir}/mlflow.db"
 
 
 @pytest.fixture
-def study(tmp_path, uri):
+def experiment(request):
+    return f"cerebro-{request.node.name}"
+
+
+@pytest.fixture
+def study(tmp_path, uri, experiment):
     """A parent with two children, three epochs each, c1 failed at epoch 2."""
     spec = make_spec(tmp_path)
-    tr = Tracker(uri, EXPERIMENT)
+    tr = Tracker(uri, experiment)
     parent = tr.start_study(spec, "manual__2024-01-01T00:00:00+00:00", {"airflow.dag_id": spec.dag_id})
     kids = {m: tr.start_config(parent, m, {"lr": lr, "units": [64, 32]}) for m, lr in (("c0", 0.1), ("c1", 0.01))}
     for epoch in (1, 2, 3):
@@ -86,11 +94,11 @@ def test_end_config_failed_with_reason(study, uri):
     assert c.get_run(kids["c0"]).info.status == "FINISHED"
 
 
-def test_idempotent_start_study_and_config(study, uri):
+def test_idempotent_start_study_and_config(study, uri, experiment):
     spec, tr, parent, kids = study
     tr.end_study(parent, "FAILED")
     # a fresh tracker (new process after an Airflow retry) finds the same runs
-    tr2 = Tracker(uri, EXPERIMENT)
+    tr2 = Tracker(uri, experiment)
     again = tr2.start_study(spec, "manual__2024-01-01T00:00:00+00:00", {"airflow.dag_id": spec.dag_id})
     assert again == parent
     assert tr2.start_config(parent, "c0", {"lr": 0.1, "units": [64, 32]}) == kids["c0"]
@@ -98,22 +106,22 @@ def test_idempotent_start_study_and_config(study, uri):
     assert tr.start_config(parent, "c1", {"lr": 0.01}) == kids["c1"]
     c = MlflowClient(uri)
     assert c.get_run(parent).info.status == "RUNNING"
-    parent_run, children = runs_for_study(uri, EXPERIMENT, "manual__2024-01-01T00:00:00+00:00")
+    parent_run, children = runs_for_study(uri, experiment, "manual__2024-01-01T00:00:00+00:00")
     assert parent_run.info.run_id == parent
     assert [r.info.run_id for r in children] == [kids["c0"], kids["c1"]]
-    exp = c.get_experiment_by_name(EXPERIMENT)
+    exp = c.get_experiment_by_name(experiment)
     assert len(c.search_runs([exp.experiment_id])) == 3
     # a different Airflow run id is a different parent
     other = tr2.start_study(spec, "scheduled__2024-01-02", {})
     assert other not in (None, parent)
-    assert runs_for_study(uri, EXPERIMENT, "nope") == (None, [])
+    assert runs_for_study(uri, experiment, "nope") == (None, [])
     assert runs_for_study(uri, "no-such-experiment", "x") == (None, [])
 
 
-def test_artifacts_and_best_metric(study, uri, tmp_path):
+def test_artifacts_and_best_metric(study, uri, db_dir, tmp_path):
     spec, tr, parent, kids = study
-    leaderboard = [{"rank": 1, "model_id": "c0", "val_loss": 0.5, "params": {"lr": 0.1}},
-                   {"rank": 2, "model_id": "c1", "val_loss": None, "params": {"lr": 0.01}}]
+    leaderboard = [{"rank": 1, "model_id": "c0", "status": "FINISHED", "val_loss": 0.5, "params": {"lr": 0.1}},
+                   {"rank": 2, "model_id": "c1", "status": "FAILED", "val_loss": 0.1, "params": {"lr": 0.01}}]
     hops = [{"model_id": "c0", "epoch": 1, "partition": w, "worker": w} for w in range(2)]
     tr.log_study(parent, "name: track_demo\n", leaderboard, hops)
     tr.end_study(parent, "FINISHED")
@@ -129,7 +137,7 @@ def test_artifacts_and_best_metric(study, uri, tmp_path):
     assert json.load(open(f"{d}/leaderboard.json")) == leaderboard
     assert open(f"{d}/spec.yaml").read() == "name: track_demo\n"
     # sqlite URIs keep artifacts beside the db
-    assert run.info.artifact_uri.startswith((tmp_path / "artifacts").as_uri())
+    assert run.info.artifact_uri.startswith((db_dir / "artifacts").as_uri())
 
 
 def test_default_artifact_location():
@@ -152,6 +160,10 @@ def test_unreachable_server_never_raises(monkeypatch, tmp_path, caplog):
         assert tr.log_study("p", "x", [], []) is None
         assert tr.end_study("p", "FINISHED") is None
         assert tr.child_runs("p") == {}
+        # ids that were never created (tracking was down at start) make later calls quiet no-ops
+        n = len(caplog.records)
+        assert tr.log_epoch(None, 2, {"loss": 0.1}) is None and tr.end_config(None, "FAILED") is None
+        assert len(caplog.records) == n
     assert time.monotonic() - t0 < 60
     assert any("start_study" in r.getMessage() for r in caplog.records)
     assert all(r.name == "cerebro_ops.tracking" for r in caplog.records if "failed" in r.getMessage())
