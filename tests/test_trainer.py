@@ -92,16 +92,19 @@ def test_mop_hops_equal_sequential_keras(trainers, reference_state):
 
 
 def test_weights_only_checkpoint_diverges(reference_state):
-    """Why we save optimizer state: restoring only weights restarts Adam (moments, iterations) every hop."""
+    """Why we save optimizer state: restoring only weights restarts Adam (moments, iterations) every hop.
+    Simulated on one model object (no rebuild/retrace per hop): zero the optimizer slots before each hop,
+    which is exactly what a fresh optimizer holds."""
     keras.utils.set_random_seed(5)
-    weights = tb.tiny(PARAMS, INFO).get_weights()
+    model = tb.tiny(PARAMS, INFO)
+    model.optimizer.build(model.trainable_variables)
     for part, seed, _ in HOPS:
-        model = tb.tiny(PARAMS, INFO)
-        model.set_weights(weights)
+        for v in model.optimizer.variables:
+            if "learning_rate" not in v.path:
+                v.assign(np.zeros(v.shape, v.dtype))
         keras.utils.set_random_seed(seed)
         model.fit(*PARTS[part], batch_size=PARAMS["batch_size"], epochs=1, shuffle=True, verbose=0)
-        weights = model.get_weights()
-    got = {f"w{i}": w for i, w in enumerate(weights)}
+    got = {f"w{i}": w for i, w in enumerate(model.get_weights())}
     assert _max_diff(got, reference_state, "w") > 0
 
 
@@ -150,7 +153,7 @@ def test_huge_learning_rate_fails_config():
     x, _ = _data(128, 4)
     y = 1000.0 * x[:, 0]
     state = t.initial_state("cerebro_ops.builders:mlp", params, 1)
-    with pytest.raises(ConfigFailed, match="nan"):
+    with pytest.raises(ConfigFailed, match="loss became (nan|inf)"):
         t.train("cerebro_ops.builders:mlp", params, state, x, y, seed=1)
 
 
