@@ -149,8 +149,8 @@ def _summarise(results: dict[str, ModelResult], records: list[dict], pointer: di
             res.reason = res.reason or "failed"
             continue
         ok = [r for r in records if r["model_id"] == m and r.get("status") == "ok"]
-        train = [r for r in ok if r["kind"] == TRAIN]
-        evals = [r for r in ok if r["kind"] == EVAL]
+        train = [r for r in ok if r["kind"] == TRAIN and r["n"]]  # an empty partition reports no loss
+        evals = [r for r in ok if r["kind"] == EVAL and r["n"]]
         n = sum(r["n"] for r in train)
         res.train_loss = sum(r["loss"] * r["n"] for r in train) / n if n else None
         n_val = sum(r["n"] for r in evals)
