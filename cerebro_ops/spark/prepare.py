@@ -23,6 +23,7 @@ from ..store import Store
 OTHER = "<other>"  # name of the one-hot slot for categories outside the top max_categories
 # Tokens that mean "missing" in CSV files (pandas/R conventions); Spark's CSV reader only knows "".
 NA_TOKENS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A")
+MAX_CLASSES = 1000  # more distinct labels than this is almost surely a continuous (regression) label
 _HASH_BUCKETS = 1_000_000_007  # prime modulus turning a 64-bit hash into a uniform [0, 1) draw
 
 
@@ -250,8 +251,9 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
         features, names = _feature_exprs(spec, stats, categories)
         rows = {}
         for split, part in (("train", train), ("val", val)):
-            out = _with_order(part.select(F.col("_hash"), features.alias("features"),
-                                          F.col("_label").cast("double").alias("label")))
+            # Rank before encoding: the single-task window then moves the narrow raw rows, not wide arrays.
+            out = _with_order(part).select(features.alias("features"),
+                                           F.col("_label").cast("double").alias("label"), "_order")
             out.write.mode("overwrite").parquet(data.url("prepared", split))
             rows[split] = spark.read.parquet(data.url("prepared", split)).count()
     finally:
@@ -323,9 +325,14 @@ def _first_unparseable_spark(df, name: str):
 
     c = F.trim(F.col(name))
     bad = (df.select(c.alias("v"))
-             .filter(F.col("v").isNotNull() & ~F.col("v").isin(*NA_TOKENS) & F.col("v").cast("double").isNull())
+             .filter(F.col("v").isNotNull() & ~F.col("v").isin(*NA_TOKENS) & _try_double(F.col("v")).isNull())
              .limit(1).collect())
     return bad[0]["v"] if bad else None
+
+
+def _try_double(c):
+    """null for unparseable strings; plain cast() raises under ANSI mode (the Spark 4 default)."""
+    return c.try_cast("double") if hasattr(c, "try_cast") else c.cast("double")
 
 
 def _select_and_cast(spec: StudySpec, df):
@@ -386,7 +393,10 @@ def _encode_label(spec: StudySpec, df) -> tuple[Any, list]:
             raise DataError("data.label", f"regression needs a numeric label, {d.label!r} is {t.simpleString()}",
                             "use task binary/multiclass, or a numeric label column")
         return df.withColumn("_label", F.col(d.label).cast("double")), []
-    classes = sorted(r[0] for r in df.select(d.label).distinct().collect())
+    classes = sorted(r[0] for r in df.select(d.label).distinct().limit(MAX_CLASSES + 1).collect())
+    if len(classes) > MAX_CLASSES:
+        raise DataError("data.task", f"label {d.label!r} has more than {MAX_CLASSES} distinct values",
+                        "use task: regression for a continuous label, or bucket the label")
     if len(classes) < 2:
         raise DataError("data.label", f"label {d.label!r} has a single class ({classes[0]!r}) after cleaning",
                         "a classifier needs at least two classes: check the data or the label column")
@@ -464,7 +474,7 @@ def _with_order(df):
 
     # A global window is one task; fine at the scale we target (~1M rows), and it makes _order dense so
     # that partition() can balance exactly. Ties are identical rows, so their order cannot matter.
-    w = Window.orderBy("_hash", "label")
+    w = Window.orderBy("_hash", "_label")
     return df.withColumn("_order", (F.row_number().over(w) - 1).cast("long")).drop("_hash")
 
 
