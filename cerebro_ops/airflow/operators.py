@@ -59,7 +59,7 @@ class CerebroStepOperator(BaseOperator):
         run_id = _run_id(context)
         try:
             spec = load_spec(self.spec_path)
-            spark = self._get_spark(spec) if self.step in SPARK_STEPS else None
+            spark = self._get_spark(spec) if self._needs_spark(study, spec, run_id) else None
             if self.step == "prepare":
                 overrides = validate_overrides(spec, dict(context.get("params") or {}))
                 tags = {"airflow.dag_id": _dag_id(context, self), "airflow.run_id": run_id}
@@ -76,12 +76,21 @@ class CerebroStepOperator(BaseOperator):
         except (SpecError, DataError, StudyFailed) as exc:
             # Deterministic failures: retrying cannot help, so fail the task without retries.
             raise AirflowFailException(str(exc)) from exc
-        self.log.info("%s result: %s", self.task_id, _summary(result) if isinstance(result, dict) else result)
+        self.log.info("%s result: %s", self.task_id, _describe(result))
         if self.step == "epoch":
             return _summary(result) if isinstance(result, dict) else None
         return None
 
     # ------------------------------------------------------------------------------------------ spark
+    def _needs_spark(self, study: Any, spec: Any, run_id: str) -> bool:
+        """prepare/partition always; an epoch only if it will train (no Spark session for a no-op epoch)."""
+        if self.step not in SPARK_STEPS:
+            return False
+        if self.step == "epoch" and hasattr(study, "load_state"):
+            state = study.load_state(spec, run_id)  # raises DataError if the run was never prepared
+            return state.get("epochs_done", 0) < self.epoch <= state.get("epochs", self.epoch)
+        return True
+
     def resolve_master(self, spec: Any) -> str:
         """The Spark master for this task: the Airflow connection if present, else the spec's."""
         if self.conn_id:
@@ -184,6 +193,15 @@ def _dag_id(context: Any, op: BaseOperator) -> str:
         return dag.dag_id
     dag_run = context.get("dag_run")
     return dag_run.dag_id if dag_run is not None else op.dag_id
+
+
+def _describe(result: Any) -> Any:
+    """What to log of a step's result: a summary of a dict, the head of a list (leaderboard)."""
+    if isinstance(result, dict):
+        return _summary(result)
+    if isinstance(result, list):
+        return f"{len(result)} rows; top: {[_summary(r) if isinstance(r, dict) else r for r in result[:3]]}"
+    return result
 
 
 def _summary(result: dict) -> dict:
