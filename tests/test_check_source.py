@@ -57,7 +57,7 @@ def test_relative_source_resolves_against_cwd(tmp_path, frame, monkeypatch):
 
 def test_missing_file(tmp_path):
     err = expect(make_spec(tmp_path / "nope.parquet"), "data.source", "does not exist", "nope.parquet")
-    assert "example-data" in err.fix
+    assert "make-data" in err.fix
 
 
 def test_missing_label_lists_available(tmp_path, frame):

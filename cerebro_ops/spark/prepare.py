@@ -50,7 +50,7 @@ def check_source(spec: StudySpec) -> None:
     fs, path = _fs_and_path(d.source)
     if not fs.exists(path):
         raise DataError("data.source", f"{d.source!r} does not exist (resolved to {source_uri(d.source)})",
-                        "create the file (e.g. `cerebro example-data <name>`) or fix data.source; relative "
+                        "create the file (e.g. `cerebro-ops make-data <name>`) or fix data.source; relative "
                         "paths are resolved against the current working directory")
     fmt = d.resolved_format
     columns = _read_columns(fs, path, fmt, d.source)
@@ -288,7 +288,7 @@ def _read_spark(spark, spec: StudySpec):
     except Exception as exc:  # AnalysisException: path missing / not parquet
         msg = str(exc).splitlines()[0][:200]
         raise DataError("data.source", f"Spark cannot read {d.source!r} as {d.resolved_format} ({msg})",
-                        "run `cerebro check` on the spec, or fix data.source / data.format") from None
+                        "run `cerebro-ops validate <spec>`, or fix data.source / data.format") from None
 
 
 def _check_spark_schema(spec: StudySpec, df) -> None:
