@@ -225,17 +225,17 @@ def select(spec: StudySpec, run_id: str) -> list[dict]:
     if state["epochs_done"] < state["epochs"]:
         raise DataError("epochs", f"only {state['epochs_done']} of {state['epochs']} epochs are done",
                         "finish the epochs before selecting")
-    rows = leaderboard_rows(state, eff.train.metric, eff.train.direction)
-    st = _store(spec, run_id)
-    records = hop_records(spec, run_id)
-    st.write_bytes("hoplog.jsonl", "".join(_json_line(r) for r in records).encode())
-    st.write_json("leaderboard.json", rows)
     tracker = _tracker(eff)
     children = state["mlflow"].get("children") or {}
     for m, s in state["status"].items():
         if s == "RUNNING":
             state["status"][m] = "FINISHED"
             tracker.end_config(children.get(m), "FINISHED", {"cerebro.status": "FINISHED"})
+    rows = leaderboard_rows(state, eff.train.metric, eff.train.direction)
+    st = _store(spec, run_id)
+    records = hop_records(spec, run_id)
+    st.write_bytes("hoplog.jsonl", "".join(_json_line(r) for r in records).encode())
+    st.write_json("leaderboard.json", rows)
     tracker.log_study(state["mlflow"].get("parent"), yaml.safe_dump(eff.to_dict(), sort_keys=False), rows, records)
     state["selected"] = rows[0]["model_id"] if rows and rows[0]["status"] != "FAILED" else None
     _save_state(spec, run_id, state)

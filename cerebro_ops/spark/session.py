@@ -10,6 +10,7 @@ def spark_env() -> None:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # workers inherit it: keep TensorFlow's C++ chatter out
 
 
 def get_spark(master: str, app_name: str = "cerebro-ops"):
