@@ -19,27 +19,29 @@ export MLFLOW_TRACKING_URI := sqlite:///$(ROOT)/.cerebro/mlflow.db
 
 .PHONY: install test test-fast demo demo-cli mlflow-ui airflow-ui airflow-init bench bench-smoke clean
 
-$(PY): requirements.txt pyproject.toml
+STAMP := $(VENV)/.installed
+
+$(STAMP): requirements.txt pyproject.toml
 	@command -v java >/dev/null || { echo "Java 17 is required (apt-get install openjdk-17-jre-headless)"; exit 1; }
 	@command -v uv >/dev/null || python3 -m pip install -q uv
-	uv venv -q -p python3.11 $(VENV) || uv venv -q $(VENV)
+	@test -x $(PY) || uv venv -q -p python3.11 $(VENV) || uv venv -q $(VENV)
 	VIRTUAL_ENV=$(VENV) uv pip install -q -r requirements.txt
 	VIRTUAL_ENV=$(VENV) uv pip install -q --no-deps -e .
-	@touch $(PY)
+	@touch $(STAMP)
 
-install: $(PY)
+install: $(STAMP)
 
-test: $(PY)
+test: $(STAMP)
 	$(PY) -m pytest -q
 
-test-fast: $(PY)
+test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not spark and not airflow"
 
-airflow-init: $(PY)
+airflow-init: $(STAMP)
 	@mkdir -p $(AIRFLOW_HOME)
 	$(VENV)/bin/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/migrate.log; exit 1; }
 
-demo: $(PY) airflow-init
+demo: $(STAMP) airflow-init
 	$(PY) -m cerebro_ops.cli make-data dummy --out .cerebro/data
 	$(PY) -m cerebro_ops.cli validate dags/specs/demo.yaml
 	@echo "== running DAG cerebro_demo through Airflow (airflow dags test) =="
@@ -50,20 +52,20 @@ demo: $(PY) airflow-init
 	@echo "MLflow UI:  make mlflow-ui   (http://127.0.0.1:5000)"
 	@echo "Airflow UI: make airflow-ui  (http://127.0.0.1:8080; trigger cerebro_demo with the form)"
 
-demo-cli: $(PY)
+demo-cli: $(STAMP)
 	$(PY) -m cerebro_ops.cli make-data dummy --out .cerebro/data
 	$(PY) -m cerebro_ops.cli run dags/specs/demo.yaml
 
-mlflow-ui: $(PY)
+mlflow-ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
 
-airflow-ui: $(PY) airflow-init
+airflow-ui: $(STAMP) airflow-init
 	$(VENV)/bin/airflow standalone
 
-bench: $(PY)
+bench: $(STAMP)
 	$(PY) -m benchmarks.run --full
 
-bench-smoke: $(PY)
+bench-smoke: $(STAMP)
 	$(PY) -m benchmarks.run --smoke
 
 clean:

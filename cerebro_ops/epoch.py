@@ -7,6 +7,7 @@ scheduler moves on; a re-run of the epoch reads those records and does not redo 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import zlib
@@ -19,6 +20,13 @@ from .store import Store
 from .worker import EpochTask
 
 log = logging.getLogger("cerebro_ops.epoch")
+
+# Fault-injection hook, for tests only: with CEREBRO_FAULT_KILL_AFTER_HOPS=N the driver SIGKILLs its own
+# process right after the N-th hop record it writes (counted over the process), i.e. mid-epoch, with no
+# chance to clean up -- exactly what a crash or an OOM kill of the driver looks like. Then
+# `cerebro-ops run SPEC --run-id R --resume` must finish the run without redoing recorded hops.
+FAULT_KILL_AFTER_HOPS = "CEREBRO_FAULT_KILL_AFTER_HOPS"
+_hops_recorded = 0
 
 
 def derive_seed(*parts) -> int:
@@ -53,9 +61,16 @@ class EpochResult:
 
 def run_epoch(store: Store, epoch: int, configs: dict[str, dict], start_ckpt: dict[str, dict | None],
               builder: str, seed: int, workers: int, launch: Callable[[EpochTask], None], data_url: str,
-              meta: dict, deterministic: bool = True, max_retries: int = 2, host: str = "127.0.0.1",
-              on_record: Callable[[dict], None] | None = None) -> EpochResult:
-    """Train every live model (keys of start_ckpt) one sub-epoch on each partition, then evaluate it."""
+              meta: dict, deterministic: bool = True, max_retries: int = 2, host: str | None = None,
+              on_record: Callable[[dict], None] | None = None, _repairs: int = 2) -> EpochResult:
+    """Train every live model (keys of start_ckpt) one sub-epoch on each partition, then evaluate it.
+
+    A checkpoint that fails its checksum when a worker loads it is not fatal: the train record that wrote
+    it is invalidated (deleted, with the model's evaluations of that epoch), the model is paused for the
+    rest of this pass, and once the workers are done the invalidated hop is redone from the previous good
+    checkpoint -- in the previous epoch if the bad file was this epoch's starting checkpoint -- before the
+    model finishes this epoch (at most `_repairs` times, then the model fails).
+    """
     t_start = time.time()
     live = sorted(start_ckpt)
     previous = [r for r in load_records(store, epoch) if r.get("status") == "ok" and r["model_id"] in start_ckpt]
@@ -80,10 +95,17 @@ def run_epoch(store: Store, epoch: int, configs: dict[str, dict], start_ckpt: di
             msg["ckpt_out"] = f"ckpt/{u.model_id}/e{epoch}-h{u.hop}.npz"
         return msg
 
+    rollback: dict[str, int] = {}  # model -> epoch of the invalidated train record
+
     def on_done(worker: int, u: Unit, rec: dict) -> None:
+        global _hops_recorded
         rec = {**rec, "epoch": epoch, "model_id": u.model_id, "partition": u.partition, "kind": u.kind,
                "hop": u.hop, "status": "ok"}
         store.write_json(record_name(epoch, u), rec)
+        _hops_recorded += 1
+        if os.environ.get(FAULT_KILL_AFTER_HOPS) and _hops_recorded >= int(os.environ[FAULT_KILL_AFTER_HOPS]):
+            log.warning("fault injection: SIGKILL after %d recorded hops", _hops_recorded)
+            os.kill(os.getpid(), signal.SIGKILL)
         if u.kind == TRAIN:
             pointer[u.model_id] = {"ckpt": rec["ckpt"], "sha256": rec["sha256"]}
         records.append(rec)
@@ -91,10 +113,16 @@ def run_epoch(store: Store, epoch: int, configs: dict[str, dict], start_ckpt: di
         if on_record:
             on_record(rec)
 
-    def on_failed(worker: int, u: Unit, reason: str, config_failed: bool) -> None:
+    def on_failed(worker: int, u: Unit, reason: str, config_failed: bool, ckpt_corrupt: bool = False) -> None:
         rec = {"epoch": epoch, "model_id": u.model_id, "partition": u.partition, "kind": u.kind, "hop": u.hop,
                "worker": worker, "start": time.time(), "end": time.time(), "reason": reason[:2000]}
-        if config_failed:
+        bad_epoch = _invalidate(store, epoch, u.model_id, pointer[u.model_id]) if ckpt_corrupt and _repairs else None
+        if bad_epoch is not None:
+            sched.fail_model(worker, u, u.model_id)  # paused: finished after the repair below
+            rollback[u.model_id] = bad_epoch
+            rec["status"] = "rollback"
+            records[:] = [r for r in records if not (r["model_id"] == u.model_id and r.get("epoch") == bad_epoch)]
+        elif config_failed:
             sched.fail_model(worker, u, u.model_id)
             rec["status"] = "failed"
         elif sched.release(worker, u):
@@ -112,8 +140,11 @@ def run_epoch(store: Store, epoch: int, configs: dict[str, dict], start_ckpt: di
             on_record(rec)
 
     if not sched.finished():
-        with HopServer(sched, payload, on_done, on_failed, host=host) as server:
-            task = EpochTask(server.host, server.port, store.uri, data_url, meta, deterministic)
+        # Workers on other hosts reach the driver at CEREBRO_DRIVER_HOST; locally everything stays on loopback.
+        advertised = host or os.environ.get("CEREBRO_DRIVER_HOST", "127.0.0.1")
+        bind = "127.0.0.1" if advertised in ("127.0.0.1", "localhost") else "0.0.0.0"
+        with HopServer(sched, payload, on_done, on_failed, host=bind) as server:
+            task = EpochTask(advertised, server.port, store.uri, data_url, meta, deterministic)
             errors: list[BaseException] = []
 
             def _launch():
@@ -138,7 +169,46 @@ def run_epoch(store: Store, epoch: int, configs: dict[str, dict], start_ckpt: di
                                    + (f": {errors[0]}" if errors else ""))
 
     _summarise(results, records, pointer, sched)
+    again = dict(builder=builder, seed=seed, workers=workers, launch=launch, data_url=data_url, meta=meta,
+                 deterministic=deterministic, max_retries=max_retries, host=host, on_record=on_record,
+                 _repairs=_repairs - 1)
+    for m, bad_epoch in sorted(rollback.items()):
+        start = start_ckpt[m]
+        if bad_epoch < epoch:  # this epoch's starting checkpoint was bad: redo the previous epoch's last hop
+            start = run_epoch(store, bad_epoch, configs, {m: _last_ckpt(store, bad_epoch - 1, m)},
+                              **again).models[m].ckpt
+        log.warning("epoch %d: %s rolled back to its previous good checkpoint; finishing it", epoch, m)
+        redo = run_epoch(store, epoch, configs, {m: start}, **again)
+        results[m] = redo.models[m]
+        records[:] = [r for r in records if r["model_id"] != m] + redo.records
     return EpochResult(epoch, results, records, time.time() - t_start)
+
+
+def _invalidate(store: Store, epoch: int, model_id: str, ptr: dict | None) -> int | None:
+    """Delete the train record that wrote the checkpoint `ptr` (and the model's evaluations of that
+    epoch, made from it), so the hop is redone. Returns that record's epoch, or None if not found."""
+    if not ptr:
+        return None
+    for e in (epoch, epoch - 1):
+        recs = [r for r in load_records(store, e) if r["model_id"] == model_id] if e >= 1 else []
+        bad = [r for r in recs if r["kind"] == TRAIN and r.get("ckpt") == ptr["ckpt"]]
+        if bad:
+            for r in [bad[0]] + [r for r in recs if r["kind"] == EVAL]:
+                store.delete(record_name(e, Unit(model_id, r["partition"], r["kind"], r["hop"])))
+            log.warning("checkpoint %s is corrupt: invalidated hop %d of epoch %d of %s", ptr["ckpt"],
+                        bad[0]["hop"], e, model_id)
+            return e
+    return None
+
+
+def _last_ckpt(store: Store, epoch: int, model_id: str) -> dict | None:
+    """The checkpoint a model ended `epoch` with (None before epoch 1)."""
+    train = [r for r in load_records(store, epoch) if r["model_id"] == model_id and r["kind"] == TRAIN
+             and r.get("status") == "ok"] if epoch >= 1 else []
+    if not train:
+        return None
+    last = max(train, key=lambda r: r["hop"])
+    return {"ckpt": last["ckpt"], "sha256": last["sha256"]}
 
 
 def _summarise(results: dict[str, ModelResult], records: list[dict], pointer: dict, sched: MopScheduler) -> None:
