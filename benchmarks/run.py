@@ -1,0 +1,318 @@
+"""Benchmark driver: `python -m benchmarks.run [--smoke|--full] [--only NAME] [--airflow] [--with-cerebro-dl]`.
+
+Per workload, in one invocation and one after another (never overlapping): the MOP study through the real
+CLI code path (study.run on local[W] Spark), then the plain-Keras baselines on the same prepared data.
+Writes benchmarks/results/<name>.json, benchmarks/results/gantt_<name>.png and regenerates RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+
+FLIGHTS_DATA = {"label": "delayed", "task": "binary",
+                "numeric": ["month", "day", "dep_time", "sched_dep_time", "dep_delay", "sched_arr_time", "distance",
+                            "hour", "minute"],
+                "categorical": ["carrier", "origin", "dest"], "validation_fraction": 0.2, "max_categories": 50}
+DIGITS_DATA = {"label": "digit", "task": "multiclass", "arrays": {"pixels": [8, 8, 1]}, "validation_fraction": 0.2}
+MLP, CNN = "cerebro_ops.builders:mlp", "cerebro_ops.builders:cnn"
+FLIGHTS_GRID = {"hidden_units": [32, 64], "learning_rate": [0.001, 0.003], "batch_size": [256, 1024]}
+
+WORKLOADS = {
+    "smoke": dict(dataset="flights", rows=20_000, builder=MLP, data=FLIGHTS_DATA, epochs=2, workers=2,
+                  space={"hidden_units": [32], "learning_rate": [0.001, 0.003], "batch_size": [256, 1024]},
+                  seeds=[0, 1], smoke=True, data_parallel=False),
+    "flights100k": dict(dataset="flights", rows=100_000, builder=MLP, data=FLIGHTS_DATA, epochs=3, workers=2,
+                        space=FLIGHTS_GRID, seeds=[0, 1, 2]),
+    "flights_full": dict(dataset="flights", rows=None, builder=MLP, data=FLIGHTS_DATA, epochs=3, workers=2,
+                         space=FLIGHTS_GRID, seeds=[0, 1, 2]),
+    "flights_hetero": dict(dataset="flights", rows=100_000, builder=MLP, data=FLIGHTS_DATA, epochs=2, workers=2,
+                           space={"hidden_units": [16, 256], "learning_rate": [0.001, 0.003],
+                                  "batch_size": [32, 1024]}, seeds=[0, 1, 2]),
+    "digits_cnn": dict(dataset="digits", rows=None, builder=CNN, data=DIGITS_DATA, epochs=3, workers=2,
+                       space={"filters": [8, 16], "learning_rate": [0.001, 0.003], "dense_units": [32, 64],
+                              "batch_size": [32]}, seeds=[0, 1, 2]),
+}
+FULL_ORDER = ["flights100k", "flights_full", "flights_hetero", "digits_cnn"]
+
+
+# ----------------------------------------------------------------------------------------------- env
+
+def _env() -> None:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    pp = os.environ.get("PYTHONPATH", "")
+    if str(ROOT) not in pp.split(os.pathsep):
+        os.environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + pp if pp else "")
+
+
+def _version(*names: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    for n in names:
+        try:
+            return version(n)
+        except PackageNotFoundError:
+            continue
+    return "?"
+
+
+def machine() -> dict:
+    mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "cerebro_ops"], cwd=ROOT,
+                                    capture_output=True, text=True).stdout.strip())
+    except OSError:
+        commit, dirty = "?", False
+    return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(),
+            "mem_gib": round(int(mem) / 2**20, 1), "python": sys.version.split()[0],
+            "tensorflow": _version("tensorflow-cpu", "tensorflow"), "keras": _version("keras"),
+            "spark": _version("pyspark"), "git_commit": commit + ("+dirty(cerebro_ops)" if dirty else ""),
+            "loadavg_start": os.getloadavg()}
+
+
+# ----------------------------------------------------------------------------------------------- MOP
+
+class _Progress:
+    def __init__(self):
+        self.epoch_start: dict[int, float] = {}
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch_start[epoch] = time.time()
+
+    def record(self, rec: dict) -> None:
+        pass
+
+
+def write_spec(name: str, wl: dict, work: Path, source: Path) -> Path:
+    n_configs = math.prod(len(v) for v in wl["space"].values())
+    spec = {"name": f"bench_{name}", "seed": 0, "data": {"source": str(source), **wl["data"]},
+            "model": {"builder": wl["builder"]},
+            "search": {"method": "grid", "num_configs": n_configs, "space": wl["space"]},
+            "train": {"epochs": wl["epochs"], "workers": wl["workers"], "metric": "val_loss", "direction": "min"},
+            "runtime": {"store": (work / "store").as_uri(), "tracking_uri": f"sqlite:///{work / 'mlflow.db'}",
+                        "spark_master": f"local[{wl['workers']}]"}}
+    path = work / f"bench_{name}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def run_mop(spec_path: Path) -> dict:
+    from cerebro_ops import study
+    from cerebro_ops.spec import load_spec
+
+    spec = load_spec(str(spec_path))
+    prog = _Progress()
+    t0 = time.time()
+    res = study.run(spec, progress=prog, register_model=False)
+    t1 = time.time()
+    run_id = res["run_id"]
+    state = study.load_state(spec, run_id)
+    records = study.hop_records(spec, run_id)
+    val = {m: (h[-1].get("val_loss") if h else None) for m, h in state["history"].items()}
+    curves = {m: [x.get("val_loss") for x in h] for m, h in state["history"].items()}
+    return {"run_id": run_id, "run_start": t0, "run_end": t1, "study_wall_s": t1 - t0,
+            "prepare_s": prog.epoch_start.get(1, t1) - t0, "epoch_start": prog.epoch_start,
+            "records": records, "val_loss": val, "val_loss_curves": curves, "status": state["status"],
+            "configs": state["configs"], "meta": state["meta"],
+            "data_url": study._store(spec, run_id).url("data"), "builder": spec.model_builder}
+
+
+# ----------------------------------------------------------------------------------------------- Airflow
+
+def run_airflow(spec_path: Path, work: Path, timeout: int = 1200) -> dict:
+    """`airflow dags test` of the same spec in a throw-away AIRFLOW_HOME; wall per DAG run and per epoch."""
+    home = work / "airflow_home"
+    dags = work / "airflow_dags"
+    specs = dags / "specs"
+    specs.mkdir(parents=True, exist_ok=True)
+    shutil.copy(spec_path, specs / spec_path.name)
+    (dags / "bench_dags.py").write_text(
+        "from pathlib import Path\nfrom cerebro_ops.airflow.dag_factory import build_dags\n"
+        "globals().update(build_dags(Path(__file__).parent / 'specs'))\n")
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+           "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"})}
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    t0 = time.time()
+    mig = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600)
+    migrate_s = time.time() - t0
+    if mig.returncode != 0:
+        return {"status": "failed", "step": "db migrate", "log_tail": mig.stderr[-2000:]}
+    spec_name = yaml.safe_load(spec_path.read_text())["name"]
+    t0 = time.time()
+    p = subprocess.run([airflow, "dags", "test", f"cerebro_{spec_name}"], env=env, capture_output=True, text=True,
+                       timeout=timeout, cwd=ROOT)
+    wall = time.time() - t0
+    (work / "airflow_dags_test.log").write_text(p.stdout + p.stderr)
+    if p.returncode != 0:
+        return {"status": "failed", "step": "dags test", "wall_s": wall, "log_tail": (p.stdout + p.stderr)[-3000:]}
+    from cerebro_ops import study
+    from cerebro_ops.spec import load_spec
+
+    spec = load_spec(str(spec_path))
+    run_id = study.latest_run(spec)
+    records = study.hop_records(spec, run_id)
+    return {"status": "ok", "migrate_s": migrate_s, "dags_test_wall_s": wall, "run_id": run_id,
+            "records": records}
+
+
+# ----------------------------------------------------------------------------------------------- one workload
+
+def run_workload(name: str, wl: dict, work: Path, airflow: bool) -> dict:
+    from cerebro_ops.example_data import make_example_data
+
+    from . import analysis
+    from .baselines import Pool, run_baselines
+
+    t_wl = time.time()
+    src = make_example_data(wl["dataset"], work / "data", rows=wl["rows"])
+    spec_path = write_spec(name, wl, work, src)
+    print(f"[{name}] MOP study ...", flush=True)
+    mop = run_mop(spec_path)
+    W = wl["workers"]
+    metrics = analysis.hop_metrics(mop["records"], W, mop["epoch_start"], mop["run_start"])
+    print(f"[{name}] MOP makespan {metrics['makespan_s']:.1f}s eff {metrics['efficiency']:.3f}; baselines ...",
+          flush=True)
+    # The study's Spark Python workers hold TF; they are idle now (no job runs) and do not take CPU.
+    pool = Pool(W)
+    try:
+        base = run_baselines(pool, mop["builder"], mop["configs"], mop["meta"], mop["data_url"], wl["epochs"],
+                             wl["seeds"], W, data_parallel=wl.get("data_parallel", True))
+    finally:
+        pool.close()
+    acc = analysis.accuracy(mop["val_loss"], base["sequential"]["val_loss"])
+    t_seq = base["sequential"]["T_seq"]
+    ms = metrics["makespan_s"]
+    ceiling = base["ceiling"]["ceiling"]
+    fs = base["fit_setup"]
+    summary = {
+        "makespan_s": ms, "study_wall_s": mop["study_wall_s"], "prepare_s": mop["prepare_s"],
+        "T_seq": t_seq, "speedup": t_seq / ms, "speedup_incl_prepare": t_seq / mop["study_wall_s"],
+        "ceiling": ceiling, "speedup_vs_ceiling": (t_seq / ms) / ceiling,
+        "efficiency": metrics["efficiency"], "busy_fraction": metrics["busy_fraction"],
+        "overhead_per_hop_s": metrics["per_hop"]["all_in_overhead_s"],
+        "hop_overhead_s": (metrics["per_hop"]["wall_s"] - metrics["per_hop"]["train_s"]
+                           + (metrics["per_hop"]["gap_s"] or 0.0)),
+        "fit_setup_s": fs["setup_s"], "ckpt_load_save_s": metrics["per_hop"]["ckpt_load_plus_save_s"],
+        "cold_start_s": metrics["cold_start_from_run_s"], "cold_start_epoch1_s": metrics["cold_start_from_epoch1_s"],
+        "task_parallel_makespan_s": base["task_parallel"]["makespan_s"],
+        "task_parallel_speedup": t_seq / base["task_parallel"]["makespan_s"],
+        "data_parallel_makespan_s": base.get("data_parallel", {}).get("makespan_s"),
+        "data_parallel_speedup": t_seq / base["data_parallel"]["makespan_s"] if "data_parallel" in base else None,
+        "within_spread": f"{acc['n_within_spread']}/{acc['n_configs']}", "same_best": acc["same_best"],
+    }
+    out = {"name": name, "workload": {k: v for k, v in wl.items() if k != "data"},
+           "n_configs": len(mop["configs"]), "rows": mop["meta"].get("rows"), "meta_rows": mop["meta"].get("rows"),
+           "summary": summary, "mop": {k: v for k, v in mop.items() if k not in ("meta",)},
+           "metrics": metrics, "baselines": base, "accuracy": acc, "workload_wall_s": None}
+    out["mop"]["meta_summary"] = {k: mop["meta"].get(k) for k in ("rows", "input_shape", "task", "num_classes")}
+    if airflow:
+        print(f"[{name}] airflow dags test ...", flush=True)
+        try:
+            af = run_airflow(spec_path, work)
+        except Exception as exc:
+            af = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        if af.get("status") == "ok":
+            am = analysis.hop_metrics(af["records"], W, {}, af["records"][0]["start"])
+            af["metrics"] = am
+            af["per_epoch_boundary_gap_s"] = am["epoch_boundary_gap_s"]
+            af["makespan_s"] = am["makespan_s"]
+        out["airflow"] = af
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    analysis.gantt(mop["records"], str(RESULTS / f"gantt_{name}.png"),
+                   f"{name}: MOP hop log, {len(mop['configs'])} configs × {wl['epochs']} epochs, W={W} "
+                   f"(makespan {ms:.1f}s, efficiency {metrics['efficiency']:.2f}; hatched = eval units)")
+    out["workload_wall_s"] = time.time() - t_wl
+    return out
+
+
+def sane(res: dict) -> list[str]:
+    s, problems = res["summary"], []
+    if not (s["efficiency"] is not None and 0 < s["efficiency"] <= 1.05):
+        problems.append(f"efficiency {s['efficiency']} not in (0, 1.05]")
+    if not s["makespan_s"] > 0:
+        problems.append(f"makespan {s['makespan_s']} not > 0")
+    for m, v in res["mop"]["val_loss"].items():
+        if v is None or not math.isfinite(v):
+            problems.append(f"config {m} has no finite MOP val loss ({v})")
+    for m, vs in res["baselines"]["sequential"]["val_loss"].items():
+        if not all(math.isfinite(v) for v in vs):
+            problems.append(f"config {m} has a non-finite sequential val loss")
+    if set(res["mop"]["val_loss"]) != set(res["mop"]["configs"]):
+        problems.append("not every config has a val loss")
+    if not (RESULTS / f"gantt_{res['name']}.png").exists():
+        problems.append("no Gantt chart")
+    return problems
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.run")
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--smoke", action="store_true", help="small sanity run (≤ 3 min), asserts results are sane")
+    g.add_argument("--full", action="store_true", help="all workloads")
+    ap.add_argument("--only", action="append", choices=sorted(WORKLOADS), help="run just these workloads")
+    ap.add_argument("--airflow", action="store_true", help="also run `airflow dags test` (default in --full)")
+    ap.add_argument("--no-airflow", action="store_true")
+    ap.add_argument("--with-cerebro-dl", action="store_true", help="(--full) compare against cerebro-dl 1.1.1")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = ap.parse_args(argv)
+    _env()
+    names = args.only or (["smoke"] if args.smoke or not args.full else FULL_ORDER)
+    def airflow_for(name: str) -> bool:  # smoke: only when asked for; --full: every workload
+        return not args.no_airflow and (args.airflow or (args.full and name != "smoke"))
+    work = Path(tempfile.mkdtemp(prefix="cerebro-bench-"))
+    info = machine()
+    print(f"scratch {work}; machine {info}", flush=True)
+    rc = 0
+    try:
+        for name in names:
+            t0 = time.time()
+            res = run_workload(name, WORKLOADS[name], work / name, airflow_for(name))
+            res["machine"] = {**info, "loadavg_end": os.getloadavg()}
+            if args.with_cerebro_dl and args.full:
+                res["cerebro_dl"] = {"status": "not run",
+                                     "reason": "cerebro-dl comparison not implemented yet (TODO); no numbers"}
+            (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=1, default=str))
+            s = res["summary"]
+            print(f"[{name}] done in {time.time() - t0:.0f}s: makespan {s['makespan_s']:.1f}s, T_seq {s['T_seq']:.1f}s,"
+                  f" speed-up {s['speedup']:.2f} (ceiling {s['ceiling']:.2f}), efficiency {s['efficiency']:.3f}, "
+                  f"within spread {s['within_spread']}, same best {s['same_best']}", flush=True)
+            if name == "smoke" or WORKLOADS[name].get("smoke"):
+                problems = sane(res)
+                took = time.time() - t0
+                print(f"[{name}] smoke wall {took:.0f}s (budget 180s; load average now {os.getloadavg()[0]:.1f})",
+                      flush=True)
+                if took > 180:
+                    print(f"WARNING: smoke took {took:.0f}s > 180s (not failed: wall time depends on machine load)")
+                if problems:
+                    print("SMOKE FAILED:\n  " + "\n  ".join(problems), flush=True)
+                    rc = 1
+        from .report import write_results_md
+        write_results_md()
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
