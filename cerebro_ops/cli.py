@@ -70,7 +70,7 @@ def cmd_run(args) -> int:
         run_id = study.latest_run(spec, unfinished=True)
         if run_id is None:
             print("no unfinished run to resume; starting a new one", file=sys.stderr)
-    n = len(sample_configs(spec))
+    n = spec.search.num_configs if spec.search.method == "tpe" else len(sample_configs(spec))
     progress = Progress(n * spec.train.workers * 2, spec.train.epochs, spec.train.metric, spec.train.direction)
     t0 = time.time()
     try:
@@ -101,6 +101,66 @@ def cmd_leaderboard(args) -> int:
     eff = study.effective_spec(spec, state)
     print(f"study {spec.name} run {run_id}: {state['epochs_done']}/{state['epochs']} epochs")
     print(format_table(leaderboard_rows(state, eff.train.metric, eff.train.direction), eff.train.metric))
+    return 0
+
+
+def hop_orders(spec, run_id: str) -> dict:
+    """{(epoch, model_id): [partition, ...]} in hop order, from the run's hop records."""
+    from . import study
+    out: dict = {}
+    for r in sorted(study.hop_records(spec, run_id), key=lambda r: (r["epoch"], r["model_id"], r["hop"])):
+        if r["kind"] == "train" and r.get("status") == "ok":
+            out.setdefault((r["epoch"], r["model_id"]), []).append(r["partition"])
+    return out
+
+
+def history_diff(a: dict, b: dict, tol: float = 1e-6) -> list[str]:
+    """Differences between two runs' per-model, per-epoch metrics (state["history"])."""
+    diffs = []
+    for m in sorted(set(a) | set(b)):
+        ha, hb = a.get(m, []), b.get(m, [])
+        if len(ha) != len(hb):
+            diffs.append(f"{m}: {len(ha)} vs {len(hb)} epochs")
+            continue
+        for ea, eb in zip(ha, hb):
+            for k in sorted(set(ea) | set(eb)):
+                if k in ("ckpt", "epoch"):
+                    continue
+                va, vb = ea.get(k), eb.get(k)
+                if va is None or vb is None or abs(va - vb) > tol:
+                    diffs.append(f"{m} epoch {ea.get('epoch')} {k}: {va} vs {vb}")
+    return diffs
+
+
+def replay(spec, run_id: str, launcher=None, spark=None) -> tuple[str, list[str]]:
+    """Re-run `run_id` with its recorded configs, seed and overrides under a new run id; returns
+    (new run id, differences in metrics and hop order — empty when the replay reproduces the run)."""
+    from . import study
+    recorded = study.load_state(spec, run_id)
+    overrides = {**recorded.get("overrides", {}), "seed": recorded["seed"]}
+    new_id = study.new_run_id().replace("cli-", "replay-", 1)
+    study.run(spec, run_id=new_id, overrides=overrides, launcher=launcher, spark=spark, register_model=False,
+              replay_of=recorded)
+    state = study.load_state(spec, new_id)
+    diffs = history_diff(recorded["history"], state["history"])
+    if state["configs"] != recorded["configs"]:
+        diffs.append("configs differ")
+    old, new = hop_orders(spec, run_id), hop_orders(spec, new_id)
+    diffs += [f"hop order of {m} in epoch {e}: {old.get((e, m))} vs {new.get((e, m))}"
+              for e, m in sorted(set(old) | set(new)) if old.get((e, m)) != new.get((e, m))]
+    return new_id, diffs
+
+
+def cmd_replay(args) -> int:
+    from .spec import load_spec
+    spec = load_spec(args.spec)
+    t0 = time.time()
+    new_id, diffs = replay(spec, args.run_id)
+    print(f"replayed run {args.run_id} as {new_id} in {time.time() - t0:.1f} s")
+    if diffs:
+        print(f"NOT reproduced ({len(diffs)} differences):\n  " + "\n  ".join(diffs[:50]))
+        return 1
+    print("reproduced: same configs, same hop order, same metrics (to 1e-6)")
     return 0
 
 
@@ -136,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("spec")
     lb.add_argument("--run-id")
     lb.set_defaults(fn=cmd_leaderboard)
+    rp = sub.add_parser("replay", help="re-run a run with its recorded configs and check it reproduces")
+    rp.add_argument("run_id")
+    rp.add_argument("--spec", required=True)
+    rp.set_defaults(fn=cmd_replay)
     md = sub.add_parser("make-data", help="write an offline example dataset (dummy, flights, digits)")
     md.add_argument("name", choices=["dummy", "flights", "digits"])
     md.add_argument("--out", default=".cerebro/data")

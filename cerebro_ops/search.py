@@ -77,9 +77,12 @@ def random_configs(space: tuple[Param, ...], n: int, seed: int) -> list[dict]:
 
 
 def sample_configs(spec: StudySpec) -> list[Config]:
-    """The configs trained together by MOP (TPE asks its batches elsewhere)."""
+    """The configs trained together by MOP (for TPE: the first batch; tpe.py asks the rest)."""
     if spec.search.method == "grid":
         params = grid_configs(spec.search.space)
+    elif spec.search.method == "tpe":  # the first batch; later batches are asked as results come in
+        from .tpe import first_batch
+        return first_batch(spec)
     else:
         params = random_configs(spec.search.space, spec.search.num_configs, spec.seed)
     return [Config(model_id(i), p) for i, p in enumerate(params)]

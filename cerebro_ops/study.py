@@ -91,8 +91,11 @@ def validate(spec_path: str, overrides: dict | None = None, check_model: bool = 
 
 
 def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = None,
-            tags: dict | None = None) -> dict:
-    """Sample configs, open the MLflow runs, and prepare the data (clean, encode, split, shuffle)."""
+            tags: dict | None = None, replay_of: dict | None = None) -> dict:
+    """Sample configs, open the MLflow runs, and prepare the data (clean, encode, split, shuffle).
+
+    `replay_of`: the state.json of an earlier run whose recorded configs (and TPE batches) are used
+    instead of sampling (``cerebro-ops replay``)."""
     from .params import validate_overrides
     from .spark import prepare as prep
 
@@ -104,7 +107,11 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
     if state.get("prepared"):
         log.info("run %s already prepared; nothing to do", run_id)
         return state
-    configs = sample_configs(eff)
+    if replay_of:
+        from .tpe import replay_configs
+        configs = replay_configs(eff, replay_of)
+    else:
+        configs = sample_configs(eff)
     state = {
         "run_id": run_id, "study": spec.name, "created": dt.datetime.now(dt.timezone.utc).isoformat(),
         "overrides": overrides, "epochs": eff.train.epochs, "seed": eff.seed,
@@ -119,6 +126,9 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
     parent = tracker.start_study(eff, run_id, tags or {})
     children = {m: tracker.start_config(parent, m, p) for m, p in state["configs"].items()} if parent else {}
     state["mlflow"] = {"parent": parent, "children": children}
+    if replay_of:
+        state["replay_of"] = {"run_id": replay_of["run_id"], "configs": replay_of["configs"],
+                              "batches": (replay_of.get("tpe") or {}).get("batches")}
     state["prepared"] = True
     _save_state(spec, run_id, state)
     log.info("prepared run %s: %d configs, %s rows", run_id, len(configs), meta.get("rows"))
@@ -314,12 +324,12 @@ def _json_line(r: dict) -> str:
 # --------------------------------------------------------------------------------------------- whole run
 
 def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = None, spark=None,
-        launcher=None, progress=None, register_model: bool = True) -> dict:
+        launcher=None, progress=None, register_model: bool = True, replay_of: dict | None = None) -> dict:
     """All steps in one process with one Spark session (the CLI path)."""
     from .plan import build_plan
 
     run_id = run_id or new_run_id()
-    state = prepare(spec, run_id, spark=spark, overrides=overrides)
+    state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of)
     eff = effective_spec(spec, state)
     spark = spark if launcher is not None else _spark(eff, spark)
     result = {"run_id": run_id}
@@ -336,6 +346,9 @@ def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = Non
         elif step.kind == "register" and register_model:
             result["registered"] = register(spec, run_id)
     return result
+            if eff.search.method == "tpe":  # tell, ask and train the later batches (CLI path only)
+                from .tpe import run_remaining_batches
+                run_remaining_batches(spec, run_id, spark=spark, launcher=launcher, progress=progress)
 
 
 def latest_run(spec: StudySpec, unfinished: bool = False) -> str | None:

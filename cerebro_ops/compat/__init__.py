@@ -1,0 +1,17 @@
+"""Cerebro-compatible Python API: port a `cerebro` script by changing its imports only.
+
+    from cerebro_ops.compat.backend import SparkBackend          # was: cerebro.backend
+    from cerebro_ops.compat.storage import LocalStore, HDFSStore  # was: cerebro.storage
+    from cerebro_ops.compat.keras import SparkEstimator           # was: cerebro.keras
+    from cerebro_ops.compat.tune import GridSearch, RandomSearch, TPESearch, hp_choice, ...  # was: cerebro.tune
+
+Underneath, ``.fit(df)`` writes the DataFrame to the store as Parquet, builds a StudySpec and runs the same
+core path as ``cerebro-ops run`` (prepare → partition → MOP epochs → select → register, tracked in MLflow).
+Differences from the original, on purpose:
+- the best model respects the metric's direction (accuracy / auc are maximised; the original took the minimum);
+- the feature columns are concatenated into one input vector (numeric columns standardised, string columns
+  one-hot encoded, array/vector columns passed through), so the model has a single input;
+- ``validation`` is a fraction (a seeded, content-hashed split), not a column name;
+- the estimator's batch size must either be a search-space key named ``batch_size`` or not depend on the
+  other parameters (it is read once on the driver).
+"""

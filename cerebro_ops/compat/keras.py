@@ -1,0 +1,134 @@
+"""`cerebro.keras` equivalent: SparkEstimator (what estimator_gen_fn returns) and the trained-model wrapper.
+
+Workers import builders by path, so the user's ``estimator_gen_fn`` is cloudpickled into the run store and
+the generic builder :func:`estimator_builder` (``cerebro_ops.compat.keras:estimator_builder``) loads it; each
+config's params carry the pickle's URI under the key ``estimator_gen_fn``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+GEN_FN_KEY = "estimator_gen_fn"
+BUILDER = "cerebro_ops.compat.keras:estimator_builder"
+log = logging.getLogger("cerebro_ops.compat")
+_FNS: dict[str, Any] = {}
+
+
+class SparkEstimator:
+    """A Keras model with its optimizer, loss, metrics and batch size (compiled by the builder)."""
+
+    def __init__(self, model=None, optimizer=None, loss=None, metrics=None, batch_size: int = 32,
+                 custom_objects=None, loss_weights=None, sample_weight_col=None, **kwargs):
+        if model is None:
+            raise ValueError("SparkEstimator needs model=<keras.Model>")
+        self.model = model
+        self.optimizer = optimizer
+        self.loss = loss
+        self.metrics = list(metrics or [])
+        self.batch_size = int(batch_size)
+        self.loss_weights = loss_weights
+
+    def compiled_model(self):
+        if self.optimizer is not None or self.loss is not None:
+            self.model.compile(optimizer=self.optimizer or "adam", loss=self.loss, metrics=self.metrics,
+                               loss_weights=self.loss_weights)
+        elif not getattr(self.model, "compiled", False):
+            raise ValueError("SparkEstimator needs optimizer= and loss= (or an already compiled model)")
+        return self.model
+
+
+def load_gen_fn(uri: str):
+    fn = _FNS.get(uri)
+    if fn is None:
+        import cloudpickle
+        import fsspec
+
+        with fsspec.open(uri, "rb") as f:
+            fn = _FNS[uri] = cloudpickle.loads(f.read())
+    return fn
+
+
+def user_params(params: dict) -> dict:
+    return {k: v for k, v in params.items() if k != GEN_FN_KEY}
+
+
+def estimator(params: dict) -> SparkEstimator:
+    est = load_gen_fn(params[GEN_FN_KEY])(user_params(params))
+    if not isinstance(est, SparkEstimator):
+        raise TypeError(f"estimator_gen_fn returned a {type(est).__name__}, not a SparkEstimator")
+    return est
+
+
+def estimator_builder(params: dict, info: Any):
+    """The model builder every worker imports: calls the user's estimator_gen_fn(params)."""
+    est = estimator(params)
+    if "batch_size" in params and int(params["batch_size"]) != est.batch_size:
+        log.warning("estimator batch_size %s differs from params batch_size %s; training uses the latter",
+                    est.batch_size, params["batch_size"])
+    return est.compiled_model()
+
+
+# --------------------------------------------------------------------------------------------- models
+
+def feature_matrix(pdf, data: dict, meta: dict) -> np.ndarray:
+    """The same encoding prepare applies: standardised numerics, one-hot categoricals (+other), arrays."""
+    parts = []
+    for n in data["numeric"]:
+        s = meta["numeric_stats"][n]
+        parts.append(((pdf[n].astype("float64") - s["mean"]) / s["std"]).to_numpy()[:, None])
+    for n in data["categorical"]:
+        col = pdf[n].astype(str)
+        values = meta["categories"][n]
+        parts += [(col == v).to_numpy(dtype="float64")[:, None] for v in values]
+        parts.append((~col.isin(values)).to_numpy(dtype="float64")[:, None])
+    for n in data["arrays"]:
+        parts.append(np.stack([np.asarray(v.toArray() if hasattr(v, "toArray") else v, dtype="float64").ravel()
+                               for v in pdf[n]]))
+    x = np.concatenate(parts, axis=1).astype("float32")
+    return x.reshape((len(x),) + tuple(meta["input_shape"]))
+
+
+class SparkModel:
+    """A trained config: `.keras()`, `.transform(df)` (adds the prediction column), `.get_history()`."""
+
+    def __init__(self, model_id: str, params: dict, history: dict, loader, data: dict, meta: dict, spark,
+                 label_column: str):
+        self.model_id = model_id
+        self.params = params
+        self._history = history
+        self._loader = loader
+        self._keras = None
+        self._data = data
+        self._meta = meta
+        self._spark = spark
+        self.output_columns = [f"{label_column}__output"]
+
+    def getRunId(self) -> str:  # noqa: N802 (original API name)
+        return self.model_id
+
+    def keras(self):
+        if self._keras is None:
+            self._keras = self._loader()
+        return self._keras
+
+    def get_history(self) -> dict:
+        return self._history
+
+    def set_output_columns(self, cols: list[str]) -> "SparkModel":
+        self.output_columns = list(cols)
+        return self
+
+    def predict(self, pdf) -> np.ndarray:
+        return self.keras().predict(feature_matrix(pdf, self._data, self._meta), batch_size=1024, verbose=0)
+
+    def transform(self, df):
+        """Predictions for a Spark DataFrame (with the training feature columns), computed on the driver."""
+        pdf = df.toPandas()
+        pred = self.predict(pdf)
+        out = self.output_columns[0]
+        pdf[out] = pred[:, 0].astype(float) if pred.ndim == 2 and pred.shape[1] == 1 else [list(map(float, r))
+                                                                                        for r in pred]
+        return self._spark.createDataFrame(pdf)
