@@ -122,13 +122,13 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
     }
     meta = prep.prepare(_spark(eff, spark), eff, st.sub("data"))
     state["meta"] = meta
+    if replay_of:
+        state["replay_of"] = {"run_id": replay_of["run_id"], "configs": replay_of["configs"],
+                              "batches": (replay_of.get("tpe") or {}).get("batches")}
     tracker = _tracker(eff)
     parent = tracker.start_study(eff, run_id, tags or {})
     children = {m: tracker.start_config(parent, m, p) for m, p in state["configs"].items()} if parent else {}
     state["mlflow"] = {"parent": parent, "children": children}
-    if replay_of:
-        state["replay_of"] = {"run_id": replay_of["run_id"], "configs": replay_of["configs"],
-                              "batches": (replay_of.get("tpe") or {}).get("batches")}
     state["prepared"] = True
     _save_state(spec, run_id, state)
     log.info("prepared run %s: %d configs, %s rows", run_id, len(configs), meta.get("rows"))
@@ -342,13 +342,13 @@ def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = Non
             run_epoch(spec, run_id, step.epoch, spark=spark, launcher=launcher,
                       on_record=progress.record if progress else None)
         elif step.kind == "select":
+            if eff.search.method == "tpe":  # tell, ask and train the later batches (CLI path only)
+                from .tpe import run_remaining_batches
+                run_remaining_batches(spec, run_id, spark=spark, launcher=launcher, progress=progress)
             result["leaderboard"] = select(spec, run_id)
         elif step.kind == "register" and register_model:
             result["registered"] = register(spec, run_id)
     return result
-            if eff.search.method == "tpe":  # tell, ask and train the later batches (CLI path only)
-                from .tpe import run_remaining_batches
-                run_remaining_batches(spec, run_id, spark=spark, launcher=launcher, progress=progress)
 
 
 def latest_run(spec: StudySpec, unfinished: bool = False) -> str | None:
