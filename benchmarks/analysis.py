@@ -37,6 +37,20 @@ def hop_metrics(records: list[dict], workers: int, epoch_starts: dict[int, float
                   for e in epochs}
     sched = [(r["end"] - r["start"]) - (r.get("train_s") or 0) - (r.get("read_s") or 0) - (r.get("write_s") or 0)
              for r in train]
+    # "warm" hops: the worker has run this model before (its compiled model is cached, fit is traced);
+    # a (worker, model)'s first hop also builds the model (inside load_s, or read_s when there is no checkpoint
+    # yet) and traces train_function (inside train_s).
+    seen, warm = set(), []
+    for r in sorted(ok, key=lambda r: r["start"]):
+        key = (r["worker"], r["model_id"])
+        if r["kind"] == "train" and key in seen:
+            warm.append(r)
+        seen.add(key)
+    wgaps = []
+    for rs in by.values():
+        for a, b in zip(rs, rs[1:]):
+            if b in warm:
+                wgaps.append(b["start"] - a["end"])
     first_start = t0
     e1 = epoch_starts.get(1)
     return {
@@ -60,6 +74,22 @@ def hop_metrics(records: list[dict], workers: int, epoch_starts: dict[int, float
             # everything that is not training, spread over the training hops (incl. eval units, idle, epoch gaps)
             "all_in_overhead_s": (workers * makespan - sum_train) / len(train) if train else None,
         },
+        "per_warm_hop": {
+            "n": len(warm),
+            "train_s": _mean([r.get("train_s") for r in warm]),
+            "wall_s": _mean([r["end"] - r["start"] for r in warm]),
+            "read_s": _mean([r.get("read_s") for r in warm]),
+            "write_s": _mean([r.get("write_s") for r in warm]),
+            "load_s": _mean([r.get("load_s") for r in warm]),
+            "save_s": _mean([r.get("save_s") for r in warm]),
+            "ckpt_load_plus_save_s": _mean([(r.get("read_s") or 0) + (r.get("load_s") or 0)
+                                            + (r.get("write_s") or 0) + (r.get("save_s") or 0) for r in warm]),
+            "sched_s": _mean([(r["end"] - r["start"]) - (r.get("train_s") or 0) - (r.get("read_s") or 0)
+                              - (r.get("write_s") or 0) for r in warm]),
+            "gap_s": _mean(wgaps),
+        },
+        "cold_hop_extra_train_s": ((_mean([r.get("train_s") for r in train if r not in warm]) or 0)
+                                   - (_mean([r.get("train_s") for r in warm]) or 0)),
         "epoch_boundary_gap_s": boundary,
         "epoch_span_s": epoch_span,
         "cold_start_from_run_s": first_start - run_start,

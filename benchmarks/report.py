@@ -11,8 +11,10 @@ ORDER = ["smoke", "flights100k", "flights_full", "flights_hetero", "digits_cnn"]
 TARGETS = [
     ("speed-up ≥ 90 % of the measured parallel ceiling", "speedup_vs_ceiling", lambda v: v >= 0.90, "{:.0%}"),
     ("MOP efficiency ≥ 0.90", "efficiency", lambda v: v >= 0.90, "{:.3f}"),
-    ("overhead per hop ≤ 200 ms (hop wall − train_s + gap)", "hop_overhead_s", lambda v: v <= 0.200, "{:.3f} s"),
-    ("checkpoint load + save ≤ 10 ms", "ckpt_load_save_s", lambda v: v <= 0.010, "{:.4f} s"),
+    ("overhead per warm hop ≤ 200 ms (hop wall − train_s + gap)", "hop_overhead_s", lambda v: v <= 0.200, "{:.3f} s"),
+    ("overhead per hop incl. first hops ≤ 200 ms", "hop_overhead_all_s", lambda v: v <= 0.200, "{:.3f} s"),
+    ("checkpoint load + save per warm hop ≤ 10 ms", "ckpt_load_save_s", lambda v: v <= 0.010, "{:.4f} s"),
+    ("checkpoint load + save incl. first hops ≤ 10 ms", "ckpt_load_save_all_s", lambda v: v <= 0.010, "{:.4f} s"),
 ]
 
 
@@ -27,10 +29,23 @@ def _f(v, fmt="{:.2f}"):
         return str(v)
 
 
+def _rows(r) -> str:
+    rows = r["mop"]["meta_summary"].get("rows")
+    if isinstance(rows, dict):
+        return f"{sum(rows.values())} ({rows.get('train')} train)"
+    return str(rows)
+
+
 def write_results_md() -> Path:
     res = {}
     for p in RESULTS.glob("*.json"):
         r = json.loads(p.read_text())
+        # re-derive the hop-log metrics from the stored records (analysis changes apply to old results)
+        from .analysis import hop_metrics
+        from .run import hop_summary
+        est = {int(k): v for k, v in r["mop"]["epoch_start"].items()}
+        r["metrics"] = hop_metrics(r["mop"]["records"], r["metrics"]["workers"], est, r["mop"]["run_start"])
+        r["summary"].update(hop_summary(r["metrics"]))
         res[r["name"]] = r
     names = [n for n in ORDER if n in res] + sorted(n for n in res if n not in ORDER)
     L = ["# Benchmark results", "",
@@ -51,21 +66,22 @@ def write_results_md() -> Path:
     for n in names:
         r, s = res[n], res[n]["summary"]
         wl = r["workload"]
-        L.append(f"| {n} | {r['mop']['meta_summary'].get('rows')} | {r['n_configs']} × {wl['epochs']} | "
+        L.append(f"| {n} | {_rows(r)} | {r['n_configs']} × {wl['epochs']} | "
                  f"{_f(s['makespan_s'], '{:.1f}')} | {_f(s['study_wall_s'], '{:.1f}')} | {_f(s['T_seq'], '{:.1f}')} | "
                  f"{_f(s['speedup'])} | {_f(s['ceiling'])} | {_f(s['speedup_vs_ceiling'], '{:.0%}')} | "
                  f"{_f(s['efficiency'], '{:.3f}')} | {_f(s['hop_overhead_s'], '{:.3f}')} | "
                  f"{_f(s['ckpt_load_save_s'] * 1000 if s['ckpt_load_save_s'] is not None else None, '{:.1f}')} | "
                  f"{_f(s['cold_start_s'], '{:.1f}')} | {_f(s['task_parallel_speedup'])} | "
                  f"{_f(s['data_parallel_speedup'])} | {s['within_spread']} | {_f(s['same_best'])} |")
-    L += ["", "Definitions: makespan = first hop start → last hop end over all epochs; T_seq = mean over 3 shuffle "
-          "seeds of the same configs trained one after another in plain Keras (one process, 1 TF thread, same "
+    L += ["", "Definitions: makespan = first hop start → last hop end over all epochs; T_seq = mean over the shuffle "
+          "seeds (3; smoke 2) of the same configs trained one after another in plain Keras (one process, 1 TF thread, same "
           "prepared data via `reader.load_split`, same epochs, a validation pass per epoch as MOP does); speed-up = "
           "T_seq / makespan; ceiling = T_seq / T_parallel with W spawned 1-thread processes each training 1/W of the "
           "configs at once (same machine, same invocation); efficiency = Σ train_s / (W × makespan); overhead/hop = "
-          "mean(hop wall − train_s) + mean gap between units on a worker; ckpt load+save = read_s + load_s + "
-          "write_s + save_s; cold start = study start → first hop start (includes prepare, Spark start, "
-          "TF import in the workers); within spread = |MOP − seq mean| ≤ (max − min) of the 3 sequential seeds.", ""]
+          "mean(hop wall − train_s) + mean gap before the unit on its worker, over *warm* train hops (the worker "
+          "ran that model before; a worker's first hop of a model also builds it and traces fit); ckpt load+save = "
+          "read_s + load_s + write_s + save_s (warm hops); cold start = study start → first hop start (includes prepare, Spark start, "
+          "TF import in the workers); within spread = |MOP − seq mean| ≤ (max − min) of the sequential seeds.", ""]
     L += ["## Targets", "", "| target | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for label, key, ok, fmt in TARGETS:
         cells = []
@@ -99,6 +115,11 @@ def write_results_md() -> Path:
               f"{ph['sched_s'] * 1000:.1f} ms, gap between units {_f(ph['gap_s'] * 1000 if ph['gap_s'] is not None else None, '{:.1f}')} ms;"
               f" eval unit wall {_f(ph['eval_wall_s'], '{:.3f}')} s; all non-training time per train hop "
               f"{ph['all_in_overhead_s']:.3f} s",
+              f"- per *warm* train hop ({m['per_warm_hop']['n']} of {m['hops_train']}): wall {m['per_warm_hop']['wall_s']:.3f} s, "
+              f"train_s {m['per_warm_hop']['train_s']:.3f} s, read {m['per_warm_hop']['read_s'] * 1000:.1f} + load "
+              f"{m['per_warm_hop']['load_s'] * 1000:.1f} + save {m['per_warm_hop']['save_s'] * 1000:.1f} + write "
+              f"{m['per_warm_hop']['write_s'] * 1000:.1f} ms, scheduling {m['per_warm_hop']['sched_s'] * 1000:.1f} ms; a "
+              f"first (cold) hop's train_s is {m['cold_hop_extra_train_s']:.2f} s longer on average (tracing)" if m['per_warm_hop']['n'] else "- no warm hops",
               f"- fit() fixed setup on a warm model (hop-sized partition, inside train_s): "
               f"{b['fit_setup']['setup_s'] * 1000:.0f} ms of a {b['fit_setup']['fit_s']:.3f} s fit",
               f"- sequential T_seq per seed: {', '.join(f'{t:.1f}' for t in b['sequential']['T_seq_per_seed'])} s; "

@@ -210,9 +210,7 @@ def run_workload(name: str, wl: dict, work: Path, airflow: bool) -> dict:
         "ceiling": ceiling, "speedup_vs_ceiling": (t_seq / ms) / ceiling,
         "efficiency": metrics["efficiency"], "busy_fraction": metrics["busy_fraction"],
         "overhead_per_hop_s": metrics["per_hop"]["all_in_overhead_s"],
-        "hop_overhead_s": (metrics["per_hop"]["wall_s"] - metrics["per_hop"]["train_s"]
-                           + (metrics["per_hop"]["gap_s"] or 0.0)),
-        "fit_setup_s": fs["setup_s"], "ckpt_load_save_s": metrics["per_hop"]["ckpt_load_plus_save_s"],
+        "fit_setup_s": fs["setup_s"],
         "cold_start_s": metrics["cold_start_from_run_s"], "cold_start_epoch1_s": metrics["cold_start_from_epoch1_s"],
         "task_parallel_makespan_s": base["task_parallel"]["makespan_s"],
         "task_parallel_speedup": t_seq / base["task_parallel"]["makespan_s"],
@@ -220,6 +218,7 @@ def run_workload(name: str, wl: dict, work: Path, airflow: bool) -> dict:
         "data_parallel_speedup": t_seq / base["data_parallel"]["makespan_s"] if "data_parallel" in base else None,
         "within_spread": f"{acc['n_within_spread']}/{acc['n_configs']}", "same_best": acc["same_best"],
     }
+    summary.update(hop_summary(metrics))
     out = {"name": name, "workload": {k: v for k, v in wl.items() if k != "data"},
            "n_configs": len(mop["configs"]), "rows": mop["meta"].get("rows"), "meta_rows": mop["meta"].get("rows"),
            "summary": summary, "mop": {k: v for k, v in mop.items() if k not in ("meta",)},
@@ -243,6 +242,16 @@ def run_workload(name: str, wl: dict, work: Path, airflow: bool) -> dict:
                    f"(makespan {ms:.1f}s, efficiency {metrics['efficiency']:.2f}; hatched = eval units)")
     out["workload_wall_s"] = time.time() - t_wl
     return out
+
+
+def hop_summary(metrics: dict) -> dict:
+    ph, pw = metrics["per_hop"], metrics["per_warm_hop"]
+    return {
+        "hop_overhead_all_s": ph["wall_s"] - ph["train_s"] + (ph["gap_s"] or 0.0),
+        "hop_overhead_s": (pw["wall_s"] - pw["train_s"] + (pw["gap_s"] or 0.0)) if pw["n"] else None,
+        "ckpt_load_save_all_s": ph["ckpt_load_plus_save_s"],
+        "ckpt_load_save_s": pw["ckpt_load_plus_save_s"] if pw["n"] else None,
+    }
 
 
 def sane(res: dict) -> list[str]:
