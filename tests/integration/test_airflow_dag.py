@@ -1,0 +1,96 @@
+"""The demo study run through Airflow for real: `airflow db migrate` + `airflow dags test` in a subprocess,
+with a throw-away AIRFLOW_HOME and a DAGs folder holding a copy of dags/cerebro_dags.py and ONE small spec
+(2 configs, 2 epochs, 2 workers, tmp store + sqlite tracking). Then the outcome is read from the store and MLflow.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import PY, REPO, small_spec, write_yaml
+
+pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.airflow]
+
+NAME = "itest_af"
+CONFIGS, WORKERS, EPOCHS = 2, 2, 2
+
+
+def _env(home: Path, dags: Path) -> dict:
+    venv_bin = str(Path(PY).parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+        "PYTHONPATH": str(REPO),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": PY,
+        "PYSPARK_DRIVER_PYTHON": PY,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+    })
+    return env
+
+
+def _airflow(env: dict, *args: str, timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(PY).parent / "airflow"), *args], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_demo_study_through_airflow(tmp_path):
+    from mlflow import MlflowClient
+
+    from cerebro_ops.example_data import make_example_data
+    from cerebro_ops.spec import load_spec
+    from cerebro_ops.store import Store
+    from cerebro_ops.tracking import runs_for_study
+
+    home, dags = tmp_path / "airflow", tmp_path / "dags"
+    (dags / "specs").mkdir(parents=True)
+    home.mkdir()
+    # cerebro_dags.py reads the specs from Path(__file__).parent / "specs": copy it next to a specs/ folder.
+    shutil.copy(REPO / "dags" / "cerebro_dags.py", dags / "cerebro_dags.py")
+    data = make_example_data("dummy", tmp_path / "data")
+    spec_path = write_yaml(dags / "specs" / f"{NAME}.yaml",
+                           small_spec(NAME, data, tmp_path / "store", tmp_path / "mlflow.db",
+                                      epochs=EPOCHS, num_configs=CONFIGS))
+    spec = load_spec(spec_path)
+    env = _env(home, dags)
+
+    migrate = _airflow(env, "db", "migrate", timeout=600)
+    assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+
+    t0 = time.time()
+    proc = _airflow(env, "dags", "test", spec.dag_id, "-c", json.dumps({"epochs": EPOCHS}), timeout=1500)
+    wall = time.time() - t0
+    log = proc.stdout + proc.stderr
+    (tmp_path / "airflow-dags-test.log").write_text(log)
+    assert proc.returncode == 0, f"airflow dags test failed after {wall:.0f}s:\n{log[-6000:]}"
+
+    runs = Store(spec.runtime.store).sub(spec.name, "runs")
+    run_dirs = runs.listdir()
+    assert len(run_dirs) == 1, run_dirs
+    state = runs.sub(run_dirs[0]).read_json("state.json")
+    assert state["epochs_done"] == EPOCHS
+    assert state["registered"]["promoted"] is True, state["registered"]
+    assert all(s == "FINISHED" for s in state["status"].values()), state["status"]
+
+    parent, children = runs_for_study(spec.runtime.tracking_uri, spec.runtime.experiment, state["run_id"])
+    assert parent is not None
+    assert parent.data.tags.get("airflow.dag_id") == spec.dag_id
+    assert parent.data.tags.get("airflow.run_id") == state["run_id"]
+    assert len(children) == CONFIGS
+    assert MlflowClient(tracking_uri=spec.runtime.tracking_uri).get_model_version_by_alias(spec.name, "champion")
+
+    hops = re.findall(r"hop epoch=\d+ model=\S+ partition=\d+", log)
+    assert len(hops) == CONFIGS * WORKERS * EPOCHS, f"{len(hops)} hop lines in the Airflow log:\n" + "\n".join(hops)
+    assert len(set(hops)) == len(hops), "a hop was logged twice"
