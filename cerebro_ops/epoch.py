@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 import zlib
@@ -62,7 +63,8 @@ class EpochResult:
 def run_epoch(store: Store, epoch: int, configs: dict[str, dict], start_ckpt: dict[str, dict | None],
               builder: str, seed: int, workers: int, launch: Callable[[EpochTask], None], data_url: str,
               meta: dict, deterministic: bool = True, max_retries: int = 2, host: str | None = None,
-              on_record: Callable[[dict], None] | None = None, _repairs: int = 2) -> EpochResult:
+              on_record: Callable[[dict], None] | None = None, _repairs: int = 2,
+              _repair: bool = False) -> EpochResult:
     """Train every live model (keys of start_ckpt) one sub-epoch on each partition, then evaluate it.
 
     A checkpoint that fails its checksum when a worker loads it is not fatal: the train record that wrote
@@ -73,9 +75,17 @@ def run_epoch(store: Store, epoch: int, configs: dict[str, dict], start_ckpt: di
     """
     t_start = time.time()
     live = sorted(start_ckpt)
+    # Visit orders depend on the epoch's whole model set: a repair pass over one model must use the same.
+    if _repair:
+        everyone = store.read_json(f"hops/models-e{epoch}.json", default=[]) or live
+    else:
+        everyone = live
+        store.write_json(f"hops/models-e{epoch}.json", live)
     previous = [r for r in load_records(store, epoch) if r.get("status") == "ok" and r["model_id"] in start_ckpt]
     done = [Unit(r["model_id"], r["partition"], r["kind"], r["hop"]) for r in previous]
-    sched = MopScheduler(live, workers, epoch, seed, done=done, max_retries=max_retries)
+    sched = MopScheduler(everyone, workers, epoch, seed, done=done, max_retries=max_retries)
+    for other in set(everyone) - set(live):
+        sched.drop_model(other)
     results = {m: ModelResult(m, ckpt=start_ckpt[m]) for m in live}
     pointer = {m: start_ckpt[m] for m in live}
     for r in sorted(previous, key=lambda r: r["hop"]):
@@ -171,7 +181,7 @@ def run_epoch(store: Store, epoch: int, configs: dict[str, dict], start_ckpt: di
     _summarise(results, records, pointer, sched)
     again = dict(builder=builder, seed=seed, workers=workers, launch=launch, data_url=data_url, meta=meta,
                  deterministic=deterministic, max_retries=max_retries, host=host, on_record=on_record,
-                 _repairs=_repairs - 1)
+                 _repairs=_repairs - 1, _repair=True)
     for m, bad_epoch in sorted(rollback.items()):
         start = start_ckpt[m]
         if bad_epoch < epoch:  # this epoch's starting checkpoint was bad: redo the previous epoch's last hop
@@ -180,7 +190,7 @@ def run_epoch(store: Store, epoch: int, configs: dict[str, dict], start_ckpt: di
         log.warning("epoch %d: %s rolled back to its previous good checkpoint; finishing it", epoch, m)
         redo = run_epoch(store, epoch, configs, {m: start}, **again)
         results[m] = redo.models[m]
-        records[:] = [r for r in records if r["model_id"] != m] + redo.records
+        records[:] = [r for r in records if r["model_id"] != m or r["status"] == "rollback"] + redo.records
     return EpochResult(epoch, results, records, time.time() - t_start)
 
 

@@ -24,13 +24,14 @@ class HopServer:
 
     def __init__(self, scheduler: MopScheduler, payload: Callable[[Unit], dict],
                  on_done: Callable[[int, Unit, dict], None],
-                 on_failed: Callable[[int, Unit, str, bool], None], host: str = "127.0.0.1"):
+                 on_failed: Callable[[int, Unit, str, bool, bool], None], host: str = "127.0.0.1"):
         self.scheduler = scheduler
         self.payload = payload
         self.on_done = on_done
         self.on_failed = on_failed
         self.cond = threading.Condition()
         self.error: BaseException | None = None
+        self._owner: dict[int, object] = {}  # worker -> the connection its running unit was handed to
         server = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -56,13 +57,14 @@ class HopServer:
     # ------------------------------------------------------------------ protocol
     def _serve(self, rfile, wfile) -> None:
         in_flight: tuple[int, Unit] | None = None
+        conn = object()
         try:
             for line in rfile:
                 msg = json.loads(line)
                 op = msg["op"]
                 worker = int(msg["worker"])
                 if op == "next":
-                    unit = self._next(worker)
+                    unit = self._next(worker, conn)
                     in_flight = (worker, unit) if unit else None
                     reply = {"done": True} if unit is None else {"unit": _unit_dict(unit), **self.payload(unit)}
                 elif op == "result":
@@ -76,7 +78,8 @@ class HopServer:
                 elif op == "failed":
                     unit = _unit_from(msg["unit"])
                     with self.cond:
-                        self.on_failed(worker, unit, msg["reason"], bool(msg.get("config_failed")))
+                        self.on_failed(worker, unit, msg["reason"], bool(msg.get("config_failed")),
+                                       bool(msg.get("ckpt_corrupt")))
                         self.cond.notify_all()
                     in_flight = None
                     reply = {"ok": True}
@@ -95,21 +98,23 @@ class HopServer:
             if in_flight is not None:
                 worker, unit = in_flight
                 with self.cond:
-                    if self.scheduler.running.get(worker) == unit:
+                    # a retried task may already run the same unit again: only release our own
+                    if self.scheduler.running.get(worker) == unit and self._owner.get(worker) is conn:
                         log.warning("worker %s lost while running %s; the unit will run again", worker, unit)
-                        self.on_failed(worker, unit, "worker lost", False)
+                        self.on_failed(worker, unit, "worker lost", False, False)
                     self.cond.notify_all()
 
-    def _next(self, worker: int) -> Unit | None:
+    def _next(self, worker: int, conn: object = None) -> Unit | None:
         with self.cond:
             while True:
                 if self.error is not None:
                     return None
                 if worker in self.scheduler.running:  # a retried task of the same worker: old unit is lost
                     lost = self.scheduler.running[worker]
-                    self.on_failed(worker, lost, "worker restarted", False)
+                    self.on_failed(worker, lost, "worker restarted", False, False)
                 unit = self.scheduler.assign(worker)
                 if unit is not None:
+                    self._owner[worker] = conn
                     return unit
                 if self.scheduler.worker_done(worker):
                     self.cond.notify_all()
@@ -153,8 +158,9 @@ class HopClient:
     def result(self, unit: dict, record: dict) -> None:
         self._call({"op": "result", "unit": unit, "record": record})
 
-    def failed(self, unit: dict, reason: str, config_failed: bool) -> None:
-        self._call({"op": "failed", "unit": unit, "reason": reason, "config_failed": config_failed})
+    def failed(self, unit: dict, reason: str, config_failed: bool, ckpt_corrupt: bool = False) -> None:
+        self._call({"op": "failed", "unit": unit, "reason": reason, "config_failed": config_failed,
+                    "ckpt_corrupt": ckpt_corrupt})
 
     def close(self) -> None:
         for f in (self.rfile, self.wfile, self.sock):

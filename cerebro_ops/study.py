@@ -120,7 +120,11 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
         "ckpt": {c.model_id: None for c in configs}, "history": {c.model_id: [] for c in configs},
         "epochs_done": 0, "mlflow": {}, "tags": tags or {},
     }
-    meta = prep.prepare(_spark(eff, spark), eff, st.sub("data"))
+    try:  # the data is checked (and written) before any MLflow run or run state exists
+        meta = prep.prepare(_spark(eff, spark), eff, st.sub("data"))
+    except DataError:
+        st.delete("")  # a run whose data is bad leaves nothing behind (this run has no state yet)
+        raise
     state["meta"] = meta
     if replay_of:
         state["replay_of"] = {"run_id": replay_of["run_id"], "configs": replay_of["configs"],

@@ -7,13 +7,25 @@ from the store, train one sub-epoch on the local partition, save the new checkpo
 from __future__ import annotations
 
 import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass
 
 import pandas as pd
 
-_TRAINERS: dict = {}
+# Per thread: a Spark Python worker runs one task at a time (one thread), so this is the per-process
+# warm cache; with the thread launcher it keeps two runs in one process from sharing a cached Keras model.
+_LOCAL = threading.local()
+
+# Fault-injection hook, for tests only: "P:N" makes the worker serving partition P exit its process
+# (os._exit, as an OOM kill would) after running -- but before reporting -- its N-th unit (0-based) of a
+# task. A marker file in the run store makes it happen once per run, so Spark's task retry then succeeds.
+FAULT_WORKER_EXIT = "CEREBRO_FAULT_WORKER_EXIT"
+
+
+class CheckpointCorrupt(Exception):
+    """The model's input checkpoint is missing or fails its checksum: the driver rolls the model back."""
 
 
 @dataclass(frozen=True)
@@ -30,9 +42,10 @@ def _trainer(task: EpochTask):
     from .trainer import HopTrainer, data_info
 
     key = (tuple(task.meta["input_shape"]), task.meta["task"], task.meta["num_classes"], task.deterministic)
-    if key not in _TRAINERS:
-        _TRAINERS[key] = HopTrainer(data_info(task.meta), deterministic=task.deterministic)
-    return _TRAINERS[key]
+    trainers = _LOCAL.__dict__.setdefault("trainers", {})
+    if key not in trainers:
+        trainers[key] = HopTrainer(data_info(task.meta), deterministic=task.deterministic)
+    return trainers[key]
 
 
 def run_worker(task: EpochTask, partition: int) -> dict:
@@ -64,6 +77,9 @@ def run_worker(task: EpochTask, partition: int) -> dict:
             start = time.time()
             try:
                 record = _run_unit(trainer, store, msg, split)
+            except CheckpointCorrupt as exc:
+                client.failed(unit, str(exc), config_failed=False, ckpt_corrupt=True)
+                continue
             except ConfigFailed as exc:
                 client.failed(unit, str(exc), config_failed=True)
                 continue
@@ -73,6 +89,7 @@ def run_worker(task: EpochTask, partition: int) -> dict:
             end = time.time()
             busy += end - start
             record.update(start=start, end=end, worker=partition, pid=os.getpid())
+            _maybe_exit(store, partition, hops)
             client.result(unit, record)
             hops += 1
     finally:
@@ -87,7 +104,11 @@ def _run_unit(trainer, store, msg: dict, split) -> dict:
     builder, params = msg["builder"], msg["params"]
     t0 = time.perf_counter()
     if msg.get("ckpt_in"):
-        state = store.read_blob(msg["ckpt_in"], msg.get("sha_in"))
+        from .errors import StoreError
+        try:
+            state = store.read_blob(msg["ckpt_in"], msg.get("sha_in"))
+        except (StoreError, FileNotFoundError) as exc:
+            raise CheckpointCorrupt(f"checkpoint {msg['ckpt_in']} is unusable: {exc}") from exc
     else:
         try:
             state = trainer.initial_state(builder, params, msg["init_seed"])
@@ -106,6 +127,17 @@ def _run_unit(trainer, store, msg: dict, split) -> dict:
     sha = store.write_blob(msg["ckpt_out"], new_state)
     write_s = time.perf_counter() - t1
     return {**stats, "ckpt": msg["ckpt_out"], "sha256": sha, "read_s": read_s, "write_s": write_s}
+
+
+def _maybe_exit(store, partition: int, nth: int) -> None:
+    spec = os.environ.get(FAULT_WORKER_EXIT)
+    if not spec or spec != f"{partition}:{nth}":
+        return
+    marker = f"faults/worker-exit-{partition}-{nth}"
+    if store.exists(marker):
+        return
+    store.write_bytes(marker, b"")
+    os._exit(17)
 
 
 def spark_entry(task: EpochTask, batches):

@@ -30,3 +30,10 @@ def not_a_model(params, info):
 
 def raising(params, info):
     raise ValueError("units must be even")
+
+
+def tiny_fails_on_13(params, info):
+    """`tiny`, except that units == 13 is a broken config (failure isolation tests)."""
+    if int(params.get("units", 8)) == 13:
+        raise ValueError("13 units is unlucky")
+    return tiny(params, info)

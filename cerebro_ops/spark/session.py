@@ -2,7 +2,20 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+
+# Task attempts in local mode: plain local[N] never retries a failed task, so a worker process that dies
+# mid-hop (OOM kill, segfault) would fail the whole epoch. local[N,F] retries it like a cluster does.
+LOCAL_MAX_FAILURES = 4
+
+
+def with_task_retries(master: str) -> str:
+    """local[N] / local[*] / local -> local[N,4]; any other master (and local[N,F]) is returned as is."""
+    if master == "local":
+        return f"local[1,{LOCAL_MAX_FAILURES}]"
+    m = re.fullmatch(r"local\[(\d+|\*)\]", master)
+    return f"local[{m.group(1)},{LOCAL_MAX_FAILURES}]" if m else master
 
 
 def spark_env() -> None:
@@ -20,6 +33,7 @@ def get_spark(master: str, app_name: str = "cerebro-ops"):
 
     if master.startswith("sc://"):
         return SparkSession.builder.remote(master).getOrCreate()
+    master = with_task_retries(master)
     active = SparkSession.getActiveSession()
     if active is not None and active.sparkContext.master == master:
         return active
