@@ -16,7 +16,7 @@ CONFIGS = {f"m{i}": {"i": i} for i in range(3)}
 
 def fake_launcher(workers, corrupt_after_write=None, calls=None):
     """Workers whose 'model' is the list of partitions trained on. corrupt_after_write=(model, epoch, hop):
-    garble that checkpoint right after reporting it (once), as a bad disk or a torn copy would."""
+    garble that checkpoint right after writing it (once), as a bad disk or a torn copy would."""
     garbled = set()
 
     def work(task, w):
@@ -39,12 +39,13 @@ def fake_launcher(workers, corrupt_after_write=None, calls=None):
                     continue
                 state = state + [u["partition"]]
                 sha = store.write_blob(msg["ckpt_out"], json.dumps(state).encode())
-                client.result(u, {"loss": 1.0, "n": 10, "ckpt": msg["ckpt_out"], "sha256": sha,
-                                  "start": 0, "end": 0, "worker": w})
                 key = (u["model_id"], msg["ckpt_out"])
+                # garble before reporting: once reported, another worker may load the file at once
                 if corrupt_after_write and msg["ckpt_out"].endswith(corrupt_after_write) and key not in garbled:
                     garbled.add(key)
                     store.write_bytes(msg["ckpt_out"], b"\x00half-written")
+                client.result(u, {"loss": 1.0, "n": 10, "ckpt": msg["ckpt_out"], "sha256": sha,
+                                  "start": 0, "end": 0, "worker": w})
         finally:
             client.close()
 
