@@ -299,7 +299,7 @@ class HopTrainer:
         model = self._model(builder, params)
         load_state(model, state)
         try:
-            logs = model.evaluate(x, y, batch_size=1024, verbose=0, return_dict=True)
+            logs = model.evaluate(x, y, batch_size=8192, verbose=0, return_dict=True)  # few steps: evaluate() has a per-step cost
         except Exception as exc:
             self._forget(builder, params)
             raise self._failed("evaluation", exc) from exc
