@@ -6,35 +6,34 @@ class CerebroError(Exception):
     """Base class for every error cerebro-ops raises on purpose."""
 
 
-class SpecError(CerebroError):
-    """A study spec (or trigger override) is invalid. Raised before any work starts."""
+class FieldError(CerebroError):
+    """An input is invalid: the message names the field, the problem and the fix."""
+
+    what = "field"
 
     def __init__(self, field: str, problem: str, fix: str):
         self.field = field
         self.problem = problem
         self.fix = fix
-        super().__init__(f"spec field '{field}': {problem}. Fix: {fix}")
+        super().__init__(f"{self.what} '{field}': {problem}. Fix: {fix}")
+
+
+class SpecError(FieldError):
+    """A study spec (or trigger override) is invalid. Raised before any work starts."""
+
+    what = "spec field"
 
 
 class ParamsError(SpecError):
     """A trigger Param (Airflow form / CLI override) is invalid."""
 
-    def __init__(self, field: str, problem: str, fix: str):
-        super().__init__(field, problem, fix)
-        self.args = (f"trigger param '{field}': {problem}. Fix: {fix}",)
-
-    def __str__(self) -> str:
-        return self.args[0]
+    what = "trigger param"
 
 
-class DataError(CerebroError):
+class DataError(FieldError):
     """The data source does not match the spec."""
 
-    def __init__(self, field: str, problem: str, fix: str):
-        self.field = field
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"data '{field}': {problem}. Fix: {fix}")
+    what = "data"
 
 
 class StoreError(CerebroError):

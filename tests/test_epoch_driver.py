@@ -1,51 +1,10 @@
 """The epoch driver (scheduler + hop server + store records) with fake workers: no Spark, no TensorFlow."""
 import json
-import threading
-
-import pytest
 
 from cerebro_ops.epoch import load_records, run_epoch
-from cerebro_ops.hop_server import HopClient
 from cerebro_ops.store import Store
 
-
-def fake_launcher(workers, fail=None, die_once=None):
-    """Workers that 'train' by appending their partition to a JSON state; optional injected faults."""
-    died = set()
-
-    def work(task, w):
-        store = Store(task.store_uri)
-        client = HopClient(task.host, task.port, w)
-        try:
-            while True:
-                msg = client.next()
-                if msg.get("done"):
-                    return
-                u = msg["unit"]
-                if fail and u["model_id"] == fail:
-                    client.failed(u, "loss became nan", config_failed=True)
-                    continue
-                if die_once and (u["model_id"], u["partition"]) == die_once and die_once not in died:
-                    died.add(die_once)
-                    client.close()  # the task dies mid-hop: connection drops
-                    return work(task, w)  # "Spark retries the task"
-                state = json.loads(store.read_blob(msg["ckpt_in"], msg["sha_in"])) if msg["ckpt_in"] else []
-                if u["kind"] == "eval":
-                    client.result(u, {"metrics": {"loss": float(len(state)), "n": 10}, "n": 10,
-                                      "start": 0, "end": 0, "worker": w})
-                    continue
-                state = state + [u["partition"]]
-                sha = store.write_blob(msg["ckpt_out"], json.dumps(state).encode())
-                client.result(u, {"loss": 1.0, "n": 10, "ckpt": msg["ckpt_out"], "sha256": sha,
-                                  "start": 0, "end": 0, "worker": w})
-        finally:
-            client.close()
-
-    def launch(task):
-        ts = [threading.Thread(target=work, args=(task, w)) for w in range(workers)]
-        [t.start() for t in ts]
-        [t.join() for t in ts]
-    return launch
+from .fake_workers import fake_launcher
 
 
 def _run(tmp_path, epoch=1, start=None, **kw):

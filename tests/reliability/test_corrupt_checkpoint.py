@@ -3,59 +3,14 @@ that wrote it and redoes that hop from the previous good checkpoint. Fake worker
 from __future__ import annotations
 
 import json
-import threading
 
 from cerebro_ops.epoch import load_records, run_epoch
-from cerebro_ops.errors import StoreError
-from cerebro_ops.hop_server import HopClient
 from cerebro_ops.store import Store
+
+from ..fake_workers import fake_launcher
 
 W = 2
 CONFIGS = {f"m{i}": {"i": i} for i in range(3)}
-
-
-def fake_launcher(workers, corrupt_after_write=None, calls=None):
-    """Workers whose 'model' is the list of partitions trained on. corrupt_after_write=(model, epoch, hop):
-    garble that checkpoint right after writing it (once), as a bad disk or a torn copy would."""
-    garbled = set()
-
-    def work(task, w):
-        store = Store(task.store_uri)
-        client = HopClient(task.host, task.port, w)
-        try:
-            while True:
-                msg = client.next()
-                if msg.get("done"):
-                    return
-                u = msg["unit"]
-                try:
-                    state = json.loads(store.read_blob(msg["ckpt_in"], msg["sha_in"])) if msg["ckpt_in"] else []
-                except StoreError as exc:
-                    client.failed(u, str(exc), config_failed=False, ckpt_corrupt=True)
-                    continue
-                if u["kind"] == "eval":
-                    client.result(u, {"metrics": {"loss": float(len(state)), "n": 10}, "n": 10,
-                                      "start": 0, "end": 0, "worker": w})
-                    continue
-                state = state + [u["partition"]]
-                sha = store.write_blob(msg["ckpt_out"], json.dumps(state).encode())
-                key = (u["model_id"], msg["ckpt_out"])
-                # garble before reporting: once reported, another worker may load the file at once
-                if corrupt_after_write and msg["ckpt_out"].endswith(corrupt_after_write) and key not in garbled:
-                    garbled.add(key)
-                    store.write_bytes(msg["ckpt_out"], b"\x00half-written")
-                client.result(u, {"loss": 1.0, "n": 10, "ckpt": msg["ckpt_out"], "sha256": sha,
-                                  "start": 0, "end": 0, "worker": w})
-        finally:
-            client.close()
-
-    def launch(task):
-        if calls is not None:
-            calls.append(1)
-        ts = [threading.Thread(target=work, args=(task, w)) for w in range(workers)]
-        [t.start() for t in ts]
-        [t.join() for t in ts]
-    return launch
 
 
 def _epoch(store, epoch, start, launcher):
@@ -100,7 +55,7 @@ def test_corrupt_checkpoint_within_an_epoch(tmp_path):
     ref = _epoch(ref_store, 1, {m: None for m in CONFIGS}, fake_launcher(W))
     store = Store((tmp_path / "bad").as_uri())
     calls = []
-    res = _epoch(store, 1, {m: None for m in CONFIGS}, fake_launcher(W, "m2/e1-h0.npz", calls))
+    res = _epoch(store, 1, {m: None for m in CONFIGS}, fake_launcher(W, corrupt_after_write="m2/e1-h0.npz", calls=calls))
     assert all(r.status == "RUNNING" for r in res.models.values())
     assert _trained(store, res) == _trained(ref_store, ref)
     assert any(r.get("status") == "rollback" and r["model_id"] == "m2" for r in res.records)

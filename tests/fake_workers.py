@@ -1,0 +1,65 @@
+"""Fake MOP workers for driver tests: no Spark, no TensorFlow. A 'model' is the list of partitions it
+trained on; faults can be injected per unit."""
+from __future__ import annotations
+
+import json
+import threading
+
+from cerebro_ops.errors import StoreError
+from cerebro_ops.hop_server import HopClient
+from cerebro_ops.store import Store
+
+
+def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, calls=None):
+    """fail: a model whose every hop reports a config failure (NaN loss);
+    die_once: (model, partition) whose unit loses its connection once, then the task is retried;
+    corrupt_after_write: a checkpoint path suffix garbled (once) right after it is written;
+    calls: a list that gets one item per launch (epoch pass)."""
+    died, garbled = set(), set()
+
+    def work(task, w):
+        store = Store(task.store_uri)
+        client = HopClient(task.host, task.port, w)
+        try:
+            while True:
+                msg = client.next()
+                if msg.get("done"):
+                    return
+                u = msg["unit"]
+                if fail and u["model_id"] == fail:
+                    client.failed(u, "loss became nan", config_failed=True)
+                    continue
+                if die_once and (u["model_id"], u["partition"]) == die_once and die_once not in died:
+                    died.add(die_once)
+                    client.close()  # the task dies mid-hop: its connection drops
+                    return work(task, w)  # ... and Spark retries the task
+                try:
+                    state = json.loads(store.read_blob(msg["ckpt_in"], msg["sha_in"])) if msg["ckpt_in"] else []
+                except StoreError as exc:
+                    client.failed(u, str(exc), config_failed=False, ckpt_corrupt=True)
+                    continue
+                if u["kind"] == "eval":
+                    client.result(u, {"metrics": {"loss": float(len(state)), "n": 10}, "n": 10,
+                                      "start": 0, "end": 0, "worker": w})
+                    continue
+                state = state + [u["partition"]]
+                sha = store.write_blob(msg["ckpt_out"], json.dumps(state).encode())
+                # garble before reporting: once reported, another worker may load the file at once
+                if corrupt_after_write and msg["ckpt_out"].endswith(corrupt_after_write) \
+                        and msg["ckpt_out"] not in garbled:
+                    garbled.add(msg["ckpt_out"])
+                    store.write_bytes(msg["ckpt_out"], b"\x00half-written")
+                client.result(u, {"loss": 1.0, "n": 10, "ckpt": msg["ckpt_out"], "sha256": sha,
+                                  "start": 0, "end": 0, "worker": w})
+        finally:
+            client.close()
+
+    def launch(task):
+        if calls is not None:
+            calls.append(1)
+        threads = [threading.Thread(target=work, args=(task, w)) for w in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return launch
