@@ -37,9 +37,12 @@ def _rows(r) -> str:
 
 
 def write_results_md() -> Path:
-    res = {}
+    res, extra = {}, {}
     for p in RESULTS.glob("*.json"):
         r = json.loads(p.read_text())
+        if "mop" not in r:  # not a workload result (pruning.json, cerebro_dl.json): own sections below
+            extra[p.stem] = r
+            continue
         # re-derive the hop-log metrics from the stored records (analysis changes apply to old results)
         from .analysis import hop_metrics
         from .run import hop_summary
@@ -155,6 +158,8 @@ def write_results_md() -> Path:
                      f"{_f(row['within_spread'])} | {_f(b['task_parallel']['val_loss'].get(cid), '{:.4f}')} | "
                      f"{_f(b.get('data_parallel', {}).get('val_loss', {}).get(cid), '{:.4f}')} |")
         L.append(f"\nbest config: sequential {r['accuracy']['best_seq']}, MOP {r['accuracy']['best_mop']}\n")
+    if "pruning" in extra:
+        L += _pruning_section(extra["pruning"])
     notes = HERE / "notes.md"
     if notes.exists():
         L += [notes.read_text()]
@@ -165,3 +170,20 @@ def write_results_md() -> Path:
 
 if __name__ == "__main__":
     print(write_results_md())
+
+
+def _pruning_section(r: dict) -> list[str]:
+    """`python -m benchmarks.pruning`: the same study with and without pruning, one invocation."""
+    L = [f"## Pruning ({r['method']}, reduction factor {r['reduction_factor']}): flights {r['rows']} rows, "
+         f"{r['configs']} random configs × {r['epochs']} epochs, W = 2", "",
+         f"Measured {r['machine']['date']}, load average {r['machine']['loadavg_start'][0]:.2f}. "
+         f"Target: best val loss within {r['tolerance']} of the unpruned run's final best "
+         f"({r['target_val_loss']:.4f}).", "",
+         "| run | train hops | epochs wall s | time to target s | final best val loss | pruned configs |",
+         "|---|---|---|---|---|---|"]
+    for label, x in r["runs"].items():
+        L.append(f"| {label} | {x['train_hops']} | {x['epochs_wall_s']} | {_f(x['time_to_target_s'])} | "
+                 f"{x['final_best']:.4f} | {x['pruned']} |")
+    L += ["", f"Speed-up of the epochs: {r['speedup_epochs_wall']}×; of the time to the target: "
+          f"{r['speedup_time_to_target']}×.", ""]
+    return L
