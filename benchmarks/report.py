@@ -160,6 +160,12 @@ def write_results_md() -> Path:
         L.append(f"\nbest config: sequential {r['accuracy']['best_seq']}, MOP {r['accuracy']['best_mop']}\n")
     if "pruning" in extra:
         L += _pruning_section(extra["pruning"])
+    if "cerebro_dl" in extra and extra["cerebro_dl"].get("cerebro_ops"):
+        from .cerebro_dl import table
+        r = extra["cerebro_dl"]
+        L += ["## cerebro-ops vs cerebro-dl 1.1.1 (`python -m benchmarks.cerebro_dl`)", "",
+              f"Measured {r['machine']['date']}, load average {r['machine']['loadavg_start'][0]:.2f} → "
+              f"{r['machine']['loadavg_end'][0]:.2f}; how to read it: notes below.", "", table(r), ""]
     notes = HERE / "notes.md"
     if notes.exists():
         L += [notes.read_text()]
