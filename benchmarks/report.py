@@ -174,8 +174,6 @@ def write_results_md() -> Path:
     return out
 
 
-if __name__ == "__main__":
-    print(write_results_md())
 
 
 def _pruning_section(r: dict) -> list[str]:
@@ -193,3 +191,7 @@ def _pruning_section(r: dict) -> list[str]:
     L += ["", f"Speed-up of the epochs: {r['speedup_epochs_wall']}×; of the time to the target: "
           f"{r['speedup_time_to_target']}×.", ""]
     return L
+
+
+if __name__ == "__main__":
+    print(write_results_md())
