@@ -46,7 +46,9 @@ demo: $(STAMP) airflow-init
 	$(PY) -m cerebro_ops.cli validate dags/specs/demo.yaml
 	@echo "== running DAG cerebro_demo through Airflow (airflow dags test) =="
 	@time $(VENV)/bin/airflow dags test cerebro_demo > .cerebro/demo-airflow.log 2>&1 || { tail -60 .cerebro/demo-airflow.log; exit 1; }
-	@grep -E "hop epoch=|registered|champion" .cerebro/demo-airflow.log | sed -E 's/^.*(hop epoch=|registered|champion)/\1/' | tail -20 || true
+	@grep -E "hop epoch=" .cerebro/demo-airflow.log | head -4 | grep -oE "hop epoch=.*loss=[0-9.]+" || true
+	@echo "... $$(grep -c 'hop epoch=' .cerebro/demo-airflow.log) hops in all, one log line each (.cerebro/demo-airflow.log)"
+	@grep -oE "(registered|challenger) [^[]*" .cerebro/demo-airflow.log | tail -1 || true
 	$(PY) -m cerebro_ops.cli leaderboard dags/specs/demo.yaml
 	@echo
 	@echo "MLflow UI:  make mlflow-ui   (http://127.0.0.1:5000)"
