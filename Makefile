@@ -13,7 +13,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(ROOT)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(ROOT)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT := 120
-export AIRFLOW_CONN_SPARK_DEFAULT := {"conn_type":"spark","host":"local[2]"}
+export AIRFLOW_CONN_SPARK_DEFAULT ?= {"conn_type":"spark","host":"local[2]"}
 export TF_CPP_MIN_LOG_LEVEL := 2
 export MLFLOW_TRACKING_URI := sqlite:///$(ROOT)/.cerebro/mlflow.db
 

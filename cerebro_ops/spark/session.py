@@ -31,8 +31,9 @@ def get_spark(master: str, app_name: str = "cerebro-ops"):
     spark_env()
     from pyspark.sql import SparkSession
 
-    if master.startswith("sc://"):
-        return SparkSession.builder.remote(master).getOrCreate()
+    if master.startswith("sc://"):  # every task joins one shared session: warm Python workers
+        from .connect import connect_session
+        return connect_session(master)
     master = with_task_retries(master)
     active = SparkSession.getActiveSession()
     if active is not None and active.sparkContext.master == master:
