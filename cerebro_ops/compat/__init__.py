@@ -15,3 +15,9 @@ Differences from the original, on purpose:
 - the estimator's batch size must either be a search-space key named ``batch_size`` or not depend on the
   other parameters (it is read once on the driver).
 """
+
+from ..spark.session import spark_env as _spark_env
+
+# Ported scripts create their SparkSession themselves, before any of our calls: point Spark's Python
+# workers at this interpreter (where TensorFlow lives) as soon as the compat API is imported.
+_spark_env()
