@@ -250,14 +250,19 @@ def _log_hop(rec: dict) -> None:
                  " ".join(f"{k}={v:.4f}" for k, v in sorted(rec["metrics"].items()) if k != "n"))
 
 
+def run_in_threads(work: Callable[[EpochTask, int], object], task: EpochTask, workers: int) -> None:
+    """Run work(task, w) for w in 0..W-1 as threads of this process and wait for all of them."""
+    threads = [threading.Thread(target=work, args=(task, w)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def thread_launcher(workers: int) -> Callable[[EpochTask], None]:
     """Run the W workers as threads of this process (tests, and Spark-less debugging)."""
     from .worker import run_worker
 
     def launch(task: EpochTask) -> None:
-        threads = [threading.Thread(target=run_worker, args=(task, w)) for w in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_in_threads(run_worker, task, workers)
     return launch

@@ -3,8 +3,8 @@ trained on; faults can be injected per unit."""
 from __future__ import annotations
 
 import json
-import threading
 
+from cerebro_ops.epoch import run_in_threads
 from cerebro_ops.errors import StoreError
 from cerebro_ops.hop_server import HopClient
 from cerebro_ops.store import Store
@@ -57,9 +57,5 @@ def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, c
     def launch(task):
         if calls is not None:
             calls.append(1)
-        threads = [threading.Thread(target=work, args=(task, w)) for w in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_in_threads(work, task, workers)
     return launch
