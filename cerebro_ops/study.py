@@ -15,6 +15,7 @@ from typing import Callable
 from .errors import DataError, StudyFailed
 from .leaderboard import best_value, leaderboard_rows
 from .search import sample_configs
+from .source import check_source
 from .spec import StudySpec, load_spec
 from .store import Store, run_store
 
@@ -78,7 +79,6 @@ def provisional_info(spec: StudySpec):
 def validate(spec_path: str, overrides: dict | None = None, check_model: bool = True) -> StudySpec:
     """Everything that can be checked before work starts: spec, overrides, builder, data source."""
     from .params import validate_overrides
-    from .spark.prepare import check_source
 
     spec = load_spec(spec_path)
     spec = spec.with_overrides(**validate_overrides(spec, overrides or {}))
@@ -101,7 +101,7 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
 
     overrides = validate_overrides(spec, overrides or {})
     eff = spec.with_overrides(**overrides)
-    prep.check_source(eff)
+    check_source(eff)
     st = _store(spec, run_id)
     state = st.read_json(STATE, default={}) if st.exists(STATE) else {}
     if state.get("prepared"):

@@ -9,7 +9,7 @@ import pytest
 
 from cerebro_ops.errors import DataError
 from cerebro_ops.example_data import make_example_data
-from cerebro_ops.spark.prepare import check_source
+from cerebro_ops.source import check_source
 from cerebro_ops.spec import parse_spec
 
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from cerebro_ops.errors import DataError
-from cerebro_ops.spark.prepare import check_source, prepare
+from cerebro_ops.source import check_source
+from cerebro_ops.spark.prepare import prepare
 from cerebro_ops.spec import parse_spec
 from cerebro_ops.store import Store
 
