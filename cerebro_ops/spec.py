@@ -27,8 +27,12 @@ SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearl
 MAX_EPOCHS = 1000
 MAX_WORKERS = 256
 MAX_CONFIGS = 10000
-# Metrics whose larger value is better; anything else (loss, mse, mae, ...) is minimised.
-MAXIMISED_METRICS = ("accuracy", "auc", "precision", "recall", "f1", "top_k")
+# A metric is maximised when a "_"-separated token of its name is one of these (val_acc, auc_1,
+# sparse_categorical_accuracy, top_k_categorical_accuracy, ...); anything else (loss, mse, mae, ...) is
+# minimised. A "loss"/"error" token wins: iou_loss is a loss.
+MAXIMISED_TOKENS = frozenset({"acc", "accuracy", "auc", "prc", "precision", "recall", "f1", "fbeta", "iou",
+                              "top", "r2"})
+MINIMISED_TOKENS = frozenset({"loss", "error"})
 
 # Defaults are relative to the repository root (or CEREBRO_HOME when set).
 DEFAULT_HOME = ".cerebro"
@@ -55,6 +59,8 @@ class DataSpec:
     arrays: tuple[ArrayFeature, ...] = ()
     validation_fraction: float = 0.2
     max_categories: int = 50
+    validation_column: str | None = None  # the user's own split (true/1 = validation row); overrides the fraction
+    stratify: bool = True  # classification splits keep each class's share in train and validation
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
@@ -151,7 +157,7 @@ class StudySpec:
 
 _TOP_KEYS = {"name", "description", "seed", "data", "model", "search", "train", "runtime", "schedule", "pruning"}
 _DATA_KEYS = {"source", "label", "task", "format", "numeric", "categorical", "arrays", "validation_fraction",
-              "max_categories"}
+              "max_categories", "validation_column", "stratify"}
 _MODEL_KEYS = {"builder"}
 _SEARCH_KEYS = {"method", "num_configs", "batch_size", "space"}
 _PRUNING_KEYS = {"method", "min_epochs", "reduction_factor"}
@@ -196,17 +202,26 @@ def parse_spec(raw: Any) -> StudySpec:
     pruning = _parse_pruning(_section(raw, "pruning", required=False), train.epochs)
     schedule = raw.get("schedule")
     if schedule is not None:
-        if not isinstance(schedule, str) or not (schedule in SCHEDULE_PRESETS or _looks_like_cron(schedule)):
+        if not isinstance(schedule, str) or not (schedule in SCHEDULE_PRESETS or is_cron(schedule)):
             raise SpecError("schedule", f"{schedule!r} is not a schedule",
-                            f"use one of {', '.join(SCHEDULE_PRESETS)}, a 5-field cron expression, or omit it")
+                            f"use one of {', '.join(SCHEDULE_PRESETS)}, a 5-field cron expression "
+                            "(minute hour day-of-month month day-of-week, e.g. '0 3 * * MON'), or omit it")
     description = _get(raw, "description", str, "", "")
     return StudySpec(name=name, data=data, model_builder=builder, search=search, train=train, runtime=runtime,
                      seed=seed, schedule=schedule, pruning=pruning, description=description)
 
 
-def _looks_like_cron(s: str) -> bool:
-    parts = s.split()
-    return len(parts) == 5 and all(re.fullmatch(r"[0-9*/,\-]+", x) for x in parts)
+def is_cron(s: str) -> bool:
+    """A 5-field cron expression that croniter (what Airflow schedules with) accepts, ranges included."""
+    from croniter import croniter
+
+    return len(s.split()) == 5 and croniter.is_valid(s)
+
+
+def default_direction(metric: str) -> str:
+    """max for accuracy-like metrics, min for losses and errors, decided by the tokens of the name."""
+    tokens = set(metric.split("_"))
+    return "max" if tokens & MAXIMISED_TOKENS and not tokens & MINIMISED_TOKENS else "min"
 
 
 def _parse_data(d: Mapping) -> DataSpec:
@@ -214,7 +229,7 @@ def _parse_data(d: Mapping) -> DataSpec:
     source = _require(d, "source", str, "data.")
     if not source.strip():
         raise SpecError("data.source", "is empty", "give a CSV or Parquet path or URI")
-    label = _require(d, "label", str, "data.")
+    label = _column_name(d, "label")
     task = _get(d, "task", str, "data.", "binary")
     if task not in TASKS:
         raise SpecError("data.task", f"{task!r} is not a task", f"use one of {', '.join(TASKS)}")
@@ -250,8 +265,15 @@ def _parse_data(d: Mapping) -> DataSpec:
     mc = _get(d, "max_categories", int, "data.", 50)
     if mc < 1:
         raise SpecError("data.max_categories", f"{mc} is below 1", "use a positive integer such as 50")
+    split_col = _column_name(d, "validation_column") if d.get("validation_column") is not None else None
+    if split_col is not None and (split_col == label or split_col in feats):
+        role = "the label" if split_col == label else "a feature"
+        raise SpecError("data.validation_column", f"{split_col!r} is {role}",
+                        "name a separate column of true/false (or 1/0) flags, true/1 = validation row")
+    stratify = _get(d, "stratify", bool, "data.", True)
     return DataSpec(source=source, label=label, task=task, format=fmt, numeric=numeric, categorical=categorical,
-                    arrays=tuple(arrays), validation_fraction=float(vf), max_categories=mc)
+                    arrays=tuple(arrays), validation_fraction=float(vf), max_categories=mc,
+                    validation_column=split_col, stratify=stratify)
 
 
 def _parse_search(d: Mapping) -> SearchSpec:
@@ -334,8 +356,7 @@ def _parse_train(d: Mapping, data: DataSpec) -> TrainSpec:
         raise SpecError("train.metric", f"{metric!r} is not a metric name", "use e.g. val_loss or val_accuracy")
     if not metric.startswith("val_"):
         metric = "val_" + metric
-    default_dir = "max" if any(m in metric for m in MAXIMISED_METRICS) else "min"
-    direction = _get(d, "direction", str, "train.", default_dir)
+    direction = _get(d, "direction", str, "train.", default_direction(metric))
     if direction not in ("min", "max"):
         raise SpecError("train.direction", f"{direction!r} is not a direction", "use min or max")
     deterministic = _get(d, "deterministic", bool, "train.", True)
@@ -426,8 +447,20 @@ def _require(d: Mapping, key: str, typ, prefix: str):
     return _get(d, key, typ, prefix, None)
 
 
+def _column_name(d: Mapping, key: str) -> str:
+    """Any non-empty string a CSV/Parquet header can hold (dots, spaces, unicode, leading digits)."""
+    v = d.get(key)
+    if v is None:
+        raise SpecError(f"data.{key}", "is missing", f"add '{key}:' to the spec")
+    if not isinstance(v, str) or not v:
+        raise SpecError(f"data.{key}", f"must be a column name, got {type(v).__name__} {v!r}",
+                        "write the column's name as a string; quote names YAML reads otherwise, e.g. '\"2019\"'")
+    return v
+
+
 def _str_list(d: Mapping, key: str, prefix: str) -> tuple[str, ...]:
     v = d.get(key) or []
     if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-        raise SpecError(prefix + key, "must be a list of column names", f"write '{key}: [col_a, col_b]'")
+        raise SpecError(prefix + key, "must be a list of column names",
+                        f"write '{key}: [col_a, col_b]'; quote names YAML reads otherwise, e.g. \"2019\"")
     return tuple(v)

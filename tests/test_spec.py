@@ -104,3 +104,99 @@ def test_shipped_specs_parse():
     for p in specs:
         s = load_spec(p)
         assert s.name and s.search.space
+
+
+def test_split_keys_default_to_a_stratified_fraction():
+    d = parse_spec(MIN).data
+    assert (d.validation_column, d.stratify, d.validation_fraction) == (None, True, 0.2)
+
+
+def test_validation_column_and_stratify_parse():
+    raw = with_("data.validation_column", "is_val")
+    raw["data"]["stratify"] = False
+    d = parse_spec(raw).data
+    assert (d.validation_column, d.stratify) == ("is_val", False)
+    assert "is_val" not in d.feature_columns
+
+
+@pytest.mark.parametrize("value,says", [("y", "is the label"), ("a", "is a feature"), ("", "column name"),
+                                        (1, "column name")])
+def test_bad_validation_column(value, says):
+    with pytest.raises(SpecError, match=says) as e:
+        parse_spec(with_("data.validation_column", value))
+    assert e.value.field == "data.validation_column" and e.value.fix
+
+
+def test_stratify_must_be_boolean():
+    with pytest.raises(SpecError) as e:
+        parse_spec(with_("data.stratify", "yes"))
+    assert e.value.field == "data.stratify"
+
+
+HEADER_NAMES = ["dep.delay", "arr time", "carrier-code", "2019_sales", "7", "température", "重量", " padded ",
+                "a/b", "x[0]", "$col", "'quoted'", "#"]
+
+
+def test_any_header_name_is_a_column_name():
+    raw = with_("data.numeric", HEADER_NAMES[:6])
+    raw["data"]["categorical"] = HEADER_NAMES[6:]
+    raw["data"]["arrays"] = {"pixels.v2 (8x8)": [8, 8]}
+    raw["data"]["label"] = "is delayed?"
+    raw["data"]["validation_column"] = "split: val"
+    d = parse_spec(raw).data
+    assert d.feature_columns == (*HEADER_NAMES, "pixels.v2 (8x8)")
+    assert (d.label, d.validation_column) == ("is delayed?", "split: val")
+
+
+def test_yaml_file_round_trips_odd_column_names(tmp_path):
+    import yaml
+    raw = with_("data.numeric", HEADER_NAMES)
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    assert load_spec(p).data.numeric == tuple(HEADER_NAMES)
+
+
+@pytest.mark.parametrize("key,value", [("numeric", ["a", ""]), ("numeric", [2019]), ("label", ""),
+                                       ("label", 2019)])
+def test_empty_or_non_string_column_names_are_rejected(key, value):
+    with pytest.raises(SpecError) as e:
+        parse_spec(with_(f"data.{key}", value))
+    assert e.value.field == f"data.{key}" and '"2019"' in e.value.fix
+
+
+@pytest.mark.parametrize("metric", [
+    "val_acc", "acc", "accuracy", "val_accuracy", "binary_accuracy", "val_sparse_categorical_accuracy",
+    "categorical_accuracy", "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "auc", "auc_1",
+    "val_auc_3", "prc", "precision", "recall", "val_precision_1", "f1_score", "fbeta_score", "iou", "mean_iou",
+    "binary_iou", "r2_score",
+])
+def test_accuracy_like_metrics_are_maximised(metric):
+    assert parse_spec(with_("train.metric", metric)).train.direction == "max"
+
+
+@pytest.mark.parametrize("metric", [
+    "val_loss", "loss", "mse", "mae", "rmse", "val_root_mean_squared_error", "mean_absolute_percentage_error",
+    "binary_crossentropy", "hinge", "kl_divergence", "poisson", "val_iou_loss", "accuracy_loss",
+    "false_positives", "val_actual", "val_topology", "val_auction",
+])
+def test_losses_and_errors_are_minimised(metric):
+    assert parse_spec(with_("train.metric", metric)).train.direction == "min"
+
+
+def test_explicit_direction_wins_over_the_name():
+    s = parse_spec(with_("train", {"metric": "val_acc", "direction": "min"}))
+    assert (s.train.metric, s.train.direction) == ("val_acc", "min")
+
+
+@pytest.mark.parametrize("cron", ["0 0 * * MON", "*/15 2-4 1,15 * 1-5", "0 3 * JAN-MAR SUN", "59 23 31 12 6",
+                                  "@daily", "@once", "on_data_change"])
+def test_valid_schedules(cron):
+    assert parse_spec(with_("schedule", cron)).schedule == cron
+
+
+@pytest.mark.parametrize("cron", ["99 99 * * *", "0 24 * * *", "* * 32 * *", "0 0 * * FUNDAY", "0 0 * *",
+                                  "0 0 * * * *", "@fortnightly", "", 5])
+def test_invalid_schedules_name_the_field(cron):
+    with pytest.raises(SpecError) as e:
+        parse_spec(with_("schedule", cron))
+    assert e.value.field == "schedule" and "cron" in e.value.fix

@@ -11,7 +11,7 @@ import sys
 import uuid
 from typing import Any, Callable
 
-from ..spec import MAXIMISED_METRICS, parse_spec
+from ..spec import default_direction, parse_spec
 from .keras import BUILDER, GEN_FN_KEY, SparkModel, estimator
 
 log = logging.getLogger("cerebro_ops.compat")
@@ -51,7 +51,7 @@ def hp_qloguniform(min, max, q) -> _HP:  # noqa: A002
 
 
 def _is_maximised(metric: str) -> bool:
-    return metric in ("acc", "r2") or any(m in metric for m in MAXIMISED_METRICS)
+    return default_direction(metric) == "max"
 
 
 class ModelSelectionResult:
