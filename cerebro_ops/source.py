@@ -13,6 +13,8 @@ from .spec import StudySpec
 
 # Tokens that mean "missing" in CSV files (pandas/R conventions); Spark's CSV reader only knows "".
 NA_TOKENS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A")
+# More distinct labels than this is almost surely a continuous (regression) label.
+MAX_CLASSES = 1000
 
 
 # ============================================================================ source resolution
@@ -42,16 +44,26 @@ def check_source(spec: StudySpec) -> None:
                         "paths are resolved against the current working directory")
     fmt = d.resolved_format
     columns = _read_columns(fs, path, fmt, d.source)
+    _check_unique_columns(d.source, columns)
     _check_columns_present(spec, columns)
-    table = _read_needed(fs, path, fmt, [d.label, *d.feature_columns], d.source)
+    table = _read_needed(fs, path, fmt, needed_columns(spec), d.source)
     _check_types(spec, table, fmt)
-    for name in [d.label, *d.feature_columns]:
-        col = table.column(name)
-        if len(col) > 0 and col.null_count == len(col):
-            raise DataError(_field(spec, name), f"column {name!r} is entirely null ({len(col)} rows)",
-                            "fill the column or remove it from the spec")
     if table.num_rows == 0:
         raise DataError("data.source", f"{d.source!r} has no rows", "point data.source at a non-empty file")
+    for name in [d.label, *d.feature_columns]:
+        col = table.column(name)
+        if col.null_count == len(col):
+            raise DataError(_field(spec, name), f"column {name!r} is entirely null ({len(col)} rows)",
+                            "fill the column or remove it from the spec")
+    _check_classes(spec, table.column(d.label), fmt)
+    if d.validation_column is not None:
+        _check_split_column(spec, table.column(d.validation_column), fmt)
+
+
+def needed_columns(spec: StudySpec) -> list[str]:
+    """The source columns a study reads: label, features and the split column (if any)."""
+    d = spec.data
+    return [d.label, *d.feature_columns, *([d.validation_column] if d.validation_column else [])]
 
 
 def _field(spec: StudySpec, column: str) -> str:
@@ -59,6 +71,8 @@ def _field(spec: StudySpec, column: str) -> str:
     d = spec.data
     if column == d.label:
         return "data.label"
+    if column == d.validation_column:
+        return "data.validation_column"
     if column in d.numeric:
         return f"data.numeric.{column}"
     if column in d.categorical:
@@ -114,6 +128,20 @@ def _open_csv(fs, path: str):
     return fs.open(path, "rb", compression=compression)
 
 
+def _check_unique_columns(source: str, columns: list[str]) -> None:
+    """Spark (case-insensitive by default) renames duplicated CSV headers and refuses duplicated Parquet ones."""
+    seen: dict[str, str] = {}
+    for name in columns:
+        first = seen.setdefault(name.lower(), name)
+        if first is not name:
+            if first == name:
+                raise DataError("data.source", f"{source!r} has the column {name!r} more than once in its header",
+                                "give every column a distinct name")
+            raise DataError("data.source", f"{source!r} has the columns {first!r} and {name!r}, whose names "
+                            "differ only in case", "give every column a distinct name: Spark does not tell "
+                            "column names apart by case")
+
+
 def _check_columns_present(spec: StudySpec, columns: list[str]) -> None:
     d = spec.data
     if d.label not in columns:
@@ -123,6 +151,10 @@ def _check_columns_present(spec: StudySpec, columns: list[str]) -> None:
     if missing:
         raise DataError(_field(spec, missing[0]), f"column(s) {missing} are not in the source; available "
                         f"columns: {columns}", "fix the column names under data.numeric/categorical/arrays")
+    if d.validation_column is not None and d.validation_column not in columns:
+        raise DataError("data.validation_column", f"split column {d.validation_column!r} is not in the source; "
+                        f"available columns: {columns}", "name a column of true/false (or 1/0) flags, or remove "
+                        "data.validation_column to split by data.validation_fraction")
 
 
 def _read_needed(fs, path: str, fmt: str, names: list[str], source: str):
@@ -160,6 +192,7 @@ def _check_types(spec: StudySpec, table, fmt: str) -> None:
             problem = f"column {name!r} has type {col.type}, not a number"
         raise DataError(f"data.numeric.{name}", problem,
                         f"move {name!r} to data.categorical, or clean the column so it holds numbers")
+    _check_label_type(spec, table.column(d.label), fmt)
     for a in d.arrays:
         col = table.column(a.name)
         if fmt == "csv":
@@ -168,6 +201,115 @@ def _check_types(spec: StudySpec, table, fmt: str) -> None:
         if not _is_numeric_list(col.type):
             raise DataError(f"data.arrays.{a.name}", f"column {a.name!r} has type {col.type}, not a list of numbers",
                             "store the array as a Parquet list<double> column")
+
+
+def _check_label_type(spec: StudySpec, col, fmt: str) -> None:
+    """Regression trains on the label's value, so it must be a number (or a boolean)."""
+    import pyarrow as pa
+
+    d = spec.data
+    if d.task != "regression" or _is_number_type(col.type) or pa.types.is_boolean(col.type):
+        return
+    if fmt == "csv" and pa.types.is_string(col.type):
+        bad = _unparseable(col)
+        if bad is None:
+            return
+        problem = f"task regression needs a numeric label, but {d.label!r} holds values such as {bad!r}"
+    else:
+        problem = f"task regression needs a numeric label, but {d.label!r} has type {col.type}"
+    raise DataError("data.label", problem, f"set data.task: binary or multiclass if {d.label!r} holds classes, "
+                    "or set data.label to a numeric column")
+
+
+def _check_classes(spec: StudySpec, col, fmt: str) -> None:
+    """A classifier needs 2 classes (binary: exactly 2); thousands of classes mean a continuous label."""
+    d = spec.data
+    if d.task == "regression":
+        return
+    classes = _distinct(col, fmt)
+    n = len(classes)
+    try:
+        ordered = sorted(classes)
+    except TypeError:  # mixed types cannot be compared
+        ordered = sorted(classes, key=str)
+    sample = [int(v) if isinstance(v, float) and v.is_integer() else v for v in ordered[:5]]
+    if n < 2:
+        raise DataError("data.task", f"{d.task} task but label {d.label!r} has a single class ({sample[0]!r})",
+                        "a classifier needs at least two classes: check that data.label names the class column "
+                        "and that the source holds every class, or use task: regression for a continuous label")
+    if d.task == "binary" and n > 2:
+        more = f"{n}" if n <= MAX_CLASSES else f"more than {MAX_CLASSES}"
+        raise DataError("data.task", f"binary task but label {d.label!r} has {more} distinct values (e.g. "
+                        f"{sample})", "set data.task: multiclass (or regression for a continuous label)")
+    if n > MAX_CLASSES:
+        raise DataError("data.task", f"multiclass task but label {d.label!r} has more than {MAX_CLASSES} distinct "
+                        f"values (e.g. {sample})", "use task: regression for a continuous label, or bucket the "
+                        f"label into at most {MAX_CLASSES} classes")
+
+
+def _distinct(col, fmt: str) -> set:
+    """Distinct non-null, non-NaN values; CSV labels that all parse as numbers compare as numbers (1 == 1.0),
+    as they do once Spark infers the column's type."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if fmt == "csv" and pa.types.is_string(col.type):
+        col = pc.utf8_trim_whitespace(col)
+        if _unparseable(col) is None:
+            col = pc.cast(col, pa.float64())
+        elif set(pc.unique(pc.utf8_lower(col)).drop_null().to_pylist()) <= {"true", "false"}:
+            col = pc.utf8_lower(col)  # Spark reads True/true/TRUE as one boolean
+    values = pc.unique(col.drop_null())
+    if pa.types.is_floating(values.type):
+        values = values.filter(pc.invert(pc.is_nan(values)))
+    return set(values.to_pylist())
+
+
+def _check_split_column(spec: StudySpec, col, fmt: str) -> None:
+    """The user's split: every row flagged true/1 (validation) or false/0 (train), with both sides non-empty."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    name = spec.data.validation_column
+    fix = f"fill {name!r} with true/false (or 1/0) on every row, true/1 marking a validation row"
+    empty = col.null_count
+    if pa.types.is_floating(col.type):
+        empty += pc.sum(pc.is_nan(col).cast(pa.int64())).as_py() or 0
+    if empty:
+        raise DataError("data.validation_column", f"split column {name!r} is empty on {empty} of {len(col)} rows",
+                        fix)
+    flags = _split_flags(col, fmt, name, fix)
+    n_val = pc.sum(flags.cast(pa.int64())).as_py() or 0
+    for side, n in (("validation (true/1)", n_val), ("train (false/0)", len(col) - n_val)):
+        if n == 0:
+            raise DataError("data.validation_column", f"split column {name!r} marks no {side} rows "
+                            f"({len(col)} rows)", "flag rows of both sides: true/1 = validation, false/0 = train")
+
+
+def _split_flags(col, fmt: str, name: str, fix: str):
+    """The split column as booleans, true = validation row. CSV text is read as Spark infers it: all
+    true/false (any case) is boolean, all numbers is numeric, a mix of both is plain text (rejected)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_boolean(col.type):
+        return col
+    if fmt == "csv" and pa.types.is_string(col.type):
+        text = pc.utf8_lower(pc.utf8_trim_whitespace(col))
+        if _unparseable(text) is not None:
+            values = set(pc.unique(text).to_pylist())
+            if values <= {"true", "false"}:
+                return pc.equal(text, "true")
+            raise DataError("data.validation_column", f"split column {name!r} holds {sorted(values)[:5]}, not "
+                            "only true/false or only 1/0", fix)
+        col = pc.cast(text, pa.float64())
+    if not _is_number_type(col.type):
+        raise DataError("data.validation_column", f"split column {name!r} has type {col.type}, not boolean or "
+                        "0/1", fix)
+    bad = sorted(v for v in _distinct(col, "parquet") if v not in (0, 1))
+    if bad:
+        raise DataError("data.validation_column", f"split column {name!r} holds {bad[:5]}, not only 0/1", fix)
+    return pc.equal(col, 1)
 
 
 def _is_number_type(t) -> bool:
