@@ -20,8 +20,8 @@ import os
 import time
 import zipfile
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -45,10 +45,12 @@ class DataInfo:
     input_shape: tuple[int, ...]
     task: str
     num_classes: int
+    # {feature column: (start, end)} slices of the flattened feature vector; None before prepare has run.
+    feature_spans: Mapping[str, tuple[int, int]] | None = field(default=None, hash=False)
 
 
 def data_info(meta: dict) -> DataInfo:
-    """DataInfo from data/meta.json (keys input_shape, task, num_classes)."""
+    """DataInfo from data/meta.json (keys input_shape, task, num_classes, and feature_spans when present)."""
     try:
         shape = tuple(int(d) for d in meta["input_shape"])
         task = str(meta["task"])
@@ -59,8 +61,107 @@ def data_info(meta: dict) -> DataInfo:
         raise DataError("meta.json", f"task {task!r} is not one of {', '.join(TASKS)}", "re-run the prepare step")
     if not shape or any(d < 1 for d in shape):
         raise DataError("meta.json", f"input_shape {shape} is not a list of positive sizes", "re-run the prepare step")
+    spans = _spans(meta.get("feature_spans"), math.prod(shape))
     # Regression has no classes; meta may store null there.
-    return DataInfo(input_shape=shape, task=task, num_classes=int(meta.get("num_classes") or 0))
+    return DataInfo(input_shape=shape, task=task, num_classes=int(meta.get("num_classes") or 0), feature_spans=spans)
+
+
+def _spans(raw, width: int) -> dict[str, tuple[int, int]] | None:
+    if raw is None:
+        return None
+    try:
+        spans = {str(c): (int(se[0]), int(se[1])) for c, se in dict(raw).items()}
+    except (TypeError, ValueError, IndexError) as exc:
+        raise DataError("meta.json", f"feature_spans is not {{column: [start, end]}} ({exc})",
+                        "re-run the prepare step") from None
+    bad = [c for c, (a, b) in spans.items() if not 0 <= a < b <= width]
+    if bad:
+        raise DataError("meta.json", f"feature_spans of {bad} fall outside the {width} feature values",
+                        "re-run the prepare step")
+    return spans
+
+
+# --------------------------------------------------------------------------------------------- model inputs
+
+def sanitized_name(name: str) -> str:
+    """The name as TensorFlow sanitizes tensor-spec names: lower case, non-alphanumerics as '_'."""
+    swapped = "".join(c if c.isalnum() else "_" for c in str(name).lower()) or "unknown"
+    return swapped if swapped[0].isalpha() else "tensor_" + swapped
+
+
+def _declared_inputs(model) -> list[tuple[str, tuple]]:
+    """[(key of the model's input dict, declared shape without the batch axis)]; [] when the model does not
+    declare its inputs (a subclassed model, a Sequential without an Input)."""
+    try:
+        tensors = model.inputs
+    except AttributeError:
+        return []
+    if not tensors:
+        return []
+    struct = getattr(model, "_inputs_struct", None)  # functional: what the builder passed to keras.Model(...)
+    if isinstance(struct, dict):  # Keras matches a dict batch by these keys, not by the tensors' names
+        return [(str(k), tuple(t.shape[1:])) for k, t in struct.items()]
+    return [(t.name, tuple(t.shape[1:])) for t in tensors]
+
+
+def input_columns(model, spans: Mapping[str, tuple[int, int]]) -> dict[str, str]:
+    """{model input name: feature column} for a model with one input per feature column.
+
+    An input matches the column of the same name, or else the column whose sanitized name is the input's
+    sanitized name (Keras and TensorFlow may sanitize dots and spaces). SpecError('model.builder') names the
+    inputs that match no column."""
+    by_sanitized: dict[str, list[str]] = {}
+    for col in spans:
+        by_sanitized.setdefault(sanitized_name(col), []).append(col)
+    routes, unmatched = {}, []
+    for name, _ in _declared_inputs(model):
+        if name in spans:
+            routes[name] = name
+            continue
+        cols = by_sanitized.get(sanitized_name(name), [])
+        if len(cols) == 1:
+            routes[name] = cols[0]
+        else:
+            unmatched.append(name)
+    if unmatched:
+        raise SpecError("model.builder", f"model inputs {unmatched} match no feature column (the feature columns "
+                        f"are {list(spans)})", "name each keras.Input after its feature column, or build the "
+                        "model with a single input taking the whole feature vector")
+    return routes
+
+
+def model_inputs(model, x, spans: Mapping[str, tuple[int, int]] | None):
+    """The batch `x` (rows of the flat feature vector) as `model` takes it.
+
+    A model with one input (or undeclared inputs) gets `x` itself; a model with one input per feature column
+    gets {input name: x[:, start:end]}, reshaped to the input's declared shape."""
+    declared = _declared_inputs(model)
+    if len(declared) <= 1:
+        return _single_input(model, declared, x)
+    if not spans:
+        raise SpecError("model.builder", f"the model has {len(declared)} inputs {[n for n, _ in declared]} but "
+                        "the prepared data has no feature_spans to route columns to them",
+                        "re-run the prepare step (it records which slice of the features each column fills)")
+    routes = input_columns(model, spans)
+    flat = np.reshape(x, (len(x), -1))
+    batch = {}
+    for name, shape in declared:
+        col = routes[name]
+        start, end = spans[col]
+        part = flat[:, start:end]
+        if all(isinstance(d, int) for d in shape):
+            if math.prod(shape) != end - start:
+                raise SpecError("model.builder", f"model input {name!r} has shape {shape}, but feature column "
+                                f"{col!r} fills {end - start} values", f"declare keras.Input(shape=({end - start},), "
+                                f"name={name!r}) (one-hot categoricals take one value per category plus 'other')")
+            part = part.reshape((len(x),) + shape)
+        batch[name] = part
+    return batch
+
+
+def _single_input(model, declared: list, x):
+    # A functional model built on {key: input} wants a dict even for one input (Keras warns otherwise).
+    return {declared[0][0]: x} if declared and isinstance(getattr(model, "_inputs_struct", None), dict) else x
 
 
 # --------------------------------------------------------------------------------------------- builders
@@ -110,11 +211,13 @@ def check_builder(builder: str, params: dict, info: DataInfo, metric: str) -> No
                         "call model.compile(optimizer=..., loss=..., metrics=[...]) before returning it")
     # The metric names Keras reports are only known after a run: evaluate two dummy rows.
     x, y = _dummy_batch(info)
+    batch = _dummy_inputs(model, x, info)
     try:
-        logs = model.evaluate(x, y, batch_size=2, verbose=0, return_dict=True)
+        logs = model.evaluate(batch, y, batch_size=2, verbose=0, return_dict=True)
     except Exception as exc:
+        shapes = {k: v.shape for k, v in batch.items()} if isinstance(batch, dict) else batch.shape
         raise SpecError("model.builder", f"the model from {builder} fails on a batch of input shape "
-                        f"{x.shape} ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                        f"{shapes} ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
                         f"build the model for inputs of shape {info.input_shape} and task {info.task}") from None
     key = metric[4:] if metric.startswith("val_") else metric
     if key not in logs:
@@ -129,10 +232,22 @@ def _dummy_batch(info: DataInfo) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def _dummy_inputs(model, x, info: DataInfo):
+    """The dummy batch `x` as the model takes it. Before prepare (no feature spans) a model with one input per
+    column gets zeros in the shapes it declares: its names are checked against the columns on the first hop."""
+    if info.feature_spans:
+        return model_inputs(model, x, info.feature_spans)
+    declared = _declared_inputs(model)
+    if len(declared) <= 1:
+        return _single_input(model, declared, x)
+    return {name: np.zeros((len(x),) + tuple(d if isinstance(d, int) else 1 for d in shape), dtype="float32")
+            for name, shape in declared}
+
+
 def _ensure_built(model: keras.Model, info: DataInfo) -> None:
     """Functional models have variables at construction; a subclassed one gets them on its first call."""
     if not model.built or not model.weights:
-        model(_dummy_batch(info)[0])
+        model(_dummy_inputs(model, _dummy_batch(info)[0], info))
     if model.optimizer is not None and not model.optimizer.built:
         # A fresh optimizer has no moment slots yet; build them so they can be saved / assigned into.
         model.optimizer.build(model.trainable_variables)
@@ -272,7 +387,8 @@ class HopTrainer:
             return state, {"loss": None, "n": 0, "load_s": t1 - t0, "train_s": 0.0, "save_s": 0.0}
         keras.utils.set_random_seed(int(seed))  # fixes the shuffle order of this hop
         try:
-            hist = model.fit(x, y, batch_size=int(params.get("batch_size", 64)), epochs=1, shuffle=True, verbose=0)
+            hist = model.fit(model_inputs(model, x, self.info.feature_spans), y,
+                             batch_size=int(params.get("batch_size", 64)), epochs=1, shuffle=True, verbose=0)
         except Exception as exc:
             self._forget(builder, params)
             raise self._failed("training", exc) from exc
@@ -299,7 +415,9 @@ class HopTrainer:
         model = self._model(builder, params)
         load_state(model, state)
         try:
-            logs = model.evaluate(x, y, batch_size=8192, verbose=0, return_dict=True)  # few steps: evaluate() has a per-step cost
+            # Few steps: evaluate() has a per-step cost.
+            logs = model.evaluate(model_inputs(model, x, self.info.feature_spans), y, batch_size=8192, verbose=0,
+                                  return_dict=True)
         except Exception as exc:
             self._forget(builder, params)
             raise self._failed("evaluation", exc) from exc

@@ -41,7 +41,9 @@ class EpochTask:
 def _trainer(task: EpochTask):
     from .trainer import HopTrainer, data_info
 
-    key = (tuple(task.meta["input_shape"]), task.meta["task"], task.meta["num_classes"], task.deterministic)
+    spans = task.meta.get("feature_spans") or {}
+    key = (tuple(task.meta["input_shape"]), task.meta["task"], task.meta["num_classes"], task.deterministic,
+           tuple((c, tuple(se)) for c, se in spans.items()))
     trainers = _LOCAL.__dict__.setdefault("trainers", {})
     if key not in trainers:
         trainers[key] = HopTrainer(data_info(task.meta), deterministic=task.deterministic)
