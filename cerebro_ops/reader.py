@@ -55,6 +55,34 @@ def load_split(data_url: str, split: str, input_shape: Sequence[int]) -> tuple[n
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def load_raw_split(data_url: str, split: str, meta: dict):
+    """The split's rows as the user has them (original column names and types: the features and the label),
+    as a pandas DataFrame in the prepared ``_order``: row i is the row whose encoding has ``_order == i``."""
+    import pyarrow.parquet as pq
+
+    url = f"{data_url.rstrip('/')}/raw/{split}"
+    fs, path = _fs(url)
+    table = pq.read_table(path, filesystem=fs)
+    df = table.to_pandas().sort_values("_order", kind="stable").reset_index(drop=True)
+    return df.drop(columns="_order").rename(columns=meta["raw_columns"])
+
+
+def load_prepared(data_url: str, split: str, input_shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The encoded split before partitioning, in ``_order`` (aligned with :func:`load_raw_split`)."""
+    import pyarrow.parquet as pq
+
+    fs, path = _fs(f"{data_url.rstrip('/')}/prepared/{split}")
+    df = pq.read_table(path, filesystem=fs).to_pandas().sort_values("_order", kind="stable")
+    x = _stack(df["features"].to_numpy()).reshape((len(df), *[int(s) for s in input_shape]))
+    return x, df["label"].to_numpy(dtype=np.float32)
+
+
+def _fs(url: str):
+    import fsspec
+
+    return fsspec.core.url_to_fs(url)
+
+
 def list_partitions(data_url: str, split: str) -> list[int]:
     import fsspec
 

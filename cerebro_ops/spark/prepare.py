@@ -27,59 +27,111 @@ _HASH_BUCKETS = 1_000_000_007  # prime modulus turning a 64-bit hash into a unif
 # ============================================================================ prepare (Spark)
 
 def prepare(spark, spec: StudySpec, data: Store) -> dict:
-    """Clean, encode, split and shuffle the source; write prepared/{train,val} and meta.json."""
+    """Clean, encode, split and shuffle the source; write prepared/{train,val}, raw/{train,val} and meta.json."""
     from pyspark.sql import functions as F
 
     d = spec.data
-    df = _read_spark(spark, spec)
-    _check_spark_schema(spec, df)
-    df = _select_and_cast(spec, df)
-    df = _drop_incomplete(spec, df)
+    source = _read_spark(spark, spec)
+    _check_spark_schema(spec, source)
+    names = internal_names(spec)
+    raw_dtypes = {c: _dtype_name(source.schema[c].dataType) for c in names}
+    df = _select_and_cast(spec, source, names)
+    df = _drop_incomplete(df, names)
     total = df.count()
     if total == 0:
         raise DataError("data.source", f"no rows left in {d.source!r} after dropping rows with a null label or "
                         "feature", "fill the missing values or remove the empty columns from the spec")
-    _check_array_shapes(spec, df)
-    df, label_classes = _encode_label(spec, df)
-
-    # Seeded content hashes: one for the split, another (independent) for the shuffle order.
-    content = [F.col(c) for c in [d.label, *d.feature_columns]]
-    u = F.pmod(F.xxhash64(F.lit(spec.seed), F.lit("split"), *content), F.lit(_HASH_BUCKETS)) / _HASH_BUCKETS
-    df = (df.withColumn("_is_val", u < F.lit(d.validation_fraction))
-            .withColumn("_hash", F.xxhash64(F.lit(spec.seed), F.lit("order"), *content)))
-    df = df.cache()
+    _check_array_shapes(spec, df, names)
+    df, label_classes = _encode_label(spec, df, names[d.label])
+    df = _with_split(spec, df, names, total).cache()
     try:
         train, val = df.filter(~F.col("_is_val")), df.filter(F.col("_is_val"))
-        stats = _numeric_stats(spec, train)
-        categories = _top_categories(spec, train)
-        features, names = _feature_exprs(spec, stats, categories)
+        stats = _numeric_stats(spec, train, names)
+        categories = _top_categories(spec, train, names)
+        features, feature_names, spans = _feature_exprs(spec, stats, categories, names)
+        raw = [F.col(names[c]) for c in [d.label, *d.feature_columns]]
         rows = {}
-        for split, part in (("train", train), ("val", val)):
-            # Rank before encoding: the single-task window then moves the narrow raw rows, not wide arrays.
-            out = _with_order(part).select(features.alias("features"),
-                                           F.col("_label").cast("double").alias("label"), "_order")
-            out.write.mode("overwrite").parquet(data.url("prepared", split))
-            rows[split] = spark.read.parquet(data.url("prepared", split)).count()
+        val_rows = val.count()
+        for split, n in (("train", total - val_rows), ("val", val_rows)):
+            if n == 0:
+                field = "data.validation_column" if d.validation_column else "data.validation_fraction"
+                raise DataError(field, f"the {split} split is empty ({total} usable rows)",
+                                "mark some rows for each side" if d.validation_column else
+                                "use more data or a validation_fraction nearer 0.2")
+        for split, part, n in (("train", train, total - val_rows), ("val", val, val_rows)):
+            part, rows[split] = _with_order(part, spec.seed, n)
+            part.select(features.alias("features"), F.col("_label").cast("double").alias("label"), "_order") \
+                .write.mode("overwrite").parquet(data.url("prepared", split))
+            # The rows as the user has them (original types, same _order): for baselines, champion checks and
+            # the registered model's input example.
+            part.select(*raw, "_order").write.mode("overwrite").parquet(data.url("raw", split))
     finally:
         df.unpersist()
-    for split, n in rows.items():
-        if n == 0:
-            raise DataError("data.validation_fraction", f"the {split} split is empty ({total} usable rows)",
-                            "use more data or a validation_fraction nearer 0.2")
     meta = {
-        "input_shape": _input_shape(spec, len(names)),
+        "input_shape": _input_shape(spec, len(feature_names)),
         "task": d.task,
         "num_classes": {"binary": 2, "multiclass": len(label_classes), "regression": 1}[d.task],
+        "label": d.label,
         "label_classes": label_classes,
-        "feature_names": names,
+        "numeric": list(d.numeric),
+        "categorical": list(d.categorical),
+        "arrays": {a.name: list(a.shape) for a in d.arrays},
+        "feature_names": feature_names,
+        "feature_spans": spans,
         "numeric_stats": stats,
         "categories": categories,
+        "raw_dtypes": {c: raw_dtypes[c] for c in [*d.feature_columns, d.label]},
+        "raw_columns": {i: c for c, i in names.items()},
+        "split": _split_description(spec),
         "seed": spec.seed,
         "source": source_uri(d.source),
         "rows": rows,
     }
     data.write_json("meta.json", meta)
     return meta
+
+
+def internal_names(spec: StudySpec) -> dict[str, str]:
+    """Source column → a plain internal name. Users' names may hold dots, spaces, backticks or unicode, which
+    Spark expressions and Parquet writers treat specially; past the first select only these names are used."""
+    d = spec.data
+    names = {d.label: "_y"}
+    names.update({c: f"_n{i}" for i, c in enumerate(d.numeric)})
+    names.update({c: f"_k{i}" for i, c in enumerate(d.categorical)})
+    names.update({a.name: f"_a{i}" for i, a in enumerate(d.arrays)})
+    if d.validation_column:
+        names[d.validation_column] = "_v"
+    return names
+
+
+def column(name: str):
+    """A reference to a source column by its exact name (no dot-as-struct-field, no other parsing)."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _split_description(spec: StudySpec) -> dict:
+    d = spec.data
+    if d.validation_column:
+        return {"method": "column", "column": d.validation_column}
+    stratified = d.stratify and d.task != "regression"
+    return {"method": "stratified" if stratified else "random", "fraction": d.validation_fraction}
+
+
+def _dtype_name(t) -> str:
+    """The source type as the registered model's signature states it."""
+    from pyspark.sql import types as T
+
+    if isinstance(t, T.BooleanType):
+        return "boolean"
+    if isinstance(t, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)):
+        return "long"
+    if isinstance(t, T.NumericType):
+        return "double"
+    if isinstance(t, T.ArrayType):
+        return "array"
+    return "string"
 
 
 def _read_spark(spark, spec: StudySpec):
@@ -127,7 +179,7 @@ def _check_spark_schema(spec: StudySpec, df) -> None:
 def _first_unparseable_spark(df, name: str):
     from pyspark.sql import functions as F
 
-    c = F.trim(F.col(name))
+    c = F.trim(column(name))
     bad = (df.select(c.alias("v"))
              .filter(F.col("v").isNotNull() & ~F.col("v").isin(*NA_TOKENS) & _try_double(F.col("v")).isNull())
              .limit(1).collect())
@@ -139,44 +191,56 @@ def _try_double(c):
     return c.try_cast("double") if hasattr(c, "try_cast") else c.cast("double")
 
 
-def _select_and_cast(spec: StudySpec, df):
-    """Keep the spec's columns only; numerics as double, categoricals as string, arrays flat array<double>."""
+def _select_and_cast(spec: StudySpec, df, names: dict[str, str]):
+    """Keep the spec's columns under internal names: numerics as double, arrays flat array<double>;
+    categoricals, the label and the validation column keep their type (strings, numbers, booleans) so that
+    categories compare to the user's raw values as they are; other types become strings."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     d = spec.data
-    cols = [F.col(d.label)]
+    plain = (T.StringType, T.NumericType, T.BooleanType)
+    cols = []
+    for n in [d.label, *d.categorical]:
+        c = column(n)
+        if not isinstance(df.schema[n].dataType, plain) or isinstance(df.schema[n].dataType, T.DecimalType):
+            c = c.cast("string")
+        cols.append(c.alias(names[n]))
     for n in d.numeric:
-        c = F.col(n)
+        c = column(n)
         if isinstance(df.schema[n].dataType, T.StringType):
             c = F.when(F.trim(c).isin(*NA_TOKENS), None).otherwise(F.trim(c))
-        cols.append(c.cast("double").alias(n))
-    cols += [F.col(n).cast("string").alias(n) for n in d.categorical]
+        cols.append(c.cast("double").alias(names[n]))
     for a in d.arrays:
-        c, t = F.col(a.name), df.schema[a.name].dataType
+        c, t = column(a.name), df.schema[a.name].dataType
         while isinstance(t.elementType, T.ArrayType):  # nested lists [[..],[..]] → one flat list
             c, t = F.flatten(c), T.ArrayType(t.elementType.elementType)
-        cols.append(c.cast("array<double>").alias(a.name))
+        cols.append(c.cast("array<double>").alias(names[a.name]))
+    if d.validation_column:
+        v, t = column(d.validation_column), df.schema[d.validation_column].dataType
+        if isinstance(t, T.StringType):
+            v = F.lower(F.trim(v))
+        cols.append(v.cast("boolean").alias("_v"))
     return df.select(*cols)
 
 
-def _drop_incomplete(spec: StudySpec, df):
+def _drop_incomplete(df, names: dict[str, str]):
     """Rows with a null/NaN label or feature (or a null/NaN array element) cannot be trained on."""
     from pyspark.sql import functions as F
 
-    d = spec.data
-    df = df.na.drop(subset=[d.label, *d.numeric, *d.categorical, *(a.name for a in d.arrays)])
-    for a in d.arrays:
-        df = df.filter(~F.exists(F.col(a.name), lambda x: x.isNull() | F.isnan(x)))
+    df = df.na.drop(subset=list(names.values()))
+    for i in names.values():
+        if i.startswith("_a"):
+            df = df.filter(~F.exists(F.col(i), lambda x: x.isNull() | F.isnan(x)))
     return df
 
 
-def _check_array_shapes(spec: StudySpec, df) -> None:
+def _check_array_shapes(spec: StudySpec, df, names: dict[str, str]) -> None:
     from pyspark.sql import functions as F
 
     for a in spec.data.arrays:
         want = math.prod(a.shape)
-        bad = (df.groupBy(F.size(a.name).alias("n")).count().filter(F.col("n") != want)
+        bad = (df.groupBy(F.size(names[a.name]).alias("n")).count().filter(F.col("n") != want)
                  .orderBy(F.desc("count")).limit(3).collect())
         if bad:
             seen = ", ".join(f"{r['count']} rows with {r['n']}" for r in bad)
@@ -185,19 +249,19 @@ def _check_array_shapes(spec: StudySpec, df) -> None:
                             "fix the declared shape or drop the malformed rows from the source")
 
 
-def _encode_label(spec: StudySpec, df) -> tuple[Any, list]:
+def _encode_label(spec: StudySpec, df, label: str) -> tuple[Any, list]:
     """Adds `_label` (numeric) and returns the sorted original classes ([] for regression)."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     d = spec.data
-    t = df.schema[d.label].dataType
+    t = df.schema[label].dataType
     if d.task == "regression":
         if not isinstance(t, (T.NumericType, T.BooleanType)):
             raise DataError("data.label", f"regression needs a numeric label, {d.label!r} is {t.simpleString()}",
                             "use task binary/multiclass, or a numeric label column")
-        return df.withColumn("_label", F.col(d.label).cast("double")), []
-    classes = sorted(r[0] for r in df.select(d.label).distinct().limit(MAX_CLASSES + 1).collect())
+        return df.withColumn("_label", F.col(label).cast("double")), []
+    classes = sorted(r[0] for r in df.select(label).distinct().limit(MAX_CLASSES + 1).collect())
     if len(classes) > MAX_CLASSES:
         raise DataError("data.task", f"label {d.label!r} has more than {MAX_CLASSES} distinct values",
                         "use task: regression for a continuous label, or bucket the label")
@@ -207,9 +271,9 @@ def _encode_label(spec: StudySpec, df) -> tuple[Any, list]:
     if d.task == "binary" and len(classes) > 2:
         raise DataError("data.task", f"binary task but label {d.label!r} has {len(classes)} distinct values "
                         f"(e.g. {classes[:5]})", "set data.task: multiclass (or regression)")
-    # Index in the sorted class list: 0/1 stays 0/1, booleans give False→0, True→1.
+    # Index in the sorted class list: 0/1 stays 0/1, booleans give False→0, True→1, "no"/"yes" → 0/1.
     lookup = F.array(*[F.lit(c) for c in classes]).cast(T.ArrayType(t))
-    df = df.withColumn("_label", (F.array_position(lookup, F.col(d.label)) - 1).cast("double"))
+    df = df.withColumn("_label", (F.array_position(lookup, F.col(label)) - 1).cast("double"))
     return df, [_jsonable(c) for c in classes]
 
 
@@ -217,69 +281,130 @@ def _jsonable(v):
     return v.item() if hasattr(v, "item") else v
 
 
-def _numeric_stats(spec: StudySpec, train) -> dict:
+# ---------------------------------------------------------------------------- split and shuffle order
+#
+# Both are functions of the rows' content and the seed only (never of file layout, core count or rand()),
+# and neither passes all rows through one task: windows are partitioned by hash buckets of at most
+# ~ROWS_PER_GROUP rows. Identical rows are told apart by their ordinal among their copies, so that copies
+# spread over train and validation (and over the shuffle order) like any other rows.
+
+ROWS_PER_GROUP = 50_000
+
+
+def _content_hashes(spec: StudySpec, df, names: dict[str, str], tag: str):
+    from pyspark.sql import functions as F
+
+    content = [F.col(names[c]) for c in [spec.data.label, *spec.data.feature_columns]]
+    return (F.xxhash64(F.lit(spec.seed), F.lit(tag), *content),
+            F.xxhash64(F.lit(spec.seed), F.lit(tag + "/tie"), *content))
+
+
+def _with_split(spec: StudySpec, df, names: dict[str, str], total: int):
+    """Adds `_is_val`, `_h` (content hash) and `_copy` (ordinal among identical rows).
+
+    Default: within each group (class × hash bucket for classification, hash bucket for regression) rows are
+    ordered by a seeded content hash, and systematic sampling with a seeded random offset marks every
+    (1/fraction)-th row as validation. Each group, and each run of identical rows inside it, gets
+    floor or ceil of fraction × its size: the split is stratified by class and duplicates are spread.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    d = spec.data
+    h, tie = _content_hashes(spec, df, names, "split")
+    df = df.withColumn("_h", h).withColumn("_tie", tie)
+    df = df.withColumn("_copy", F.row_number().over(Window.partitionBy("_h", "_tie").orderBy("_h")) - 1)
+    if d.validation_column:
+        return df.withColumn("_is_val", F.col("_v")).drop("_tie", "_v")
+    buckets = max(1, math.ceil(total / ROWS_PER_GROUP))
+    stratum = F.col("_label") if d.stratify and d.task != "regression" else F.lit(0.0)
+    df = df.withColumn("_stratum", stratum).withColumn("_bucket", F.pmod(F.col("_h"), F.lit(buckets)))
+    rank = F.row_number().over(Window.partitionBy("_stratum", "_bucket").orderBy("_h", "_tie", "_copy")) - 1
+    offset = F.pmod(F.xxhash64(F.lit(spec.seed), F.lit("offset"), "_stratum", "_bucket"),
+                    F.lit(_HASH_BUCKETS)) / _HASH_BUCKETS
+    f = F.lit(d.validation_fraction)
+    is_val = F.floor(offset + (rank + 1) * f) > F.floor(offset + rank * f)
+    return df.withColumn("_is_val", is_val).drop("_tie", "_stratum", "_bucket")
+
+
+def _with_order(df, seed: int, rows: int):
+    """Adds `_order`, a dense 0..n-1 shuffle order: rank by a seeded hash of (content, copy ordinal) within hash
+    buckets, offset by the sizes of the buckets before (a small driver-side count), so no global window."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    df = df.withColumn("_key", F.xxhash64(F.lit(seed), F.lit("order"), "_h", "_copy"))
+    buckets = max(1, math.ceil(rows / ROWS_PER_GROUP))
+    df = df.withColumn("_bucket", F.pmod(F.col("_key"), F.lit(buckets)).cast("int"))
+    sizes = {r["_bucket"]: r["count"] for r in df.groupBy("_bucket").count().collect()}
+    starts, acc = [], 0
+    for b in range(buckets):
+        starts.append(acc)
+        acc += sizes.get(b, 0)
+    rank = F.row_number().over(Window.partitionBy("_bucket").orderBy("_key", "_h", "_copy")) - 1
+    start = F.element_at(F.array(*[F.lit(s) for s in starts]), F.col("_bucket") + 1)
+    return df.withColumn("_order", (start + rank).cast("long")).drop("_key", "_bucket"), sum(sizes.values())
+
+
+def _numeric_stats(spec: StudySpec, train, names: dict[str, str]) -> dict:
     from pyspark.sql import functions as F
 
     numeric = spec.data.numeric
     if not numeric:
         return {}
     aggs = []
-    for n in numeric:
-        aggs += [F.mean(n).alias(f"{n}__mean"), F.stddev_pop(n).alias(f"{n}__std")]
+    for i, n in enumerate(numeric):
+        aggs += [F.mean(names[n]).alias(f"m{i}"), F.stddev_pop(names[n]).alias(f"s{i}")]
     row = train.agg(*aggs).collect()[0]
     stats = {}
-    for n in numeric:
-        mean, std = row[f"{n}__mean"], row[f"{n}__std"]
+    for i, n in enumerate(numeric):
+        mean, std = row[f"m{i}"], row[f"s{i}"]
         # std 0 (constant column) or undefined (empty train) would divide by zero: scale by 1 instead.
         stats[n] = {"mean": float(mean or 0.0), "std": float(std) if std and std > 0 else 1.0}
     return stats
 
 
-def _top_categories(spec: StudySpec, train) -> dict:
-    """Top max_categories values per column on the train split; ties broken by value for determinism."""
+def _top_categories(spec: StudySpec, train, names: dict[str, str]) -> dict:
+    """Top max_categories values per column on the train split, in their own type (ties broken by value)."""
     from pyspark.sql import functions as F
 
     out = {}
     for n in spec.data.categorical:
-        rows = (train.groupBy(n).count().orderBy(F.desc("count"), F.asc(n))
+        c = names[n]
+        rows = (train.groupBy(c).count().orderBy(F.desc("count"), F.asc(c))
                 .limit(spec.data.max_categories).collect())
-        out[n] = sorted(r[n] for r in rows)
+        out[n] = sorted(_jsonable(r[c]) for r in rows)
     return out
 
 
-def _feature_exprs(spec: StudySpec, stats: dict, categories: dict):
-    """One array<float> column: standardised numerics, one-hot categoricals (+other), flattened arrays."""
+def _feature_exprs(spec: StudySpec, stats: dict, categories: dict, names: dict[str, str]):
+    """One array<float> column: standardised numerics, one-hot categoricals (+other), flattened arrays.
+    Also the name of every slot and each source column's [start, end) span in the vector."""
     from pyspark.sql import functions as F
 
     d = spec.data
-    scalars, names = [], []
+    scalars, slot_names, spans = [], [], {}
     for n in d.numeric:
-        scalars.append((F.col(n) - F.lit(stats[n]["mean"])) / F.lit(stats[n]["std"]))
-        names.append(n)
+        scalars.append((F.col(names[n]) - F.lit(stats[n]["mean"])) / F.lit(stats[n]["std"]))
+        spans[n] = [len(slot_names), len(slot_names) + 1]
+        slot_names.append(n)
     for n in d.categorical:
-        values = categories[n]
+        c, values = F.col(names[n]), categories[n]
+        start = len(slot_names)
         for v in values:
-            scalars.append((F.col(n) == F.lit(v)).cast("double"))
-            names.append(f"{n}={v}")
-        scalars.append((~F.col(n).isin(*values) if values else F.lit(True)).cast("double"))
-        names.append(f"{n}={OTHER}")
+            scalars.append((c == F.lit(v)).cast("double"))
+            slot_names.append(f"{n}={v}")
+        scalars.append((~c.isin(*values) if values else F.lit(True)).cast("double"))
+        slot_names.append(f"{n}={OTHER}")
+        spans[n] = [start, len(slot_names)]
     parts = [F.array(*scalars)] if scalars else []
     for a in d.arrays:
-        parts.append(F.col(a.name))
-        names += [f"{a.name}[{i}]" for i in range(math.prod(a.shape))]
+        parts.append(F.col(names[a.name]))
+        size = math.prod(a.shape)
+        spans[a.name] = [len(slot_names), len(slot_names) + size]
+        slot_names += [f"{a.name}[{i}]" for i in range(size)]
     combined = parts[0] if len(parts) == 1 else F.concat(*parts)
-    return combined.cast("array<float>"), names
-
-
-def _with_order(df):
-    """Replace the seeded hash by its rank 0..n-1: the shuffle order every reader uses."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    # A global window is one task; fine at the scale we target (~1M rows), and it makes _order dense so
-    # that partition() can balance exactly. Ties are identical rows, so their order cannot matter.
-    w = Window.orderBy("_hash", "_label")
-    return df.withColumn("_order", (F.row_number().over(w) - 1).cast("long")).drop("_hash")
+    return combined.cast("array<float>"), slot_names, spans
 
 
 def _input_shape(spec: StudySpec, n_features: int) -> list[int]:
