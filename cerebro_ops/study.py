@@ -84,10 +84,15 @@ def validate(spec_path: str, overrides: dict | None = None, check_model: bool = 
     spec = spec.with_overrides(**validate_overrides(spec, overrides or {}))
     check_source(spec)
     if check_model:
-        from .trainer import check_builder
-        configs = sample_configs(spec)
-        check_builder(spec.model_builder, configs[0].params, provisional_info(spec), spec.train.metric)
+        check_model_builder(spec, sample_configs(spec)[0].params)
     return spec
+
+
+def check_model_builder(spec: StudySpec, params: dict) -> None:
+    """Build the model of one config on the driver: a broken builder fails here, before any run exists."""
+    from .trainer import check_builder
+
+    check_builder(spec.model_builder, params, provisional_info(spec), spec.train.metric)
 
 
 def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = None,
@@ -112,6 +117,7 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
         configs = replay_configs(eff, replay_of)
     else:
         configs = sample_configs(eff)
+    check_model_builder(eff, configs[0].params)  # before the data work and the MLflow runs
     state = {
         "run_id": run_id, "study": spec.name, "created": dt.datetime.now(dt.timezone.utc).isoformat(),
         "overrides": overrides, "epochs": eff.train.epochs, "seed": eff.seed,

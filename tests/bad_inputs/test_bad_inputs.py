@@ -3,7 +3,8 @@ before any work -- nothing is written to the store and no MLflow database is cre
 
 Spec, trigger-param and pyarrow-visible data problems go through `study.validate(spec_path, overrides)`
 (what `cerebro-ops validate`, `cerebro-ops run` and the DAG's first task call). Data problems only Spark
-can see (they need every row) go through `study.prepare` with a local Spark session.
+can see (they need every row: `reason: rows`) go through `study.prepare` with a local Spark session, and
+every other case must already fail in validate.
 One bad spec in a DAG folder never hides the other DAGs: see tests/airflow/test_dagbag.py.
 """
 from __future__ import annotations
@@ -71,6 +72,22 @@ def _write(tmp: Path, kind: str) -> str:
         p.write_bytes(b"\x00\x9f\xff\xfe garbage \x00\x01\x02")
     elif kind == "regression":
         df.assign(label=np.linspace(0.0, 1.0, 40)).to_parquet(p)
+    elif kind == "duplicate_header":
+        p = tmp / "d.csv"
+        df.assign(extra=df.x1).to_csv(p, index=False, header=["x1", "x2", "color", "label", "x1"])
+    elif kind == "string_label":
+        p = tmp / "d.csv"
+        df.assign(label=["late", "on time"] * 20).to_csv(p, index=False)
+    elif kind == "three_classes":
+        df.assign(label=[0, 1, 2, 1] * 10).to_parquet(p)
+    elif kind == "one_class":
+        df.assign(label=["a"] * 40).to_parquet(p)
+    elif kind == "split_text":
+        df.assign(is_val=["val", "train"] * 20).to_parquet(p)
+    elif kind == "split_0_1_2":
+        df.assign(is_val=[0, 1, 2, 0] * 10).to_parquet(p)
+    elif kind == "split_all_train":
+        df.assign(is_val=[False] * 40).to_parquet(p)
     elif kind == "empty_after_cleaning":  # each column has values, but every row misses one
         df.assign(x1=[1.0, None] * 20, x2=[None, 2.0] * 20).to_parquet(p)
     elif kind == "single_class":  # the only 0s are in rows that cleaning drops
@@ -110,41 +127,83 @@ def spark():
     return get_spark("local[2]")
 
 
-def test_corpus_is_big_enough_and_ids_unique():
-    ids = [c["id"] for c in CASES]
-    assert len(ids) >= 30 and len(set(ids)) == len(ids)
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, id=c["id"], marks=[pytest.mark.spark, pytest.mark.slow]
-                                               if c.get("stage") == "prepare" else [])
-                                  for c in CASES])
-def test_bad_input(case, tmp_path, request):
-    source = _write(tmp_path, case.get("data", "good"))
-    spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump(_apply(base_spec(tmp_path, source), case, tmp_path)))
-    overrides = {k: v.replace("{tmp}", str(tmp_path)) if isinstance(v, str) and "{tmp}" in v else v
+def _inputs(case: dict, tmp: Path) -> tuple[str, dict]:
+    """Write the case's source and spec file; return the spec path and the trigger overrides."""
+    source = _write(tmp, case.get("data", "good"))
+    spec_path = tmp / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(_apply(base_spec(tmp, source), case, tmp)))
+    overrides = {k: v.replace("{tmp}", str(tmp)) if isinstance(v, str) and "{tmp}" in v else v
                  for k, v in (case.get("overrides") or {}).items()}
-    cls = getattr(errors, case["error"])
+    return str(spec_path), overrides
 
-    with pytest.raises(errors.CerebroError) as ei:
-        if case.get("stage") == "prepare":
-            spec = study.validate(str(spec_path), overrides)  # the pre-flight cannot see these
-            study.prepare(spec, "r1", spark=request.getfixturevalue("spark"), overrides=overrides)
-        else:
-            study.validate(str(spec_path), overrides)
-    err = ei.value
-    assert type(err) is cls, f"{type(err).__name__}: {err}"
+
+def _assert_expected(err: Exception, case: dict) -> None:
+    assert type(err) is getattr(errors, case["error"]), f"{type(err).__name__}: {err}"
     assert err.field == case["field"], str(err)
     msg = str(err)
     assert f"'{case['field']}'" in msg and "Fix:" in msg and err.fix.strip(), msg
     assert msg.count("Fix:") == 1, msg
     for fragment in case.get("says") or []:
         assert fragment in msg, msg
+
+
+def _assert_nothing_done(tmp: Path) -> None:
+    """No store files, no MLflow database."""
+    assert _files_under(tmp / "store") == []
+    assert not (tmp / "mlflow.db").exists()
+
+
+ROW_LEVEL = [c for c in CASES if c.get("reason") == "rows"]
+
+
+def test_corpus_is_big_enough_and_ids_unique():
+    ids = [c["id"] for c in CASES]
+    assert len(ids) >= 30 and len(set(ids)) == len(ids)
+
+
+def test_every_prepare_case_says_why_validate_cannot_see_it():
+    """Only problems that need every row may wait for Spark; a `schema` one is a gap in the pre-flight."""
+    for c in CASES:
+        assert c.get("stage", "validate") in ("validate", "prepare"), c["id"]
+        if c.get("stage") == "prepare":
+            assert c.get("reason") in ("rows", "schema"), f"{c['id']}: give reason: rows or schema"
+        else:
+            assert "reason" not in c, f"{c['id']}: reason is only for stage: prepare"
+    assert ROW_LEVEL, "the corpus has row-level cases"
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c["id"], marks=[pytest.mark.spark, pytest.mark.slow]
+                                               if c.get("stage") == "prepare" else [])
+                                  for c in CASES])
+def test_bad_input(case, tmp_path, request):
+    spec_path, overrides = _inputs(case, tmp_path)
+    with pytest.raises(errors.CerebroError) as ei:
+        if case.get("stage") == "prepare":
+            spec = study.validate(spec_path, overrides)  # the pre-flight cannot see these
+            study.prepare(spec, "r1", spark=request.getfixturevalue("spark"), overrides=overrides)
+        else:
+            study.validate(spec_path, overrides)
+    _assert_expected(ei.value, case)
     # nothing was done: no store files, no MLflow database
-    assert _files_under(tmp_path / "store") == []
-    assert not (tmp_path / "mlflow.db").exists()
+    _assert_nothing_done(tmp_path)
     if case.get("stage") != "prepare":
         assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c["id"]) for c in CASES])
+def test_validate_catches_all_but_row_level_problems(case, tmp_path):
+    """`cerebro-ops validate` (no Spark) rejects every case except those only a pass over the rows shows,
+    and those it lets through: their `reason: rows` is true."""
+    spec_path, overrides = _inputs(case, tmp_path)
+    if case.get("reason") == "rows":
+        spec = study.validate(spec_path, overrides)
+        assert spec.name == "bad_inputs"
+    else:
+        with pytest.raises(errors.CerebroError) as ei:
+            study.validate(spec_path, overrides)
+        _assert_expected(ei.value, case)
+    _assert_nothing_done(tmp_path)
+    assert not (tmp_path / "store").exists()
 
 
 def test_good_base_spec_validates(tmp_path):
