@@ -16,11 +16,10 @@ from typing import Any
 
 from ..errors import DataError
 from ..spec import StudySpec
-from ..source import NA_TOKENS, _check_columns_present, source_uri
+from ..source import MAX_CLASSES, NA_TOKENS, _check_columns_present, source_uri
 from ..store import Store
 
 OTHER = "<other>"  # name of the one-hot slot for categories outside the top max_categories
-MAX_CLASSES = 1000  # more distinct labels than this is almost surely a continuous (regression) label
 _HASH_BUCKETS = 1_000_000_007  # prime modulus turning a 64-bit hash into a uniform [0, 1) draw
 
 
