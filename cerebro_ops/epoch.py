@@ -1,19 +1,28 @@
 """One MOP epoch, driver side: scheduler + hop server + hop records in the store.
 
+`EpochDriver(EpochContext(...), launch).run()` trains every live model one sub-epoch on each partition,
+then evaluates it. The pieces, each in one place:
+- `RecordLog`: the hop records in the store (one small JSON file per finished unit, written before the
+  scheduler moves on; a re-run of the epoch reads them and does not redo those units);
+- `EpochPass`: one pass of the workers over the epoch's scheduler (unit payloads, results, failures);
+- `judge_failure`: the failure policy (transient → retry, config → the model fails, corrupt checkpoint →
+  roll back);
+- `WorkerSession`: the hop server and the launcher thread, started and stopped together;
+- `EpochDriver.repair`: the redo of a model whose checkpoint was rolled back.
 The workers are launched by a callable (a Spark job in production, threads in fast tests), so this module
-imports no Spark. Every finished unit is recorded as its own small JSON file in the store before the
-scheduler moves on; a re-run of the epoch reads those records and does not redo them.
+imports no Spark.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import threading
 import time
 import zlib
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 
 from .hop_server import HopServer
 from .scheduler import EVAL, TRAIN, MopScheduler, Unit
@@ -22,24 +31,180 @@ from .worker import EpochTask
 
 log = logging.getLogger("cerebro_ops.epoch")
 
-# Fault-injection hook, for tests only: with CEREBRO_FAULT_KILL_AFTER_HOPS=N the driver SIGKILLs its own
-# process right after the N-th hop record it writes (counted over the process), i.e. mid-epoch, with no
-# chance to clean up -- exactly what a crash or an OOM kill of the driver looks like. Then
-# `cerebro-ops run SPEC --run-id R --resume` must finish the run without redoing recorded hops.
+# Environment switch for the crash tests, read only by `FaultHooks.from_env`: with
+# CEREBRO_FAULT_KILL_AFTER_HOPS=N the driver SIGKILLs its own process right after the N-th hop record it
+# writes (counted over the process, across epochs), i.e. mid-epoch, with no chance to clean up -- exactly
+# what a crash or an OOM kill of the driver looks like. Then `cerebro-ops run SPEC --run-id R --resume`
+# must finish the run without redoing recorded hops.
 FAULT_KILL_AFTER_HOPS = "CEREBRO_FAULT_KILL_AFTER_HOPS"
-_hops_recorded = 0
+
+# How many times a model's corrupt checkpoint is rolled back and its hop redone before the model fails.
+MAX_REPAIRS = 2
+
+RecordHook = Callable[[dict], None]
 
 
 def derive_seed(*parts) -> int:
     return zlib.crc32(":".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
+# ---------------------------------------------------------------------------------------------- records
 def record_name(epoch: int, u: Unit) -> str:
     return f"hops/e{epoch}/{u.model_id}-{u.kind}-p{u.partition}.json"
 
 
 def load_records(store: Store, epoch: int) -> list[dict]:
-    return [store.read_json(f"hops/e{epoch}/{n}") for n in store.listdir(f"hops/e{epoch}") if n.endswith(".json")]
+    return RecordLog(store).read(epoch)
+
+
+def _unit_of(rec: dict) -> Unit:
+    return Unit(rec["model_id"], rec["partition"], rec["kind"], rec["hop"])
+
+
+class RecordLog:
+    """The hop records of a run in its store: written, read, invalidated here and nowhere else.
+
+    `after_write` hooks run right after each record is in the store and before the driver acts on it.
+    """
+
+    def __init__(self, store: Store, after_write: Iterable[RecordHook] = ()):
+        self.store = store
+        self.after_write = tuple(after_write)
+
+    def write(self, rec: dict) -> None:
+        self.store.write_json(record_name(rec["epoch"], _unit_of(rec)), rec)
+        for hook in self.after_write:
+            hook(rec)
+
+    def read(self, epoch: int) -> list[dict]:
+        folder = f"hops/e{epoch}"
+        return [self.store.read_json(f"{folder}/{n}") for n in self.store.listdir(folder) if n.endswith(".json")]
+
+    def done(self, epoch: int, models: Iterable[str]) -> list[dict]:
+        """The units of these models that finished in this epoch (what a re-run must not redo)."""
+        wanted = set(models)
+        return [r for r in self.read(epoch) if r.get("status") == "ok" and r["model_id"] in wanted]
+
+    def model_set(self, epoch: int, live: list[str], repair: bool) -> list[str]:
+        """The epoch's whole model set, on which the visit orders depend: recorded by the first pass,
+        read back by a repair pass over one model so that it uses the same orders."""
+        name = f"hops/models-e{epoch}.json"
+        if repair:
+            return self.store.read_json(name, default=[]) or live
+        self.store.write_json(name, live)
+        return live
+
+    def invalidate(self, epoch: int, model_id: str, ptr: dict | None) -> int | None:
+        """Delete the train record that wrote the checkpoint `ptr` (and the model's evaluations of that
+        epoch, made from it), so the hop is redone. Returns that record's epoch, or None if not found."""
+        if not ptr:
+            return None
+        for e in (epoch, epoch - 1):
+            recs = [r for r in self.read(e) if r["model_id"] == model_id] if e >= 1 else []
+            bad = [r for r in recs if r["kind"] == TRAIN and r.get("ckpt") == ptr["ckpt"]]
+            if bad:
+                for r in [bad[0]] + [r for r in recs if r["kind"] == EVAL]:
+                    self.store.delete(record_name(e, _unit_of(r)))
+                log.warning("checkpoint %s is corrupt: invalidated hop %d of epoch %d of %s", ptr["ckpt"],
+                            bad[0]["hop"], e, model_id)
+                return e
+        return None
+
+    def last_ckpt(self, epoch: int, model_id: str) -> dict | None:
+        """The checkpoint a model ended `epoch` with (None before epoch 1)."""
+        train = [r for r in self.done(epoch, [model_id]) if r["kind"] == TRAIN] if epoch >= 1 else []
+        if not train:
+            return None
+        last = max(train, key=lambda r: r["hop"])
+        return {"ckpt": last["ckpt"], "sha256": last["sha256"]}
+
+
+# ----------------------------------------------------------------------------------------------- faults
+class KillAfterRecords:
+    """A record hook that kills the process once `n` records have been written through it."""
+
+    def __init__(self, n: int, kill: Callable[[], None] | None = None):
+        self.n = n
+        self.count = 0
+        self.kill = kill or (lambda: os.kill(os.getpid(), signal.SIGKILL))
+
+    def __call__(self, rec: dict) -> None:
+        self.count += 1
+        if self.count >= self.n:
+            log.warning("fault injection: SIGKILL after %d recorded hops", self.count)
+            self.kill()
+
+
+@functools.cache
+def _process_kill_hook(n: int) -> KillAfterRecords:
+    return KillAfterRecords(n)  # one per process, so the count runs across the epochs of a run
+
+
+@dataclass(frozen=True)
+class FaultHooks:
+    """Test seams into the driver: `after_write` hooks see each hop record right after it is stored."""
+    after_write: tuple[RecordHook, ...] = ()
+
+    @classmethod
+    def from_env(cls) -> FaultHooks:
+        """The CEREBRO_FAULT_KILL_AFTER_HOPS switch (see above) as a hook; no hooks when it is unset."""
+        n = os.environ.get(FAULT_KILL_AFTER_HOPS)
+        return cls((_process_kill_hook(int(n)),)) if n else cls()
+
+
+# ----------------------------------------------------------------------------------------------- policy
+@dataclass(frozen=True)
+class Failure:
+    worker: int
+    unit: Unit
+    reason: str
+    config_failed: bool
+    ckpt_corrupt: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str                    # retry | failed | rollback
+    reason: str
+    bad_epoch: int | None = None   # rollback: the epoch of the invalidated train record
+
+
+def judge_failure(f: Failure, sched: MopScheduler, roll_back: Callable[[str], int | None]) -> Verdict:
+    """What a failed unit means for its model, applied to the scheduler.
+
+    A corrupt input checkpoint is rolled back (`roll_back(model)` invalidates the hop that wrote it and
+    returns that hop's epoch) and the model is paused until the repair; if it cannot be rolled back it
+    counts as transient. A config failure stops the model. Anything else is transient: the unit runs again,
+    until the scheduler's retries are exhausted.
+    """
+    m = f.unit.model_id
+    bad_epoch = roll_back(m) if f.ckpt_corrupt else None
+    if bad_epoch is not None:
+        sched.fail_model(f.worker, f.unit, m)
+        return Verdict("rollback", f.reason, bad_epoch)
+    if f.config_failed:
+        sched.fail_model(f.worker, f.unit, m)
+        return Verdict("failed", f.reason)
+    if sched.release(f.worker, f.unit):
+        return Verdict("retry", f.reason)
+    return Verdict("failed", f"gave up after {sched.max_retries} retries: {f.reason}")
+
+
+# ------------------------------------------------------------------------------------- context, results
+@dataclass(frozen=True)
+class EpochContext:
+    """Everything one epoch (or a repair pass over part of it) trains from."""
+    store: Store                            # the run-scoped store
+    epoch: int
+    configs: dict[str, dict]                # model id -> hyperparameters
+    start_ckpt: dict[str, dict | None]      # live model -> its checkpoint at the start (None before epoch 1)
+    builder: str
+    seed: int
+    workers: int
+    data_url: str
+    meta: dict
+    deterministic: bool = True
+    max_hop_retries: int = 2
 
 
 @dataclass
@@ -60,183 +225,95 @@ class EpochResult:
     wall_s: float
 
 
-def run_epoch(store: Store, epoch: int, configs: dict[str, dict], start_ckpt: dict[str, dict | None],
-              builder: str, seed: int, workers: int, launch: Callable[[EpochTask], None], data_url: str,
-              meta: dict, deterministic: bool = True, max_retries: int = 2, host: str | None = None,
-              on_record: Callable[[dict], None] | None = None, _repairs: int = 2,
-              _repair: bool = False) -> EpochResult:
-    """Train every live model (keys of start_ckpt) one sub-epoch on each partition, then evaluate it.
+# ------------------------------------------------------------------------------------------------- pass
+class EpochPass:
+    """One pass of the workers over an epoch's scheduler; the hop server's handler.
 
-    A checkpoint that fails its checksum when a worker loads it is not fatal: the train record that wrote
-    it is invalidated (deleted, with the model's evaluations of that epoch), the model is paused for the
-    rest of this pass, and once the workers are done the invalidated hop is redone from the previous good
-    checkpoint -- in the previous epoch if the bad file was this epoch's starting checkpoint -- before the
-    model finishes this epoch (at most `_repairs` times, then the model fails).
+    Resumes from the epoch's recorded units, hands out payloads, records results and judges failures.
+    Models rolled back during the pass end up in `rollback` (model -> epoch of the invalidated hop).
     """
-    t_start = time.time()
-    live = sorted(start_ckpt)
-    # Visit orders depend on the epoch's whole model set: a repair pass over one model must use the same.
-    if _repair:
-        everyone = store.read_json(f"hops/models-e{epoch}.json", default=[]) or live
-    else:
-        everyone = live
-        store.write_json(f"hops/models-e{epoch}.json", live)
-    previous = [r for r in load_records(store, epoch) if r.get("status") == "ok" and r["model_id"] in start_ckpt]
-    done = [Unit(r["model_id"], r["partition"], r["kind"], r["hop"]) for r in previous]
-    sched = MopScheduler(everyone, workers, epoch, seed, done=done, max_retries=max_retries)
-    for other in set(everyone) - set(live):
-        sched.drop_model(other)
-    results = {m: ModelResult(m, ckpt=start_ckpt[m]) for m in live}
-    pointer = {m: start_ckpt[m] for m in live}
-    for r in sorted(previous, key=lambda r: r["hop"]):
-        if r["kind"] == TRAIN:
-            pointer[r["model_id"]] = {"ckpt": r["ckpt"], "sha256": r["sha256"]}
-    records = list(previous)
-    if previous:
-        log.info("epoch %d: resuming, %d units already done", epoch, len(previous))
 
-    def payload(u: Unit) -> dict:
-        ptr = pointer[u.model_id]
-        msg = {"builder": builder, "params": configs[u.model_id],
+    def __init__(self, ctx: EpochContext, model_set: list[str], records: RecordLog,
+                 on_record: RecordHook | None, can_roll_back: bool):
+        self.ctx, self.log, self.on_record, self.can_roll_back = ctx, records, on_record, can_roll_back
+        live = sorted(ctx.start_ckpt)
+        previous = records.done(ctx.epoch, live)
+        self.sched = MopScheduler(model_set, ctx.workers, ctx.epoch, ctx.seed, done=map(_unit_of, previous),
+                                  max_retries=ctx.max_hop_retries)
+        for other in set(model_set) - set(live):
+            self.sched.drop_model(other)
+        self.results = {m: ModelResult(m, ckpt=ctx.start_ckpt[m]) for m in live}
+        self.pointer = {m: ctx.start_ckpt[m] for m in live}  # each model's latest checkpoint
+        for r in sorted(previous, key=lambda r: r["hop"]):
+            if r["kind"] == TRAIN:
+                self.pointer[r["model_id"]] = {"ckpt": r["ckpt"], "sha256": r["sha256"]}
+        self.records = list(previous)
+        self.rollback: dict[str, int] = {}
+        if previous:
+            log.info("epoch %d: resuming, %d units already done", ctx.epoch, len(previous))
+
+    def payload(self, u: Unit) -> dict:
+        ctx, ptr = self.ctx, self.pointer[u.model_id]
+        msg = {"builder": ctx.builder, "params": ctx.configs[u.model_id],
                "ckpt_in": ptr["ckpt"] if ptr else None, "sha_in": ptr["sha256"] if ptr else None,
-               "init_seed": derive_seed(seed, u.model_id, "init")}
+               "init_seed": derive_seed(ctx.seed, u.model_id, "init")}
         if u.kind == TRAIN:
-            msg["seed"] = derive_seed(seed, u.model_id, epoch, u.partition)
-            msg["ckpt_out"] = f"ckpt/{u.model_id}/e{epoch}-h{u.hop}.npz"
+            msg["seed"] = derive_seed(ctx.seed, u.model_id, ctx.epoch, u.partition)
+            msg["ckpt_out"] = f"ckpt/{u.model_id}/e{ctx.epoch}-h{u.hop}.npz"
         return msg
 
-    rollback: dict[str, int] = {}  # model -> epoch of the invalidated train record
-
-    def on_done(worker: int, u: Unit, rec: dict) -> None:
-        global _hops_recorded
-        rec = {**rec, "epoch": epoch, "model_id": u.model_id, "partition": u.partition, "kind": u.kind,
+    def on_done(self, worker: int, u: Unit, rec: dict) -> None:
+        rec = {**rec, "epoch": self.ctx.epoch, "model_id": u.model_id, "partition": u.partition, "kind": u.kind,
                "hop": u.hop, "status": "ok"}
-        store.write_json(record_name(epoch, u), rec)
-        _hops_recorded += 1
-        if os.environ.get(FAULT_KILL_AFTER_HOPS) and _hops_recorded >= int(os.environ[FAULT_KILL_AFTER_HOPS]):
-            log.warning("fault injection: SIGKILL after %d recorded hops", _hops_recorded)
-            os.kill(os.getpid(), signal.SIGKILL)
+        self.log.write(rec)
         if u.kind == TRAIN:
-            pointer[u.model_id] = {"ckpt": rec["ckpt"], "sha256": rec["sha256"]}
-        records.append(rec)
+            self.pointer[u.model_id] = {"ckpt": rec["ckpt"], "sha256": rec["sha256"]}
+        self.records.append(rec)
         _log_hop(rec)
-        if on_record:
-            on_record(rec)
+        if self.on_record:
+            self.on_record(rec)
 
-    def on_failed(worker: int, u: Unit, reason: str, config_failed: bool, ckpt_corrupt: bool = False) -> None:
-        rec = {"epoch": epoch, "model_id": u.model_id, "partition": u.partition, "kind": u.kind, "hop": u.hop,
-               "worker": worker, "start": time.time(), "end": time.time(), "reason": reason[:2000]}
-        bad_epoch = _invalidate(store, epoch, u.model_id, pointer[u.model_id]) if ckpt_corrupt and _repairs else None
-        if bad_epoch is not None:
-            sched.fail_model(worker, u, u.model_id)  # paused: finished after the repair below
-            rollback[u.model_id] = bad_epoch
-            rec["status"] = "rollback"
-            records[:] = [r for r in records if not (r["model_id"] == u.model_id and r.get("epoch") == bad_epoch)]
-        elif config_failed:
-            sched.fail_model(worker, u, u.model_id)
-            rec["status"] = "failed"
-        elif sched.release(worker, u):
-            rec["status"] = "retry"
-        else:
-            rec["status"] = "failed"
-            reason = f"gave up after {max_retries} retries: {reason}"
-        if rec["status"] == "failed":
-            results[u.model_id].status = "FAILED"
-            results[u.model_id].reason = reason.splitlines()[0][:500]
-        records.append(rec)
-        log.warning("hop epoch=%d model=%s partition=%d %s: %s", epoch, u.model_id, u.partition,
-                    rec["status"], reason.splitlines()[0][:200])
-        if on_record:
-            on_record(rec)
+    def on_failed(self, worker: int, u: Unit, reason: str, config_failed: bool, ckpt_corrupt: bool = False) -> None:
+        rec = {"epoch": self.ctx.epoch, "model_id": u.model_id, "partition": u.partition, "kind": u.kind,
+               "hop": u.hop, "worker": worker, "start": time.time(), "end": time.time(), "reason": reason[:2000]}
+        verdict = judge_failure(Failure(worker, u, reason, config_failed, ckpt_corrupt), self.sched,
+                                self._roll_back)
+        rec["status"] = verdict.status
+        if verdict.status == "rollback":
+            self.rollback[u.model_id] = verdict.bad_epoch
+            self.records[:] = [r for r in self.records
+                               if not (r["model_id"] == u.model_id and r.get("epoch") == verdict.bad_epoch)]
+        elif verdict.status == "failed":
+            self.results[u.model_id].status = "FAILED"
+            self.results[u.model_id].reason = verdict.reason.splitlines()[0][:500]
+        self.records.append(rec)
+        log.warning("hop epoch=%d model=%s partition=%d %s: %s", self.ctx.epoch, u.model_id, u.partition,
+                    verdict.status, verdict.reason.splitlines()[0][:200])
+        if self.on_record:
+            self.on_record(rec)
 
-    if not sched.finished():
-        # Workers on other hosts reach the driver at CEREBRO_DRIVER_HOST; locally everything stays on loopback.
-        advertised = host or os.environ.get("CEREBRO_DRIVER_HOST", "127.0.0.1")
-        bind = "127.0.0.1" if advertised in ("127.0.0.1", "localhost") else "0.0.0.0"
-        with HopServer(sched, payload, on_done, on_failed, host=bind) as server:
-            task = EpochTask(advertised, server.port, store.uri, data_url, meta, deterministic)
-            errors: list[BaseException] = []
+    def _roll_back(self, model_id: str) -> int | None:
+        if not self.can_roll_back:
+            return None
+        return self.log.invalidate(self.ctx.epoch, model_id, self.pointer[model_id])
 
-            def _launch():
-                try:
-                    launch(task)
-                except BaseException as exc:  # surfaced after the server stops waiting
-                    errors.append(exc)
-                finally:
-                    with server.cond:
-                        server.cond.notify_all()
-
-            launcher = threading.Thread(target=_launch, name=f"epoch-{epoch}-launcher", daemon=True)
-            launcher.start()
-            with server.cond:
-                server.cond.wait_for(lambda: server.error is not None or sched.finished()
-                                     or not launcher.is_alive())
-            launcher.join()
-            if server.error is not None:
-                raise server.error
-            if not sched.finished():
-                raise RuntimeError(f"epoch {epoch}: the workers stopped before the epoch finished"
-                                   + (f": {errors[0]}" if errors else ""))
-
-    _summarise(results, records, pointer, sched)
-    again = dict(builder=builder, seed=seed, workers=workers, launch=launch, data_url=data_url, meta=meta,
-                 deterministic=deterministic, max_retries=max_retries, host=host, on_record=on_record,
-                 _repairs=_repairs - 1, _repair=True)
-    for m, bad_epoch in sorted(rollback.items()):
-        start = start_ckpt[m]
-        if bad_epoch < epoch:  # this epoch's starting checkpoint was bad: redo the previous epoch's last hop
-            start = run_epoch(store, bad_epoch, configs, {m: _last_ckpt(store, bad_epoch - 1, m)},
-                              **again).models[m].ckpt
-        log.warning("epoch %d: %s rolled back to its previous good checkpoint; finishing it", epoch, m)
-        redo = run_epoch(store, epoch, configs, {m: start}, **again)
-        results[m] = redo.models[m]
-        records[:] = [r for r in records if r["model_id"] != m or r["status"] == "rollback"] + redo.records
-    return EpochResult(epoch, results, records, time.time() - t_start)
-
-
-def _invalidate(store: Store, epoch: int, model_id: str, ptr: dict | None) -> int | None:
-    """Delete the train record that wrote the checkpoint `ptr` (and the model's evaluations of that
-    epoch, made from it), so the hop is redone. Returns that record's epoch, or None if not found."""
-    if not ptr:
-        return None
-    for e in (epoch, epoch - 1):
-        recs = [r for r in load_records(store, e) if r["model_id"] == model_id] if e >= 1 else []
-        bad = [r for r in recs if r["kind"] == TRAIN and r.get("ckpt") == ptr["ckpt"]]
-        if bad:
-            for r in [bad[0]] + [r for r in recs if r["kind"] == EVAL]:
-                store.delete(record_name(e, Unit(model_id, r["partition"], r["kind"], r["hop"])))
-            log.warning("checkpoint %s is corrupt: invalidated hop %d of epoch %d of %s", ptr["ckpt"],
-                        bad[0]["hop"], e, model_id)
-            return e
-    return None
-
-
-def _last_ckpt(store: Store, epoch: int, model_id: str) -> dict | None:
-    """The checkpoint a model ended `epoch` with (None before epoch 1)."""
-    train = [r for r in load_records(store, epoch) if r["model_id"] == model_id and r["kind"] == TRAIN
-             and r.get("status") == "ok"] if epoch >= 1 else []
-    if not train:
-        return None
-    last = max(train, key=lambda r: r["hop"])
-    return {"ckpt": last["ckpt"], "sha256": last["sha256"]}
-
-
-def _summarise(results: dict[str, ModelResult], records: list[dict], pointer: dict, sched: MopScheduler) -> None:
-    """Per model: train loss and validation metrics, each averaged by example count."""
-    for m, res in results.items():
-        if m in sched.failed_models():
-            res.status = "FAILED"
-            res.reason = res.reason or "failed"
-            continue
-        ok = [r for r in records if r["model_id"] == m and r.get("status") == "ok"]
-        train = [r for r in ok if r["kind"] == TRAIN and r["n"]]  # an empty partition reports no loss
-        evals = [r for r in ok if r["kind"] == EVAL and r["n"]]
-        n = sum(r["n"] for r in train)
-        res.train_loss = sum(r["loss"] * r["n"] for r in train) / n if n else None
-        n_val = sum(r["n"] for r in evals)
-        keys = sorted({k for r in evals for k in r["metrics"] if k != "n"})
-        res.val = {k: sum(r["metrics"][k] * r["n"] for r in evals) / n_val for k in keys} if n_val else {}
-        res.ckpt = pointer[m]
+    def summarise(self) -> None:
+        """Per model: train loss and validation metrics, each averaged by example count."""
+        failed = set(self.sched.failed_models())  # rolled-back models too, until their repair replaces them
+        for m, res in self.results.items():
+            if m in failed:
+                res.status = "FAILED"
+                res.reason = res.reason or "failed"
+                continue
+            ok = [r for r in self.records if r["model_id"] == m and r.get("status") == "ok"]
+            train = [r for r in ok if r["kind"] == TRAIN and r["n"]]  # an empty partition reports no loss
+            evals = [r for r in ok if r["kind"] == EVAL and r["n"]]
+            n = sum(r["n"] for r in train)
+            res.train_loss = sum(r["loss"] * r["n"] for r in train) / n if n else None
+            n_val = sum(r["n"] for r in evals)
+            keys = sorted({k for r in evals for k in r["metrics"] if k != "n"})
+            res.val = {k: sum(r["metrics"][k] * r["n"] for r in evals) / n_val for k in keys} if n_val else {}
+            res.ckpt = self.pointer[m]
 
 
 def _log_hop(rec: dict) -> None:
@@ -250,6 +327,94 @@ def _log_hop(rec: dict) -> None:
                  " ".join(f"{k}={v:.4f}" for k, v in sorted(rec["metrics"].items()) if k != "n"))
 
 
+# --------------------------------------------------------------------------------------- server, workers
+class WorkerSession:
+    """The hop server and the workers' launcher of a pass: started together, stopped together."""
+
+    def __init__(self, launch: Callable[[EpochTask], None], host: str | None = None):
+        self.launch = launch
+        # Workers on other hosts reach the driver at CEREBRO_DRIVER_HOST; locally everything stays on loopback.
+        self.advertised = host or os.environ.get("CEREBRO_DRIVER_HOST", "127.0.0.1")
+        self.bind = "127.0.0.1" if self.advertised in ("127.0.0.1", "localhost") else "0.0.0.0"
+
+    def serve(self, hop_pass: EpochPass) -> None:
+        """Launch the workers and serve them until the pass's scheduler is finished; raise if the server
+        failed or the workers stopped before that."""
+        ctx, sched = hop_pass.ctx, hop_pass.sched
+        with HopServer(sched, hop_pass, host=self.bind) as server:
+            task = EpochTask(self.advertised, server.port, ctx.store.uri, ctx.data_url, ctx.meta, ctx.deterministic)
+            errors: list[BaseException] = []
+
+            def launch():
+                try:
+                    self.launch(task)
+                except BaseException as exc:  # surfaced after the server stops waiting
+                    errors.append(exc)
+                finally:
+                    server.wake()
+
+            launcher = threading.Thread(target=launch, name=f"epoch-{ctx.epoch}-launcher", daemon=True)
+            launcher.start()
+            server.wait(until=lambda: not launcher.is_alive())
+            launcher.join()
+            if server.error is not None:
+                raise server.error
+            if not sched.finished():
+                raise RuntimeError(f"epoch {ctx.epoch}: the workers stopped before the epoch finished"
+                                   + (f": {errors[0]}" if errors else ""))
+
+
+# ----------------------------------------------------------------------------------------------- driver
+class EpochDriver:
+    """Runs one epoch: a pass over every live model, then the repair of the models it rolled back.
+
+    A checkpoint that fails its checksum when a worker loads it is not fatal: the train record that wrote
+    it is invalidated (deleted, with the model's evaluations of that epoch), the model is paused for the
+    rest of the pass, and once the workers are done the invalidated hop is redone from the previous good
+    checkpoint -- in the previous epoch if the bad file was this epoch's starting checkpoint -- before the
+    model finishes this epoch (at most MAX_REPAIRS times, then the model fails).
+    """
+
+    def __init__(self, ctx: EpochContext, launch: Callable[[EpochTask], None], *, hooks: FaultHooks = FaultHooks(),
+                 on_record: RecordHook | None = None, host: str | None = None):
+        self.ctx = ctx
+        self.records = RecordLog(ctx.store, hooks.after_write)
+        self.session = WorkerSession(launch, host)
+        self.on_record = on_record
+
+    def run(self) -> EpochResult:
+        t_start = time.time()
+        models, records = self.run_pass(self.ctx, MAX_REPAIRS, repair=False)
+        return EpochResult(self.ctx.epoch, models, records, time.time() - t_start)
+
+    def run_pass(self, ctx: EpochContext, repairs: int, repair: bool) -> tuple[dict[str, ModelResult], list[dict]]:
+        """A pass over ctx's models, then the repair (with one repair less) of each model it rolled back."""
+        model_set = self.records.model_set(ctx.epoch, sorted(ctx.start_ckpt), repair)
+        hop_pass = EpochPass(ctx, model_set, self.records, self.on_record, can_roll_back=repairs > 0)
+        if not hop_pass.sched.finished():
+            self.session.serve(hop_pass)
+        hop_pass.summarise()
+        results, records = hop_pass.results, hop_pass.records
+        for m, bad_epoch in sorted(hop_pass.rollback.items()):
+            redo_models, redo_records = self.repair(ctx, m, bad_epoch, repairs - 1)
+            results[m] = redo_models[m]
+            records = [r for r in records if r["model_id"] != m or r["status"] == "rollback"] + redo_records
+        return results, records
+
+    def repair(self, ctx: EpochContext, model_id: str, bad_epoch: int,
+               repairs: int) -> tuple[dict[str, ModelResult], list[dict]]:
+        """Finish a rolled-back model: redo the invalidated hop's epoch first if it was the previous one
+        (this epoch's starting checkpoint was bad), then this epoch from the rebuilt checkpoint."""
+        start = ctx.start_ckpt[model_id]
+        if bad_epoch < ctx.epoch:
+            before = replace(ctx, epoch=bad_epoch,
+                             start_ckpt={model_id: self.records.last_ckpt(bad_epoch - 1, model_id)})
+            start = self.run_pass(before, repairs, repair=True)[0][model_id].ckpt
+        log.warning("epoch %d: %s rolled back to its previous good checkpoint; finishing it", ctx.epoch, model_id)
+        return self.run_pass(replace(ctx, start_ckpt={model_id: start}), repairs, repair=True)
+
+
+# --------------------------------------------------------------------------------------------- launchers
 def run_in_threads(work: Callable[[EpochTask, int], object], task: EpochTask, workers: int) -> None:
     """Run work(task, w) for w in 0..W-1 as threads of this process and wait for all of them."""
     threads = [threading.Thread(target=work, args=(task, w)) for w in range(workers)]

@@ -12,23 +12,31 @@ import logging
 import socket
 import socketserver
 import threading
-from typing import Callable
+from collections.abc import Callable
+from typing import Protocol
 
 from .scheduler import MopScheduler, Unit
 
 log = logging.getLogger("cerebro_ops.hop_server")
 
 
-class HopServer:
-    """Owns the scheduler lock; calls back into the epoch runner for unit payloads and results."""
+class HopHandler(Protocol):
+    """What the server calls back into (the epoch driver's pass): on_done and on_failed under the server's
+    lock, payload right after the unit was assigned (no other worker can hold that model meanwhile)."""
 
-    def __init__(self, scheduler: MopScheduler, payload: Callable[[Unit], dict],
-                 on_done: Callable[[int, Unit, dict], None],
-                 on_failed: Callable[[int, Unit, str, bool, bool], None], host: str = "127.0.0.1"):
+    def payload(self, unit: Unit) -> dict: ...
+
+    def on_done(self, worker: int, unit: Unit, record: dict) -> None: ...
+
+    def on_failed(self, worker: int, unit: Unit, reason: str, config_failed: bool, ckpt_corrupt: bool) -> None: ...
+
+
+class HopServer:
+    """Owns the scheduler lock; calls back into the handler for unit payloads and results."""
+
+    def __init__(self, scheduler: MopScheduler, handler: HopHandler, host: str = "127.0.0.1"):
         self.scheduler = scheduler
-        self.payload = payload
-        self.on_done = on_done
-        self.on_failed = on_failed
+        self.handler = handler
         self.cond = threading.Condition()
         self.error: BaseException | None = None
         self._owner: dict[int, object] = {}  # worker -> the connection its running unit was handed to
@@ -66,11 +74,12 @@ class HopServer:
                 if op == "next":
                     unit = self._next(worker, conn)
                     in_flight = (worker, unit) if unit else None
-                    reply = {"done": True} if unit is None else {"unit": _unit_dict(unit), **self.payload(unit)}
+                    reply = ({"done": True} if unit is None
+                             else {"unit": _unit_dict(unit), **self.handler.payload(unit)})
                 elif op == "result":
                     unit = _unit_from(msg["unit"])
                     with self.cond:
-                        self.on_done(worker, unit, msg["record"])
+                        self.handler.on_done(worker, unit, msg["record"])
                         self.scheduler.complete(worker, unit)
                         self.cond.notify_all()
                     in_flight = None
@@ -78,8 +87,8 @@ class HopServer:
                 elif op == "failed":
                     unit = _unit_from(msg["unit"])
                     with self.cond:
-                        self.on_failed(worker, unit, msg["reason"], bool(msg.get("config_failed")),
-                                       bool(msg.get("ckpt_corrupt")))
+                        self.handler.on_failed(worker, unit, msg["reason"], bool(msg.get("config_failed")),
+                                               bool(msg.get("ckpt_corrupt")))
                         self.cond.notify_all()
                     in_flight = None
                     reply = {"ok": True}
@@ -101,7 +110,7 @@ class HopServer:
                     # a retried task may already run the same unit again: only release our own
                     if self.scheduler.running.get(worker) == unit and self._owner.get(worker) is conn:
                         log.warning("worker %s lost while running %s; the unit will run again", worker, unit)
-                        self.on_failed(worker, unit, "worker lost", False, False)
+                        self.handler.on_failed(worker, unit, "worker lost", False, False)
                     self.cond.notify_all()
 
     def _next(self, worker: int, conn: object = None) -> Unit | None:
@@ -111,7 +120,7 @@ class HopServer:
                     return None
                 if worker in self.scheduler.running:  # a retried task of the same worker: old unit is lost
                     lost = self.scheduler.running[worker]
-                    self.on_failed(worker, lost, "worker restarted", False, False)
+                    self.handler.on_failed(worker, lost, "worker restarted", False, False)
                 unit = self.scheduler.assign(worker)
                 if unit is not None:
                     self._owner[worker] = conn
@@ -121,9 +130,15 @@ class HopServer:
                     return None
                 self.cond.wait()
 
-    def wait_finished(self, timeout: float | None = None) -> bool:
+    def wait(self, until: Callable[[], bool]) -> None:
+        """Block until the scheduler is finished, the server failed, or until() is true (checked on wake)."""
         with self.cond:
-            return self.cond.wait_for(lambda: self.error is not None or self.scheduler.finished(), timeout)
+            self.cond.wait_for(lambda: self.error is not None or self.scheduler.finished() or until())
+
+    def wake(self) -> None:
+        """Make wait() check its condition again (e.g. the launcher of the workers returned)."""
+        with self.cond:
+            self.cond.notify_all()
 
 
 def _unit_dict(u: Unit) -> dict:

@@ -162,7 +162,7 @@ def partition(spec: StudySpec, run_id: str, spark=None) -> dict:
 def run_epoch(spec: StudySpec, run_id: str, epoch: int, spark=None, launcher=None,
               on_record: Callable[[dict], None] | None = None) -> dict:
     """Train all live models one epoch with MOP. Idempotent: a finished epoch is not trained again."""
-    from .epoch import run_epoch as mop_epoch
+    from .epoch import EpochContext, EpochDriver, FaultHooks
 
     state = load_state(spec, run_id)
     eff = effective_spec(spec, state)
@@ -181,9 +181,9 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, spark=None, launcher=Non
         if launcher is None:
             from .spark.epoch_job import spark_launcher
             launcher = spark_launcher(_spark(eff, spark), eff.train.workers)
-        result = mop_epoch(st, epoch, state["configs"], live, eff.model_builder, eff.seed, eff.train.workers,
-                           launcher, st.url("data"), state["meta"], eff.train.deterministic,
-                           eff.runtime.max_hop_retries, on_record=on_record)
+        ctx = EpochContext(st, epoch, state["configs"], live, eff.model_builder, eff.seed, eff.train.workers,
+                           st.url("data"), state["meta"], eff.train.deterministic, eff.runtime.max_hop_retries)
+        result = EpochDriver(ctx, launcher, hooks=FaultHooks.from_env(), on_record=on_record).run()
         models, wall = result.models, result.wall_s
     else:
         models, wall = {}, 0.0

@@ -14,7 +14,7 @@ def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, c
     """fail: a model whose every hop reports a config failure (NaN loss);
     die_once: (model, partition) whose unit loses its connection once, then the task is retried;
     corrupt_after_write: a checkpoint path suffix garbled (once) right after it is written;
-    calls: a list that gets one item per launch (epoch pass)."""
+    calls: a list that gets one item per launch (one per pass of the driver: the epoch, then each repair)."""
     died, garbled = set(), set()
 
     def work(task, w):
@@ -51,6 +51,8 @@ def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, c
                     store.write_bytes(msg["ckpt_out"], b"\x00half-written")
                 client.result(u, {"loss": 1.0, "n": 10, "ckpt": msg["ckpt_out"], "sha256": sha,
                                   "start": 0, "end": 0, "worker": w})
+        except ConnectionError:
+            return  # the driver went away (an injected crash): the task ends, as a Spark task would
         finally:
             client.close()
 

@@ -1,28 +1,43 @@
 """The epoch driver (scheduler + hop server + store records) with fake workers: no Spark, no TensorFlow."""
 import json
 
-from cerebro_ops.epoch import load_records, run_epoch
+import pytest
+
+from cerebro_ops.epoch import (FAULT_KILL_AFTER_HOPS, EpochContext, EpochDriver, Failure, FaultHooks,
+                               KillAfterRecords, judge_failure, load_records)
+from cerebro_ops.scheduler import MopScheduler
 from cerebro_ops.store import Store
 
 from .fake_workers import fake_launcher
 
+CONFIGS = {f"m{i}": {"i": i} for i in range(4)}
+UNITS = len(CONFIGS) * 3 * 2  # models x partitions x (train, eval)
 
-def _run(tmp_path, epoch=1, start=None, **kw):
+
+def _run(tmp_path, epoch=1, start=None, hooks=FaultHooks(), on_record=None, **kw):
     store = Store((tmp_path / "run").as_uri())
-    configs = {f"m{i}": {"i": i} for i in range(4)}
-    start = start or {m: None for m in configs}
-    return store, run_epoch(store, epoch, configs, start, "x:y", 0, 3, fake_launcher(3, **kw), "file:///d", {})
+    start = start or {m: None for m in CONFIGS}
+    ctx = EpochContext(store, epoch, CONFIGS, start, "x:y", 0, 3, "file:///d", {})
+    return store, EpochDriver(ctx, fake_launcher(3, **kw), hooks=hooks, on_record=on_record).run()
+
+
+def _key(r):
+    return (r["model_id"], r["kind"], r["partition"])
 
 
 def test_every_model_trains_on_every_partition_and_is_evaluated(tmp_path):
-    store, res = _run(tmp_path)
+    seen = []
+    store, res = _run(tmp_path, on_record=seen.append)
     for m, r in res.models.items():
         assert r.status == "RUNNING"
         state = json.loads(store.read_bytes(r.ckpt["ckpt"]))
         assert sorted(state) == [0, 1, 2]
         assert r.val == {"loss": 3.0}
+        assert r.train_loss == 1.0
     recs = load_records(store, 1)
-    assert len(recs) == 4 * 3 * 2
+    assert len(recs) == UNITS
+    assert sorted(map(_key, seen)) == sorted(map(_key, recs)), "on_record sees each stored record once"
+    assert store.read_json("hops/models-e1.json") == sorted(CONFIGS)
 
 
 def test_config_failure_is_isolated(tmp_path):
@@ -30,19 +45,24 @@ def test_config_failure_is_isolated(tmp_path):
     assert res.models["m2"].status == "FAILED"
     assert "nan" in res.models["m2"].reason
     assert all(res.models[m].status == "RUNNING" for m in ("m0", "m1", "m3"))
+    assert [r["status"] for r in res.records if r["model_id"] == "m2"] == ["failed"]
 
 
 def test_lost_worker_unit_is_retried_and_epoch_completes(tmp_path):
     store, res = _run(tmp_path, die_once=("m1", 2))
     assert all(r.status == "RUNNING" for r in res.models.values())
     assert sorted(json.loads(store.read_bytes(res.models["m1"].ckpt["ckpt"]))) == [0, 1, 2]
-    assert any(r["status"] == "retry" for r in res.records)
+    retried = [r for r in res.records if r["status"] == "retry"]
+    assert [(r["model_id"], r["partition"]) for r in retried] == [("m1", 2)]
+    assert len(load_records(store, 1)) == UNITS
 
 
 def test_rerun_of_finished_epoch_does_not_retrain(tmp_path):
     store, first = _run(tmp_path)
     n = len(load_records(store, 1))
-    _, again = _run(tmp_path)
+    calls = []
+    _, again = _run(tmp_path, calls=calls)
+    assert calls == [], "no worker was launched for a finished epoch"
     assert len(load_records(store, 1)) == n
     assert {m: r.ckpt for m, r in again.models.items()} == {m: r.ckpt for m, r in first.models.items()}
 
@@ -53,9 +73,86 @@ def test_partial_epoch_resumes_without_redoing_hops(tmp_path):
     # forget the second half of the records: as if the process died mid-epoch
     for r in recs[len(recs) // 2:]:
         store.delete(f"hops/e1/{r['model_id']}-{r['kind']}-p{r['partition']}.json")
-    kept = {(r["model_id"], r["kind"], r["partition"]) for r in recs[: len(recs) // 2]}
+    kept = {_key(r) for r in recs[: len(recs) // 2]}
     _, resumed = _run(tmp_path)
-    keys = [(r["model_id"], r["kind"], r["partition"]) for r in resumed.records if r["status"] == "ok"]
-    assert len(keys) == len(set(keys)) == 4 * 3 * 2, "a unit ran twice or not at all"
+    keys = [_key(r) for r in resumed.records if r["status"] == "ok"]
+    assert len(keys) == len(set(keys)) == UNITS, "a unit ran twice or not at all"
     assert kept < set(keys)
     assert {m: r.val for m, r in resumed.models.items()} == {m: r.val for m, r in full.models.items()}
+
+
+class Crash(Exception):
+    pass
+
+
+def test_injected_crash_after_n_records_then_resume_redoes_nothing(tmp_path):
+    def crash():
+        raise Crash("driver killed")
+    hook = KillAfterRecords(7, kill=crash)
+    with pytest.raises(Crash):
+        _run(tmp_path, hooks=FaultHooks((hook,)))
+    assert hook.count >= 7
+    stored = {_key(r) for r in load_records(Store((tmp_path / "run").as_uri()), 1)}
+    assert 7 <= len(stored) < UNITS, "the crash came mid-epoch, after the 7th record was stored"
+
+    new = []
+    store, res = _run(tmp_path, on_record=new.append)
+    assert not {_key(r) for r in new} & stored, "a recorded unit ran again"
+    assert len(new) == UNITS - len(stored)
+    assert all(r.status == "RUNNING" and r.val == {"loss": 3.0} for r in res.models.values())
+    assert len(load_records(store, 1)) == UNITS
+
+
+def test_env_switch_builds_one_kill_hook_per_process(monkeypatch):
+    monkeypatch.delenv(FAULT_KILL_AFTER_HOPS, raising=False)
+    assert FaultHooks.from_env() == FaultHooks()
+    monkeypatch.setenv(FAULT_KILL_AFTER_HOPS, "11")
+    (hook,) = FaultHooks.from_env().after_write
+    assert isinstance(hook, KillAfterRecords) and hook.n == 11
+    # the count runs over all epochs of the process, so every epoch's driver gets the same hook
+    assert FaultHooks.from_env().after_write == (hook,)
+
+
+def test_kill_hook_fires_from_the_nth_record():
+    fired = []
+    hook = KillAfterRecords(3, kill=lambda: fired.append(hook.count))
+    for _ in range(4):
+        hook({})
+    assert fired == [3, 4]
+
+
+# ------------------------------------------------------------------------------------- failure policy
+def _running_unit(max_retries=1):
+    sched = MopScheduler(["a", "b"], 2, 1, 0, max_retries=max_retries)
+    return sched, sched.assign(0)
+
+
+def _never(model_id):
+    raise AssertionError("rolled back a unit whose checkpoint is fine")
+
+
+def test_transient_failure_retries_then_gives_up():
+    sched, u = _running_unit(max_retries=1)
+    assert judge_failure(Failure(0, u, "timeout", False, False), sched, _never).status == "retry"
+    assert sched.assign(0) == u
+    v = judge_failure(Failure(0, u, "timeout", False, False), sched, _never)
+    assert (v.status, v.reason) == ("failed", "gave up after 1 retries: timeout")
+    assert sched.failed_models() == [u.model_id]
+
+
+def test_config_failure_stops_the_model_at_once():
+    sched, u = _running_unit(max_retries=5)
+    v = judge_failure(Failure(0, u, "loss became nan", True, False), sched, _never)
+    assert (v.status, v.reason, v.bad_epoch) == ("failed", "loss became nan", None)
+    assert sched.failed_models() == [u.model_id] and not sched.running
+
+
+def test_corrupt_checkpoint_rolls_back_or_else_counts_as_transient():
+    sched, u = _running_unit()
+    v = judge_failure(Failure(0, u, "checksum", False, True), sched, lambda m: 1)
+    assert (v.status, v.bad_epoch) == ("rollback", 1)
+    assert sched.failed_models() == [u.model_id], "paused until the repair"
+    sched, u = _running_unit()
+    asked = []
+    v = judge_failure(Failure(0, u, "checksum", False, True), sched, lambda m: asked.append(m))
+    assert v.status == "retry" and asked == [u.model_id] and sched.failed_models() == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cerebro_ops.epoch import load_records, run_epoch
+from cerebro_ops.epoch import EpochContext, EpochDriver, load_records
 from cerebro_ops.store import Store
 
 from ..fake_workers import fake_launcher
@@ -14,7 +14,7 @@ CONFIGS = {f"m{i}": {"i": i} for i in range(3)}
 
 
 def _epoch(store, epoch, start, launcher):
-    return run_epoch(store, epoch, CONFIGS, start, "x:y", 0, W, launcher, "file:///d", {})
+    return EpochDriver(EpochContext(store, epoch, CONFIGS, start, "x:y", 0, W, "file:///d", {}), launcher).run()
 
 
 def _two_epochs(tmp_path, name, corrupt_between=None):
