@@ -74,16 +74,9 @@ class MopScheduler:
             self._mark_done(u)
 
     # ------------------------------------------------------------------ queries
-    def next_unit_on(self, model_id: str) -> Unit | None:
-        st = self.models[model_id]
-        if st.failed:
-            return None
-        if st.trained < self.workers:
-            return Unit(model_id, st.order[st.trained], TRAIN, st.trained)
-        return None
-
     def remaining_for(self, worker: int) -> list[Unit]:
-        """Units that must still run on this worker (runnable now or later)."""
+        """For each live model, the next unit it still needs on this worker (runnable now or later; its
+        evaluation there comes after its training). Empty once the worker has nothing left to do."""
         out = []
         for m, st in self.models.items():
             if st.failed:
@@ -154,7 +147,8 @@ class MopScheduler:
         return True
 
     def fail_model(self, worker: int | None, unit: Unit | None, model_id: str) -> None:
-        """The config itself is broken (builder error, NaN loss, OOM): it stops hopping."""
+        """The config itself is broken (builder error, NaN loss, OOM): it stops hopping. The epoch driver
+        also uses this to pause a model whose checkpoint it rolls back, until it is repaired."""
         if worker is not None and unit is not None and self.running.get(worker) == unit:
             del self.running[worker]
         st = self.models[model_id]
@@ -162,7 +156,8 @@ class MopScheduler:
         st.failed = True
 
     def drop_model(self, model_id: str) -> None:
-        """Remove a model that is not running (pruned or failed earlier)."""
+        """Remove a model that is not running: one of the epoch's model set left out of this pass (a
+        repair pass covers one model, with the visit orders of the whole set)."""
         st = self.models[model_id]
         if st.busy_on is not None:
             raise RuntimeError(f"{model_id} is running on worker {st.busy_on}")
