@@ -37,3 +37,13 @@ def tiny_fails_on_13(params, info):
     if int(params.get("units", 8)) == 13:
         raise ValueError("13 units is unlucky")
     return tiny(params, info)
+
+
+def diverges_in_training(params, info):
+    """Builds, compiles and evaluates (so the pre-flight builder check passes), but every output is NaN,
+    so the first hop's loss is NaN and the config fails in training."""
+    inputs = keras.Input(shape=info.input_shape)
+    x = keras.layers.Rescaling(float("nan"))(keras.layers.Dense(int(params.get("units", 8)))(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    return model

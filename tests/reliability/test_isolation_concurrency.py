@@ -2,6 +2,7 @@
 once per run; the epochs run on the thread launcher (Spark is not the point here), so this stays fast."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -9,7 +10,7 @@ import pytest
 
 from cerebro_ops import study
 from cerebro_ops.epoch import thread_launcher
-from cerebro_ops.errors import StudyFailed
+from cerebro_ops.errors import SpecError, StudyFailed
 from cerebro_ops.example_data import make_example_data
 from cerebro_ops.spec import parse_spec
 
@@ -63,9 +64,19 @@ def test_one_bad_config_of_eight_fails_alone(tmp_path, data, spark):
 
 
 def test_study_fails_only_when_every_config_failed(tmp_path, data, spark):
-    spec = make_spec(tmp_path, data, [13])
-    with pytest.raises(StudyFailed, match="13 units is unlucky"):
+    spec = make_spec(tmp_path, data, [4, 8])
+    spec = dataclasses.replace(spec, model_builder="tests.builders_for_tests:diverges_in_training")
+    with pytest.raises(StudyFailed, match="(?i)nan"):
         study.run(spec, "all-bad", spark=spark, launcher=thread_launcher(2), register_model=False)
+
+
+def test_a_builder_that_cannot_build_fails_before_any_work(tmp_path, data, spark):
+    """prepare checks the builder first: no data work, no MLflow run, nothing in the store."""
+    spec = make_spec(tmp_path, data, [13])
+    with pytest.raises(SpecError, match="13 units is unlucky"):
+        study.run(spec, "unbuildable", spark=spark, launcher=thread_launcher(2), register_model=False)
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("state.json"))
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_two_concurrent_runs_of_one_study(tmp_path, data, spark):
