@@ -5,7 +5,8 @@ epoch e every live model has a value for e, and a strategy returns the models to
 compare a running trial against *completed* trials, which never exist mid-study in lock-step training,
 so the rules are implemented here, each in a few lines, and tested on scripted metric sequences.
 
-Values are "lower is better": the caller negates metrics that are maximised. NaN counts as worst.
+Values are "lower is better": the caller negates metrics that are maximised (`to_minimise`). A missing
+value, NaN or ±inf counts as worst.
 """
 from __future__ import annotations
 
@@ -98,4 +99,5 @@ def make_pruner(spec: PruningSpec, max_epochs: int, all_models: list[str]) -> Pr
 
 
 def to_minimise(values: list[float | None], direction: str) -> list[float]:
+    """A metric history as lower-is-better values (negated for direction max; None becomes NaN)."""
     return [(-v if direction == "max" else v) if v is not None else math.nan for v in values]
