@@ -61,13 +61,12 @@ class MopScheduler:
     """Hands out (model, partition) units of one epoch. Not thread-safe: the caller holds a lock."""
 
     def __init__(self, model_ids: Iterable[str], workers: int, epoch: int, seed: int,
-                 done: Iterable[Unit] = (), max_retries: int = 2, evaluate: bool = True):
+                 done: Iterable[Unit] = (), max_retries: int = 2):
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.workers = workers
         self.epoch = epoch
         self.max_retries = max_retries
-        self.evaluate = evaluate
         self.models = {m: _ModelState(order) for m, order in visit_orders(model_ids, workers, epoch, seed).items()}
         self.running: dict[int, Unit] = {}
         for u in sorted(done, key=lambda u: (u.kind != TRAIN, u.hop)):
@@ -83,7 +82,7 @@ class MopScheduler:
                 continue
             if st.trained < self.workers and worker in st.order[st.trained:]:
                 out.append(Unit(m, worker, TRAIN, st.order.index(worker)))
-            elif self.evaluate and worker not in st.evaluated:
+            elif worker not in st.evaluated:
                 out.append(Unit(m, worker, EVAL, worker))
         return out
 
@@ -98,7 +97,7 @@ class MopScheduler:
             if st.trained < self.workers:
                 if st.order[st.trained] == worker:
                     train.append((st.trained, m))
-            elif self.evaluate and worker not in st.evaluated:
+            elif worker not in st.evaluated:
                 evals.append(m)
         # the least advanced model first keeps all models moving; ties by id for determinism
         units = [Unit(m, worker, TRAIN, k) for k, m in sorted(train)]
