@@ -9,9 +9,12 @@ Underneath, ``.fit(df)`` writes the DataFrame to the store as Parquet, builds a 
 core path as ``cerebro-ops run`` (prepare → partition → MOP epochs → select → register, tracked in MLflow).
 Differences from the original, on purpose:
 - the best model respects the metric's direction (accuracy / auc are maximised; the original took the minimum);
-- the feature columns are concatenated into one input vector (numeric columns standardised, string columns
-  one-hot encoded, array/vector columns passed through), so the model has a single input;
-- ``validation`` is a fraction (a seeded, content-hashed split), not a column name;
+- the feature columns are encoded into one feature vector (numeric columns standardised, string columns
+  one-hot encoded with an "other" slot, array/vector columns passed through); the model takes it either as
+  a single input or, as in Cerebro's examples, as one ``keras.Input(name=<feature column>)`` per column
+  (a numeric column has shape (1,), a string column one slot per category plus one);
+- ``validation`` is a fraction (a seeded split) or, as in Cerebro, the name of a column of true/false (or
+  1/0) flags, true = validation row;
 - the estimator's batch size must either be a search-space key named ``batch_size`` or not depend on the
   other parameters (it is read once on the driver).
 """

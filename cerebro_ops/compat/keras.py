@@ -71,24 +71,32 @@ def estimator_builder(params: dict, info: Any):
     return est.compiled_model()
 
 
-# --------------------------------------------------------------------------------------------- models
+# --------------------------------------------------------------------------------------------- data
 
-def feature_matrix(pdf, data: dict, meta: dict) -> np.ndarray:
-    """The same encoding prepare applies: standardised numerics, one-hot categoricals (+other), arrays."""
-    parts = []
-    for n in data["numeric"]:
-        s = meta["numeric_stats"][n]
-        parts.append(((pdf[n].astype("float64") - s["mean"]) / s["std"]).to_numpy()[:, None])
-    for n in data["categorical"]:
-        col = pdf[n].astype(str)
-        values = meta["categories"][n]
-        parts += [(col == v).to_numpy(dtype="float64")[:, None] for v in values]
-        parts.append((~col.isin(values)).to_numpy(dtype="float64")[:, None])
-    for n in data["arrays"]:
-        parts.append(np.stack([np.asarray(v.toArray() if hasattr(v, "toArray") else v, dtype="float64").ravel()
-                               for v in pdf[n]]))
-    x = np.concatenate(parts, axis=1).astype("float32")
-    return x.reshape((len(x),) + tuple(meta["input_shape"]))
+def feature_columns_of(df, feature_columns: list[str]) -> tuple[list, dict]:
+    """Spark columns as the study reads them, and {"numeric", "categorical", "arrays"} by the column's type:
+    numbers and booleans as double, ml vectors and arrays as array<double>, anything else as string."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    kinds: dict = {"numeric": [], "categorical": [], "arrays": []}
+    cols = []
+    for c in feature_columns:
+        t = df.schema[c].dataType
+        if t.typeName() == "vector":  # pyspark.ml VectorUDT
+            from pyspark.ml.functions import vector_to_array
+            cols.append(vector_to_array(F.col(c)).alias(c))
+            kinds["arrays"].append(c)
+        elif isinstance(t, T.ArrayType):
+            cols.append(F.col(c))
+            kinds["arrays"].append(c)
+        elif isinstance(t, (T.NumericType, T.BooleanType)):
+            cols.append(F.col(c).cast("double").alias(c))
+            kinds["numeric"].append(c)
+        else:
+            cols.append(F.col(c).cast("string").alias(c))
+            kinds["categorical"].append(c)
+    return cols, kinds
 
 
 class SparkModel:
@@ -122,12 +130,21 @@ class SparkModel:
         return self
 
     def predict(self, pdf) -> np.ndarray:
-        return self.keras().predict(feature_matrix(pdf, self._data, self._meta), batch_size=1024, verbose=0)
+        """Model outputs for rows with the feature columns as the study read them (see feature_columns_of)."""
+        from ..encoding import Encoding
+        from ..trainer import model_inputs
+
+        model = self.keras()
+        x = Encoding.from_meta(self._meta).encode(pdf)  # the prepare step's encoding, rebuilt from meta.json
+        return model.predict(model_inputs(model, x, self._meta.get("feature_spans")), batch_size=1024, verbose=0)
 
     def transform(self, df):
         """Predictions for a Spark DataFrame (with the training feature columns), computed on the driver."""
+        features = [*self._data["numeric"], *self._data["categorical"], *self._data["arrays"]]
+        cols, _ = feature_columns_of(df, features)
         pdf = df.toPandas()
-        pred = self.predict(pdf)
+        # Encode what training saw (vectors as arrays, categories as strings), keep the user's own columns.
+        pred = self.predict(df.select(*cols).toPandas())
         out = self.output_columns[0]
         pdf[out] = pred[:, 0].astype(float) if pred.ndim == 2 and pred.shape[1] == 1 else [list(map(float, r))
                                                                                         for r in pred]

@@ -12,7 +12,7 @@ import uuid
 from typing import Any, Callable
 
 from ..spec import default_direction, parse_spec
-from .keras import BUILDER, GEN_FN_KEY, SparkModel, estimator
+from .keras import BUILDER, GEN_FN_KEY, SparkModel, estimator, feature_columns_of
 
 log = logging.getLogger("cerebro_ops.compat")
 
@@ -94,14 +94,17 @@ class ModelSearch:
     method = "grid"
 
     def __init__(self, backend, store, estimator_gen_fn: Callable[[dict], Any], search_space: dict,
-                 num_epochs: int, evaluation_metric: str = "loss", validation: float = 0.25,
+                 num_epochs: int, evaluation_metric: str = "loss", validation: float | str = 0.25,
                  label_columns=("label",), feature_columns=("features",), num_models: int | None = None,
                  parallelism: int | None = None, verbose: int = 1, seed: int = 0, name: str = "cerebro_api",
                  tracking_uri: str | None = None, experiment: str | None = None, task: str | None = None,
                  register: bool = True, logdir: str | None = None, **kwargs):
-        if not isinstance(validation, float) or not 0 < validation < 1:
-            raise ValueError(f"validation must be a fraction in (0, 1), got {validation!r} "
-                             "(a validation column is not supported)")
+        if isinstance(validation, str):
+            if not validation:
+                raise ValueError("validation is an empty column name")
+        elif isinstance(validation, bool) or not isinstance(validation, (int, float)) or not 0 < validation < 1:
+            raise ValueError(f"validation must be a fraction in (0, 1) or the name of a column of true/false (or "
+                             f"1/0) flags, true = validation row; got {validation!r}")
         bad = [k for k, v in search_space.items() if not isinstance(v, _HP)]
         if bad:
             raise TypeError(f"search_space[{bad[0]!r}] is not an hp_* value (use hp_choice, hp_uniform, ...)")
@@ -137,41 +140,26 @@ class ModelSearch:
 
     def _write_input(self, df) -> dict:
         from pyspark.sql import functions as F
-        from pyspark.sql import types as T
 
         from ..store import Store
 
         st = Store(self.store.uri).sub(self.name, "input")
         label = self.label_columns[0]
-        missing = [c for c in [*self.feature_columns, label] if c not in df.columns]
+        split = [self.validation] if isinstance(self.validation, str) else []
+        missing = [c for c in [*self.feature_columns, label, *split] if c not in df.columns]
         if missing:
             raise ValueError(f"columns {missing} are not in the DataFrame (it has {df.columns})")
-        numeric, categorical, arrays, cols = [], [], {}, []
-        for c in self.feature_columns:
-            t = df.schema[c].dataType
-            if t.typeName() == "vector":  # pyspark.ml VectorUDT
-                from pyspark.ml.functions import vector_to_array
-                cols.append(vector_to_array(F.col(c)).alias(c))
-                arrays[c] = None
-            elif isinstance(t, T.ArrayType):
-                cols.append(F.col(c))
-                arrays[c] = None
-            elif isinstance(t, (T.NumericType, T.BooleanType)):
-                cols.append(F.col(c).cast("double"))
-                numeric.append(c)
-            else:
-                cols.append(F.col(c).cast("string"))
-                categorical.append(c)
-        out = df.select(*cols, F.col(label))
-        if arrays:
-            first = out.select(*arrays).first()
-            for c in arrays:
-                arrays[c] = [len(first[c])]
+        cols, kinds = feature_columns_of(df, self.feature_columns)
+        out = df.select(*cols, F.col(label), *map(F.col, split))
+        arrays = {}
+        if kinds["arrays"]:
+            first = out.select(*kinds["arrays"]).first()
+            arrays = {c: [len(first[c])] for c in kinds["arrays"]}
         task = self.task or self._infer_task(out, label)
         uri = st.url("data.parquet")
         out.write.mode("overwrite").parquet(uri)
-        data = {"source": uri, "label": label, "task": task, "numeric": numeric, "categorical": categorical,
-                "arrays": arrays}
+        data = {"source": uri, "label": label, "task": task, "numeric": kinds["numeric"],
+                "categorical": kinds["categorical"], "arrays": arrays}
         st.write_json("columns.json", data)
         return data
 
@@ -208,6 +196,12 @@ class ModelSearch:
         st.write_bytes(rel, blob)
         return st.url(rel)
 
+    def _split(self) -> dict:
+        """Cerebro's validation=: a fraction, or a column of true/1 = validation row."""
+        if isinstance(self.validation, str):
+            return {"validation_column": self.validation}
+        return {"validation_fraction": float(self.validation)}
+
     def _search(self) -> dict:
         n = self.num_models or 4
         return {"method": self.method, "num_configs": n}
@@ -226,7 +220,7 @@ class ModelSearch:
         return parse_spec({
             "name": self.name, "seed": self.seed,
             "description": f"cerebro API {type(self).__name__}",
-            "data": {**data, "validation_fraction": self.validation},
+            "data": {**data, **self._split()},
             "model": {"builder": BUILDER},
             "search": {**self._search(), "space": space},
             "train": {"epochs": self.num_epochs, "workers": self.backend.num_workers, "metric": f"val_{metric}",
