@@ -2,15 +2,19 @@
 
 Every call goes through an ``MlflowClient`` bound to an explicit tracking URI, so several trackers
 (different stores, different experiments) can live in one process. The only exceptions are the
-model-flavor helpers (``log_keras_model`` / ``load_keras``): MLflow's flavor code resolves the tracking
-and registry URIs from process-global state, so those two calls temporarily pin both globals to this
-tracker's URI under a lock (:meth:`Tracker.mlflow_context`) and restore them afterwards.
+model helpers (``log_raw_rows_model``, ``load_raw_rows_model``, ``log_keras_model``, ``load_keras``):
+MLflow's flavor code resolves the tracking and registry URIs from process-global state, so those calls
+temporarily pin both globals to this tracker's URI under a lock (:meth:`Tracker.mlflow_context`) and
+restore them afterwards.
+
+The registered model is the raw-rows pyfunc of serving.py (``log_raw_rows_model``): it takes the user's
+rows, not the encoded tensor.
 
 Failure policy: tracking must never crash training. ``start_*``, ``log_*``, ``end_*`` and
-``child_runs`` are wrapped by :func:`_never_raise`, which logs a warning on
+``child_runs`` (and ``record_decision``) are wrapped by :func:`_never_raise`, which logs a warning on
 ``cerebro_ops.tracking`` and returns ``None`` (``{}`` for ``child_runs``). A ``None`` run id (the run could
 not be started) makes those calls no-ops, so callers need no ``if`` around them. ``register_champion``,
-``champion``, ``log_keras_model`` and ``load_keras`` raise: the register step has to know.
+``champion`` and the model helpers raise: the register step has to know.
 """
 from __future__ import annotations
 
@@ -345,22 +349,66 @@ class Tracker:
             self._children.update({(parent_id, m): rid for m, rid in out.items()})
         return out
 
+    @_never_raise()
+    def record_decision(self, parent_id: str, decision: Mapping[str, Any]) -> None:
+        """The champion/challenger decision as tags of the study's parent run, promoted or not."""
+        tags = {"cerebro.champion.promoted": str(bool(decision.get("promoted"))).lower(),
+                "cerebro.champion.decision": decision.get("reason", ""),
+                "cerebro.champion.version": decision.get("version") or "",
+                "cerebro.champion.metric": decision.get("metric") or "",
+                "cerebro.champion.challenger_value": repr(decision.get("challenger")),
+                "cerebro.champion.champion_value": repr(decision.get("champion"))}
+        self._log(parent_id, tags=tags)
+
     # ------------------------------------------------------------------------------------ models (may raise)
-    def log_keras_model(self, child_id: str, keras_model, input_example) -> str:
-        """Log a Keras 3 model under the child run with the ``tensorflow`` flavor; return ``models:/<model_id>``.
-
-        The LoggedModel is created explicitly in the run's experiment: left to itself, MLflow 3 would put it
-        in the process-global active experiment (Default, id 0) because no fluent run is active.
-        """
-        import mlflow.tensorflow
-
-        signature = None if input_example is not None else _keras_signature(keras_model)
+    def _create_logged_model(self, child_id: str):
+        """The LoggedModel, created explicitly in the run's experiment: left to itself, MLflow 3 would put it
+        in the process-global active experiment (Default, id 0) because no fluent run is active."""
         run = self.client.get_run(child_id)
-        logged = self.client.create_logged_model(
+        return self.client.create_logged_model(
             experiment_id=run.info.experiment_id, name="model", source_run_id=child_id,
             params={k: v for k, v in run.data.params.items()},
             tags={k: run.data.tags[k] for k in (STUDY_TAG, RUN_ID_TAG, MODEL_ID_TAG) if k in run.data.tags},
         )
+
+    def log_raw_rows_model(self, child_id: str, keras_model, meta: Mapping[str, Any], raw_example) -> str:
+        """Log the raw-rows pyfunc (serving.py) of ``keras_model`` under the child run; return ``models:/<id>``.
+
+        ``meta``: the run's meta.json (the encoding); ``raw_example``: a few raw rows (pandas, the label may be
+        there): the input example, and what the signature's column names and types come from.
+        """
+        from . import serving
+        from .encoding import Encoding
+
+        encoding = Encoding.from_meta(meta)
+        logged = self._create_logged_model(child_id)
+        with self.mlflow_context():
+            info = serving.log_model(keras_model, encoding, raw_example, name="model", run_id=child_id,
+                                     model_id=logged.model_id)
+        self.client.set_tag(child_id, "cerebro.model_uri", info.model_uri)
+        return info.model_uri
+
+    def load_raw_rows_model(self, model_uri: str):
+        """The serving.RawRowsModel behind ``model_uri`` (``.keras_model``, ``.encoding``); raises for a model
+        that is not one (e.g. a champion registered with the tensorflow flavor by an older version)."""
+        from . import serving
+
+        with self.mlflow_context():
+            return serving.load(model_uri)
+
+    def load_champion(self, model_name: str):
+        """The RawRowsModel of the version behind alias 'champion'."""
+        return self.load_raw_rows_model(f"models:/{model_name}@{CHAMPION_ALIAS}")
+
+    def log_keras_model(self, child_id: str, keras_model, input_example) -> str:
+        """Log a Keras 3 model under the child run with the ``tensorflow`` flavor; return ``models:/<model_id>``.
+
+        It takes the *encoded* tensor; the register step logs :meth:`log_raw_rows_model` instead.
+        """
+        import mlflow.tensorflow
+
+        signature = None if input_example is not None else _keras_signature(keras_model)
+        logged = self._create_logged_model(child_id)
         with self.mlflow_context():
             info = mlflow.tensorflow.log_model(
                 keras_model, name="model", input_example=input_example, signature=signature,
@@ -372,8 +420,12 @@ class Tracker:
         return info.model_uri
 
     def register_champion(self, model_name: str, model_uri: str, metric_name: str, metric_value: float,
-                          tags: dict) -> str:
-        """Register a new version of ``model_name`` from ``model_uri``, tag it and point alias 'champion' at it."""
+                          tags: dict, *, replaced: str | None = None, reason: str = "") -> str:
+        """Register a new version of ``model_name`` from ``model_uri``, tag it and point alias 'champion' at it.
+
+        Tags: ``cerebro.metric`` / ``cerebro.metric_value``, ``cerebro.replaced_version`` (the champion it
+        replaces, "" for the first) and ``cerebro.decision`` (why; also the version's description).
+        """
         import mlflow
 
         with self.mlflow_context():
@@ -381,9 +433,12 @@ class Tracker:
         version = str(mv.version)
         version_tags = {**{str(k): _param_str(v) for k, v in (tags or {}).items()},
                         "cerebro.metric": metric_name, "cerebro.metric_value": repr(float(metric_value)),
+                        "cerebro.replaced_version": replaced or "", "cerebro.decision": reason,
                         "cerebro.mlflow_run_id": mv.run_id or "", "cerebro.model_uri": model_uri}
         for k, v in version_tags.items():
             self.client.set_model_version_tag(model_name, version, k, v)
+        if reason:
+            self.client.update_model_version(model_name, version, description=reason)
         self.client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
         return version
 
@@ -408,19 +463,16 @@ class Tracker:
         }
 
     def load_keras(self, model_uri: str):
-        """Load a Keras model logged by :meth:`log_keras_model` (or with the keras flavor) back into memory."""
+        """The Keras model of a raw-rows pyfunc, or of a model logged by :meth:`log_keras_model` / the keras
+        flavor."""
+        import mlflow.models
         import mlflow.tensorflow
-        from mlflow.exceptions import MlflowException
 
         with self.mlflow_context():
-            try:
+            flavors = mlflow.models.get_model_info(model_uri).flavors
+            if "tensorflow" in flavors or "keras" in flavors:
                 return mlflow.tensorflow.load_model(model_uri)
-            except MlflowException as exc:
-                if "flavor" not in str(exc).lower():
-                    raise
-                import mlflow.keras
-
-                return mlflow.keras.load_model(model_uri)
+        return self.load_raw_rows_model(model_uri).keras_model
 
 
 def _flatten(row: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
