@@ -55,22 +55,21 @@ class RawRowsModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         x = self.encoding.encode(model_input)
-        return self.encoding.decode(predict_keras(self.keras_model, x, self.encoding.to_dict()))
+        return self.encoding.decode(predict_keras(self.keras_model, x, self.encoding.feature_spans))
 
 
-def keras_inputs(model, x: np.ndarray, meta: Mapping[str, Any]):
-    """What to feed ``model``: ``x`` itself, or per-column slices when the model has one input per column."""
-    if len(getattr(model, "inputs", None) or []) <= 1:
-        return x
+def keras_inputs(model, x: np.ndarray, spans: Mapping[str, Any]):
+    """What to feed ``model``, exactly as in training: ``x`` itself, or {input name: that column's slice} when
+    the model has one input per feature column (``spans``: the encoding's feature_spans)."""
     from .trainer import model_inputs
 
-    return model_inputs(model, x, meta)
+    return model_inputs(model, x, spans)
 
 
-def predict_keras(model, x: np.ndarray, meta: Mapping[str, Any]) -> np.ndarray:
+def predict_keras(model, x: np.ndarray, spans: Mapping[str, Any]) -> np.ndarray:
     if len(x) == 0:  # Keras refuses an empty batch
         return np.zeros((0, 1), dtype=np.float32)
-    return np.asarray(model.predict(keras_inputs(model, x, meta), batch_size=PREDICT_BATCH, verbose=0))
+    return np.asarray(model.predict(keras_inputs(model, x, spans), batch_size=PREDICT_BATCH, verbose=0))
 
 
 def pinned_requirements() -> list[str]:
@@ -97,7 +96,7 @@ def log_model(keras_model, encoding: Encoding, raw_example: pd.DataFrame, *, run
     from mlflow.models import Model, infer_signature
 
     example = encoding.raw_features(raw_example)
-    output = encoding.decode(predict_keras(keras_model, encoding.encode(example), encoding.to_dict()))
+    output = encoding.decode(predict_keras(keras_model, encoding.encode(example), encoding.feature_spans))
     with warnings.catch_warnings():  # MLflow's hint about ints and missing values: the README covers types
         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
         signature = infer_signature(example, output)

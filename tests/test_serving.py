@@ -211,10 +211,31 @@ def test_binary_bool_label_and_array_column(logged, tmp_path):
     assert [(c.name, repr(c.type)) for c in sig.inputs.inputs] == [("x y", "double"), ("vec", "Array(double)")]
     assert [(c.name, c.type.name) for c in sig.outputs.inputs] == [("prediction", "boolean"), ("probability", "double")]
     out = pyfunc.predict(rows.assign(vec=[v.tolist() for v in vec]))
-    want = enc.decode(predict_keras(model, enc.encode(rows), meta))
+    want = enc.decode(predict_keras(model, enc.encode(rows), enc.feature_spans))
     pd.testing.assert_frame_equal(out, want)
     assert out["prediction"].dtype == bool
     np.testing.assert_array_equal(out["prediction"], out["probability"] > 0.5)
+
+
+def test_model_with_one_input_per_column(logged):
+    """Named inputs (the columns' own names, dots and all) get their columns' slices, as in training."""
+    from cerebro_ops.trainer import model_inputs
+
+    enc = logged.enc
+    keras.utils.set_random_seed(2)
+    inputs = {c: keras.Input(shape=(end - start,), name=c) for c, (start, end) in enc.feature_spans.items()}
+    hidden = keras.layers.Dense(4, activation="relu")(keras.layers.Concatenate()(list(inputs.values())))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = enc.encode(logged.rows)
+    model.fit(model_inputs(model, x, enc.feature_spans), enc.encode_labels(logged.rows[LABEL]), epochs=1, verbose=0)
+    tracker = logged.tracker
+    parent = tracker.start_study(study_spec(logged.tmp, "named"), "r-named", {})
+    uri = tracker.log_raw_rows_model(tracker.start_config(parent, "c0", {}), model, logged.meta, logged.rows.head(5))
+    with tracker.mlflow_context():
+        out = mlflow.pyfunc.load_model(uri).predict(logged.rows)
+    want = enc.decode(model.predict({c: x[:, a:b] for c, (a, b) in enc.feature_spans.items()}, verbose=0))
+    pd.testing.assert_frame_equal(out, want)
 
 
 # ------------------------------------------------------------------------------------------ outside the process
