@@ -125,8 +125,13 @@ def log_model(keras_model, encoding: Encoding, raw_example: pd.DataFrame, *, run
 def load(model_uri: str) -> RawRowsModel:
     """The RawRowsModel behind a logged/registered raw-rows pyfunc (its Keras model and encoding loaded).
     Uses the process-global tracking/registry URIs: call it inside ``Tracker.mlflow_context()``."""
-    loaded = mlflow.pyfunc.load_model(model_uri)
-    inner = loaded.unwrap_python_model()  # raises for a model of another flavor (an older tensorflow one)
+    from mlflow.models import get_model_info
+
+    info = get_model_info(model_uri)
+    if "cerebro.task" not in (info.metadata or {}):  # e.g. a tensorflow-flavor model of an older version
+        raise TypeError(f"{model_uri} is not a raw-rows model (flavors {sorted(info.flavors)}): it takes "
+                        "encoded tensors, not the user's rows")
+    inner = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
     if not (hasattr(inner, "keras_model") and hasattr(inner, "encoding")):  # duck-typed: any cerebro_ops copy
         raise TypeError(f"{model_uri} holds a {type(inner).__name__}, not a raw-rows model")
     return inner

@@ -263,8 +263,14 @@ def select(spec: StudySpec, run_id: str) -> list[dict]:
 
 
 def register(spec: StudySpec, run_id: str) -> dict:
-    """Log the best model with the TensorFlow/Keras flavor and make it `champion` if it wins."""
-    from .reader import load_split
+    """Log the best model as a raw-rows MLflow pyfunc (serving.py) and make it `champion` if it wins.
+
+    The challenger and the current champion are scored on the same rows, this run's raw validation rows, each
+    through its own encoding (the champion's comes with its registered model), with the compiled metric.
+    The decision is kept in state["registered"], as tags of the parent run, and on the new model version.
+    """
+    from .encoding import Encoding
+    from .reader import load_raw_split
     from .trainer import HopTrainer, data_info
 
     state = load_state(spec, run_id)
@@ -276,47 +282,65 @@ def register(spec: StudySpec, run_id: str) -> dict:
         raise StudyFailed(f"run {run_id} has no successful config to register")
     row = next(r for r in leaderboard_rows(state, eff.train.metric, eff.train.direction) if r["model_id"] == best)
     st = _store(spec, run_id)
-    info = data_info(state["meta"])
-    trainer = HopTrainer(info, deterministic=eff.train.deterministic)
+    meta = state["meta"]
+    trainer = HopTrainer(data_info(meta), deterministic=eff.train.deterministic)
     blob = st.read_blob(row["ckpt"]["ckpt"], row["ckpt"]["sha256"])
     model = trainer.keras_model(eff.model_builder, state["configs"][best], blob)
-    x_val, y_val = load_split(st.url("data"), "val", info.input_shape)
-    challenger = _metric_of(model, x_val, y_val, eff.metric_key)
+    val_rows = load_raw_split(st.url("data"), "val", meta)
+    metric = eff.train.metric
+    challenger = _metric_of(model, Encoding.from_meta(meta), val_rows, eff.metric_key)
     tracker = _tracker(eff)
-    decision = {"model_id": best, "metric": eff.train.metric, "challenger": challenger, "champion": None}
+    parent = state["mlflow"].get("parent")
+    decision = {"model_id": best, "metric": metric, "challenger": challenger, "champion": None}
     current = tracker.champion(eff.name)
+    unusable = None
     if current is not None:
         try:
-            champ = _metric_of(tracker.load_keras(f"models:/{eff.name}/{current['version']}"), x_val, y_val,
-                               eff.metric_key)
-        except Exception as exc:  # an unusable old champion is replaced
-            log.warning("could not evaluate the current champion: %s", exc)
-            champ = None
-        decision["champion"] = champ
-        if champ is not None and not _better(challenger, champ, eff.train.direction):
-            decision.update(promoted=False, version=current["version"],
-                            reason=f"challenger {eff.train.metric}={challenger:.6g} does not beat champion "
-                                   f"v{current['version']} ({champ:.6g}) on this run's validation data")
-            log.info(decision["reason"])
-            tracker.end_study(state["mlflow"].get("parent"), "FINISHED")
-            state["registered"] = decision
-            _save_state(spec, run_id, state)
-            return decision
-    child = (state["mlflow"].get("children") or {}).get(best)
-    uri = tracker.log_keras_model(child, model, x_val[:5])
-    version = tracker.register_champion(eff.name, uri, eff.train.metric, challenger,
-                                        {"cerebro.run_id": run_id, "cerebro.model_id": best})
-    decision.update(promoted=True, version=version, reason="no champion yet" if current is None else
-                    f"challenger beats champion ({decision['champion']})")
-    tracker.end_study(state["mlflow"].get("parent"), "FINISHED")
+            old = tracker.load_raw_rows_model(current["model_uri"])
+            decision["champion"] = _metric_of(old.keras_model, old.encoding, val_rows, eff.metric_key)
+        except Exception as exc:  # noqa: BLE001 - a champion that cannot score these rows is replaced
+            unusable = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+            log.warning("champion v%s of %s could not be scored on run %s's validation rows (%s); it will be "
+                        "replaced", current["version"], eff.name, run_id, unusable)
+    champ = decision["champion"]
+    on_rows = "on this run's validation rows"
+    if champ is not None and not _better(challenger, champ, eff.train.direction):
+        decision.update(promoted=False, version=current["version"], replaced=None,
+                        reason=f"not promoted: challenger {metric} {challenger:.6g} does not beat "
+                               f"{champ:.6g} of v{current['version']} {on_rows}")
+    else:
+        if current is None:
+            reason = f"promoted: no champion yet ({metric} {challenger:.6g} {on_rows})"
+        elif champ is None:
+            reason = (f"promoted: {metric} {challenger:.6g}; champion v{current['version']} could not be scored "
+                      f"{on_rows} ({unusable})")
+        else:
+            sign = "<" if eff.train.direction == "min" else ">"
+            reason = f"promoted: {metric} {challenger:.6g} {sign} {champ:.6g} of v{current['version']} {on_rows}"
+        child = (state["mlflow"].get("children") or {}).get(best)
+        uri = tracker.log_raw_rows_model(child, model, meta, val_rows.head(5))
+        replaced = current["version"] if current is not None else None
+        version = tracker.register_champion(eff.name, uri, metric, challenger,
+                                            {"cerebro.run_id": run_id, "cerebro.model_id": best},
+                                            replaced=replaced, reason=reason)
+        decision.update(promoted=True, version=version, replaced=replaced, reason=reason)
+    log.info("register %s run %s: %s", eff.name, run_id, decision["reason"])
+    tracker.record_decision(parent, decision)
+    tracker.end_study(parent, "FINISHED")
     state["registered"] = decision
     _save_state(spec, run_id, state)
-    log.info("registered %s v%s as champion (%s=%.6g)", eff.name, version, eff.train.metric, challenger)
     return decision
 
 
-def _metric_of(model, x, y, key: str) -> float:
-    res = model.evaluate(x, y, batch_size=1024, verbose=0, return_dict=True)
+def _metric_of(model, encoding, rows, key: str) -> float:
+    """The compiled metric `key` of `model` on raw `rows` (features and label), encoded by `encoding`."""
+    from .serving import keras_inputs
+
+    if encoding.label not in rows.columns:
+        raise DataError(encoding.label, "the validation rows have no label column", "score rows with their label")
+    x = keras_inputs(model, encoding.encode(rows), encoding.feature_spans)
+    res = model.evaluate(x, encoding.encode_labels(rows[encoding.label]), batch_size=8192, verbose=0,
+                         return_dict=True)
     if key not in res:
         raise DataError("train.metric", f"model reports {sorted(res)}, not {key!r}", "pick one of those")
     return float(res[key])

@@ -1,0 +1,165 @@
+"""study.register: challenger and champion scored on the same raw validation rows, each through its own encoding.
+
+Runs are laid out in the store by hand (meta.json contract, raw validation rows, a checkpoint, state.json),
+so no Spark is needed. Four runs of one study, each with different standardisation statistics:
+0. the champion is an old tensorflow-flavor model: it cannot take raw rows, the challenger replaces it;
+1. an untrained challenger replaces that; 2. a trained one beats it; 3. an untrained one does not.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+mlflow = pytest.importorskip("mlflow")
+
+from cerebro_ops import study  # noqa: E402
+from cerebro_ops.encoding import Encoding  # noqa: E402
+from cerebro_ops.spec import parse_spec  # noqa: E402
+from cerebro_ops.store import run_store  # noqa: E402
+from cerebro_ops.tracking import Tracker  # noqa: E402
+from cerebro_ops.trainer import DataInfo, HopTrainer  # noqa: E402
+
+BUILDER = "cerebro_ops.builders:mlp"
+PARAMS = {"hidden_units": 8, "num_layers": 1, "learning_rate": 0.05, "batch_size": 16}
+NAME = "reg_demo"
+
+
+def rows(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(10.0, 2.0, n), rng.normal(-3.0, 0.5, n)
+    colour = rng.choice(["red", "green", "blue"], n)
+    score = (a - 10.0) / 2.0 + (colour == "red") - (b + 3.0)
+    return pd.DataFrame({"a.1": a, "b 2": b, "colour": colour, "label": np.where(score > 0.3, "yes", "no")})
+
+
+def meta_for(train: pd.DataFrame, shift: float) -> dict:
+    """Stats of the train rows, shifted by `shift` std: each run encodes the same columns differently."""
+    stats = {c: {"mean": float(train[c].mean() + shift * train[c].std(ddof=0)), "std": float(train[c].std(ddof=0))}
+             for c in ("a.1", "b 2")}
+    return {"task": "binary", "label": "label", "numeric": ["a.1", "b 2"], "categorical": ["colour"], "arrays": {},
+            "numeric_stats": stats, "categories": {"colour": ["blue", "red"]}, "label_classes": ["no", "yes"],
+            "num_classes": 2, "input_shape": [5], "feature_spans": {"a.1": [0, 1], "b 2": [1, 2], "colour": [2, 5]},
+            "raw_dtypes": {"a.1": "double", "b 2": "double", "colour": "string", "label": "string"},
+            "raw_columns": {"_n0": "a.1", "_n1": "b 2", "_k0": "colour", "_y": "label"}}
+
+
+def make_spec(tmp_path):
+    return parse_spec({
+        "name": NAME, "seed": 1,
+        "data": {"source": str(tmp_path / "unused.csv"), "label": "label", "numeric": ["a.1", "b 2"],
+                 "categorical": ["colour"]},
+        "model": {"builder": BUILDER}, "search": {"method": "grid", "space": {"learning_rate": [0.05]}},
+        "train": {"epochs": 1, "workers": 1, "metric": "val_loss"},
+        "runtime": {"store": (tmp_path / "store").as_uri(), "tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"},
+    })
+
+
+def lay_out_run(spec, run_id: str, meta: dict, val: pd.DataFrame, state_blob: bytes) -> None:
+    """What prepare/run_epoch/select leave behind for register: raw val rows, a checkpoint, state.json."""
+    st = run_store(spec.runtime.store, spec.name, run_id)
+    internal = {v: k for k, v in meta["raw_columns"].items()}
+    table = pa.Table.from_pandas(val.rename(columns=internal).assign(_order=np.arange(len(val))), preserve_index=False)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    st.write_bytes("data/raw/val/part-0.parquet", buf.getvalue())
+    sha = st.write_blob("ckpt/c0.npz", state_blob)
+    tracker = Tracker(spec.runtime.tracking_uri, spec.runtime.experiment)
+    parent = tracker.start_study(spec, run_id, {})
+    child = tracker.start_config(parent, "c0", PARAMS)
+    st.write_json("state.json", {
+        "run_id": run_id, "overrides": {}, "epochs": 1, "epochs_done": 1, "configs": {"c0": PARAMS},
+        "status": {"c0": "FINISHED"}, "reasons": {}, "selected": "c0", "meta": meta,
+        "history": {"c0": [{"epoch": 1, "val_loss": 0.5, "ckpt": {"ckpt": "ckpt/c0.npz", "sha256": sha}}]},
+        "mlflow": {"parent": parent, "children": {"c0": child}},
+    })
+
+
+def trained_state(trainer: HopTrainer, enc: Encoding, train: pd.DataFrame, epochs: int, seed: int) -> bytes:
+    state = trainer.initial_state(BUILDER, PARAMS, seed)
+    x, y = enc.encode(train), enc.encode_labels(train["label"])
+    for e in range(epochs):
+        state, _ = trainer.train(BUILDER, PARAMS, state, x, y, seed + e)
+    return state
+
+
+def loss_of(trainer, state, enc: Encoding, val: pd.DataFrame) -> float:
+    return trainer.evaluate(BUILDER, PARAMS, state, enc.encode(val), enc.encode_labels(val["label"]))["loss"]
+
+
+def test_champion_and_challenger_each_scored_through_their_own_encoding(tmp_path):
+    import keras
+
+    spec = make_spec(tmp_path)
+    train = rows(400, 0)
+    trainer = HopTrainer(DataInfo((5,), "binary", 2), deterministic=True)
+    tracker = Tracker(spec.runtime.tracking_uri, spec.runtime.experiment)
+    client = tracker.client
+
+    # 0: an encoded-tensor champion from before raw-row models
+    old = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1, activation="sigmoid")])
+    old.compile(optimizer="adam", loss="binary_crossentropy")
+    parent0 = tracker.start_study(spec, "old", {})
+    uri0 = tracker.log_keras_model(tracker.start_config(parent0, "c0", {}), old, np.zeros((2, 5), np.float32))
+    assert tracker.register_champion(NAME, uri0, "val_loss", 0.1, {}) == "1"
+
+    metas, vals, states = {}, {}, {}
+    for i, (shift, epochs, seed) in enumerate([(0.0, 0, 7), (0.5, 30, 8), (-0.5, 0, 9)], start=1):
+        run_id = f"run-{i}"
+        metas[i], vals[i] = meta_for(train, shift), rows(120, 10 + i)
+        states[i] = trained_state(trainer, Encoding.from_meta(metas[i]), train, epochs, seed)
+        lay_out_run(spec, run_id, metas[i], vals[i], states[i])
+    enc = {i: Encoding.from_meta(m) for i, m in metas.items()}
+
+    # run 1: the tensorflow-flavor champion cannot score raw rows -> replaced, and the reason says why
+    d1 = study.register(spec, "run-1")
+    assert d1["promoted"] is True and d1["version"] == "2" and d1["replaced"] == "1" and d1["champion"] is None
+    assert d1["challenger"] == pytest.approx(loss_of(trainer, states[1], enc[1], vals[1]), rel=1e-5)
+    assert d1["reason"].startswith(f"promoted: val_loss {d1['challenger']:.6g}; champion v1 could not be scored "
+                                   "on this run's validation rows (TypeError: models:/reg_demo/1 is not a raw-rows "
+                                   "model")
+
+    # run 2: trained for 30 epochs, it beats v2 on run 2's rows; v2 is scored through run 1's encoding
+    d2 = study.register(spec, "run-2")
+    champ_on_2 = loss_of(trainer, states[1], enc[1], vals[2])
+    assert d2["champion"] == pytest.approx(champ_on_2, rel=1e-5)
+    assert d2["champion"] != pytest.approx(loss_of(trainer, states[1], enc[2], vals[2]), rel=1e-3)
+    assert d2["challenger"] == pytest.approx(loss_of(trainer, states[2], enc[2], vals[2]), rel=1e-5)
+    assert d2["promoted"] is True and d2["version"] == "3" and d2["replaced"] == "2"
+    assert d2["reason"] == (f"promoted: val_loss {d2['challenger']:.6g} < {d2['champion']:.6g} of v2 "
+                            "on this run's validation rows")
+    mv = client.get_model_version(NAME, "3")
+    assert mv.tags["cerebro.replaced_version"] == "2" and mv.tags["cerebro.decision"] == d2["reason"]
+    assert mv.tags["cerebro.metric"] == "val_loss" and mv.tags["cerebro.run_id"] == "run-2"
+    assert float(mv.tags["cerebro.metric_value"]) == d2["challenger"] and mv.description == d2["reason"]
+
+    # run 3: untrained, it does not beat v3 (scored through run 2's encoding on run 3's rows)
+    d3 = study.register(spec, "run-3")
+    assert d3["champion"] == pytest.approx(loss_of(trainer, states[2], enc[2], vals[3]), rel=1e-5)
+    assert d3["promoted"] is False and d3["version"] == "3" and d3["replaced"] is None
+    assert d3["reason"] == (f"not promoted: challenger val_loss {d3['challenger']:.6g} does not beat "
+                            f"{d3['champion']:.6g} of v3 on this run's validation rows")
+    assert tracker.champion(NAME)["version"] == "3"
+    assert len(client.search_model_versions(f"name='{NAME}'")) == 3
+    parent3 = client.get_run(study.load_state(spec, "run-3")["mlflow"]["parent"])
+    assert parent3.info.status == "FINISHED"
+    assert parent3.data.tags["cerebro.champion.promoted"] == "false"
+    assert parent3.data.tags["cerebro.champion.decision"] == d3["reason"]
+    assert parent3.data.tags["cerebro.champion.version"] == "3"
+    parent2 = client.get_run(study.load_state(spec, "run-2")["mlflow"]["parent"])
+    assert parent2.data.tags["cerebro.champion.promoted"] == "true"
+
+    # idempotent: a retried register task returns the recorded decision and registers nothing
+    assert study.register(spec, "run-3") == d3
+    assert len(client.search_model_versions(f"name='{NAME}'")) == 3
+
+    # the champion scores raw rows (the label column is ignored) like its Keras model on its own encoding
+    with tracker.mlflow_context():
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    model = trainer.keras_model(BUILDER, PARAMS, states[2])
+    want = enc[2].decode(model.predict(enc[2].encode(vals[3]), verbose=0))
+    pd.testing.assert_frame_equal(pyfunc.predict(vals[3]), want)
