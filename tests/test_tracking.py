@@ -160,6 +160,7 @@ def test_unreachable_server_never_raises(monkeypatch, tmp_path, caplog):
         assert tr.log_study("p", "x", [], []) is None
         assert tr.end_study("p", "FINISHED") is None
         assert tr.child_runs("p") == {}
+        assert tr.record_decision("p", {"promoted": True, "reason": "x"}) is None
         # ids that were never created (tracking was down at start) make later calls quiet no-ops
         n = len(caplog.records)
         assert tr.log_epoch(None, 2, {"loss": 0.1}) is None and tr.end_config(None, "FAILED") is None
@@ -206,3 +207,40 @@ def test_keras_model_champion_roundtrip(study, uri):
     # a second registration moves the alias
     v2 = tr.register_champion(model_name, model_uri, "val_loss", 0.25, {})
     assert v2 == "2" and tr.champion(model_name)["version"] == "2" and tr.champion(model_name)["metric"] == 0.25
+
+
+def test_champion_decision_tags(study, uri):
+    """register_champion: metric, value, the version replaced and the reason; record_decision: the parent run."""
+    keras = pytest.importorskip("keras")
+    _, tr, parent, kids = study
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model_uri = tr.log_keras_model(kids["c0"], model, np.zeros((2, 2), np.float32))
+    v1 = tr.register_champion("decisions", model_uri, "val_accuracy", 0.88, {},
+                              reason="promoted: no champion yet (val_accuracy 0.88 on this run's validation rows)")
+    reason = "promoted: val_accuracy 0.91 > 0.88 of v1 on this run's validation rows"
+    v2 = tr.register_champion("decisions", model_uri, "val_accuracy", 0.91, {"cerebro.run_id": "r2"},
+                              replaced=v1, reason=reason)
+    c = MlflowClient(uri)
+    mv = c.get_model_version("decisions", v2)
+    assert (v1, v2) == ("1", "2")
+    assert mv.tags["cerebro.metric"] == "val_accuracy" and float(mv.tags["cerebro.metric_value"]) == 0.91
+    assert mv.tags["cerebro.replaced_version"] == "1" and mv.tags["cerebro.decision"] == reason
+    assert mv.description == reason and mv.tags["cerebro.run_id"] == "r2"
+    assert c.get_model_version("decisions", v1).tags["cerebro.replaced_version"] == ""
+    assert tr.champion("decisions")["version"] == "2"
+
+    kept = {"model_id": "c1", "metric": "val_accuracy", "challenger": 0.85, "champion": 0.91, "promoted": False,
+            "version": "2", "reason": "not promoted: challenger val_accuracy 0.85 does not beat 0.91 of v2 on this "
+                                      "run's validation rows"}
+    tr.record_decision(parent, kept)
+    tags = c.get_run(parent).data.tags
+    assert tags["cerebro.champion.promoted"] == "false"
+    assert tags["cerebro.champion.decision"] == kept["reason"]
+    assert tags["cerebro.champion.version"] == "2" and tags["cerebro.champion.metric"] == "val_accuracy"
+    assert float(tags["cerebro.champion.challenger_value"]) == 0.85
+    assert float(tags["cerebro.champion.champion_value"]) == 0.91
+
+    # an encoded-tensor model is not a raw-rows model: the register step replaces such a champion
+    with pytest.raises(TypeError, match="not a raw-rows model"):
+        tr.load_champion("decisions")
