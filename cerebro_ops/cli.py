@@ -82,8 +82,7 @@ def cmd_run(args) -> int:
     print(format_table(rows, spec.train.metric))
     reg = result.get("registered")
     if reg:
-        print(f"\nchampion: {spec.name} v{reg.get('version')} ({'promoted' if reg.get('promoted') else 'kept'}: "
-              f"{reg.get('reason')})")
+        print(f"\nchampion: {spec.name} v{reg.get('version')} ({reg.get('reason')})")
     return 0
 
 

@@ -324,7 +324,10 @@ def register(spec: StudySpec, run_id: str) -> dict:
                                             {"cerebro.run_id": run_id, "cerebro.model_id": best},
                                             replaced=replaced, reason=reason)
         decision.update(promoted=True, version=version, replaced=replaced, reason=reason)
-    log.info("register %s run %s: %s", eff.name, run_id, decision["reason"])
+    if decision["promoted"]:
+        log.info("registered %s v%s as champion: %s", eff.name, decision["version"], decision["reason"])
+    else:
+        log.info("champion %s v%s kept: %s", eff.name, decision["version"], decision["reason"])
     tracker.record_decision(parent, decision)
     tracker.end_study(parent, "FINISHED")
     state["registered"] = decision
