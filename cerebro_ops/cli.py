@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from pathlib import Path
@@ -11,38 +10,66 @@ from .errors import CerebroError
 
 
 class Progress:
-    """A one-line progress bar: hops done / total, current epoch, best so far."""
+    """Units done / total, current epoch, best so far: a tqdm bar when the stream is a terminal, otherwise
+    plain lines (no carriage returns, so logs and CI output stay readable), one per tenth of the run."""
 
-    def __init__(self, total_per_epoch: int, epochs: int, metric: str, direction: str, stream=sys.stderr):
+    def __init__(self, total_per_epoch: int, epochs: int, metric: str, direction: str, stream=None):
         self.total = total_per_epoch * epochs
         self.done = 0
         self.epoch = 0
         self.metric = metric
         self.best = None
         self.direction = direction
-        self.stream = stream
+        self.stream = stream if stream is not None else sys.stderr
         self.t0 = time.time()
+        self._tenths = 0
+        self._bar = self._redirect = None
+        if _is_terminal(self.stream):
+            from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            self._bar = tqdm(total=self.total, file=self.stream, unit="unit", dynamic_ncols=True)
+            self._redirect = logging_redirect_tqdm()  # log lines (the hop lines) print above the bar
+            self._redirect.__enter__()
 
     def start_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self._bar is not None:
+            self._bar.set_description(f"epoch {epoch}")
 
     def record(self, rec: dict) -> None:
-        if rec.get("status") == "ok":
+        ok = rec.get("status") == "ok"
+        if ok:
             self.done += 1
-        if rec.get("kind") == "eval" and rec.get("status") == "ok":
+        if rec.get("kind") == "eval" and ok:
             v = rec["metrics"].get(self.metric[4:])
             if v is not None and (self.best is None or (v < self.best if self.direction == "min" else v > self.best)):
                 self.best = v  # per-shard value: indicative only, the leaderboard has the combined one
-        width = 30
-        frac = min(1.0, self.done / self.total) if self.total else 1.0
-        bar = "#" * int(frac * width) + "." * (width - int(frac * width))
-        best = f"{self.best:.4f}" if self.best is not None else "-"
-        self.stream.write(f"\r[{bar}] {self.done}/{self.total} units  epoch {self.epoch}  best {self.metric}~{best}"
-                          f"  {time.time() - self.t0:.0f}s ")
-        self.stream.flush()
+        best = f"{self.metric}~{self.best:.4f}" if self.best is not None else f"{self.metric}~-"
+        if self._bar is not None:
+            if ok:
+                self._bar.update(1)
+            self._bar.set_postfix_str(f"best {best}", refresh=True)
+            return
+        tenths = int(10 * self.done / self.total) if self.total else 10
+        if tenths > self._tenths:
+            self._tenths = tenths
+            self.stream.write(f"progress: {self.done}/{self.total} units ({100 * self.done // max(self.total, 1)}%)"
+                              f"  epoch {self.epoch}  best {best}  {time.time() - self.t0:.0f}s\n")
+            self.stream.flush()
 
     def close(self) -> None:
-        self.stream.write("\n")
+        if self._bar is not None:
+            self._bar.close()
+            self._redirect.__exit__(None, None, None)
+            self._bar = None
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _overrides(args) -> dict:
@@ -174,7 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cerebro-ops", description="Model selection with Model Hopper Parallelism")
     sub = p.add_subparsers(dest="cmd", required=True)
 
+    def verbose(sp):
+        sp.add_argument("-v", "--verbose", action="store_true",
+                        help="also print the libraries' logs (INFO logs, Spark warnings, TensorFlow's own logs)")
+
     def overrides(sp):
+        verbose(sp)
         sp.add_argument("--seed", type=int)
         sp.add_argument("--epochs", type=int)
         sp.add_argument("--num-configs", type=int)
@@ -198,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="re-run a run with its recorded configs and check it reproduces")
     rp.add_argument("run_id")
     rp.add_argument("--spec", required=True)
+    verbose(rp)
     rp.set_defaults(fn=cmd_replay)
     md = sub.add_parser("make-data", help="write an offline example dataset (dummy, flights, digits)")
     md.add_argument("name", choices=["dummy", "flights", "digits"])
@@ -208,9 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .output import configure
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(verbose=getattr(args, "verbose", False))  # before Spark or TensorFlow start
     try:
         return args.fn(args)
     except CerebroError as exc:

@@ -26,13 +26,17 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .errors import ConfigFailed, DataError, SpecError, StoreError
+from .output import quiet_keras, quiet_libraries
 from .spec import BUILDER_RE, TASKS
 
 # Must be set before TensorFlow creates its runtime; harmless if it already has (see _configure_determinism).
 _THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
+quiet_libraries()  # before TensorFlow starts: its C++ log level is read once; retracing warnings off
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+quiet_keras()
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _BUILDER_FIX = "write 'package.module:function' naming a function importable on the driver and every worker"

@@ -39,6 +39,9 @@ class EpochTask:
 
 
 def _trainer(task: EpochTask):
+    from .output import quiet_libraries
+
+    quiet_libraries()  # before TensorFlow's first import in this worker: its C++ log level is read then
     from .trainer import HopTrainer, data_info
 
     spans = task.meta.get("feature_spans") or {}
@@ -142,8 +145,12 @@ def _maybe_exit(store, partition: int, nth: int) -> None:
     os._exit(17)
 
 
-def spark_entry(task: EpochTask, batches):
-    """mapInPandas body: each input row is one partition index; this task serves it."""
+def spark_entry(task: EpochTask, batches, env: dict | None = None):
+    """mapInPandas body: each input row is one partition index; this task serves it.
+
+    `env`: the driver's output level (CEREBRO_VERBOSE, TF_CPP_MIN_LOG_LEVEL), applied before TensorFlow is
+    first imported here; it reaches workers of any session, Spark Connect included."""
+    os.environ.update(env or {})
     for batch in batches:
         rows = []
         for p in batch["partition"].tolist():

@@ -4,6 +4,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable
 
+from ..output import worker_environment
 from ..worker import EpochTask, spark_entry
 
 RESULT_SCHEMA = "partition long, hops long, busy_s double, pid long"
@@ -18,7 +19,8 @@ def spark_launcher(spark, workers: int) -> Callable[[EpochTask], None]:
 
     def launch(task: EpochTask) -> None:
         ids = spark.range(0, workers, 1, workers).withColumnRenamed("id", "partition")
-        rows = ids.mapInPandas(partial(spark_entry, task), schema=RESULT_SCHEMA).collect()
+        entry = partial(spark_entry, task, env=worker_environment())  # quiet or verbose, as the driver is
+        rows = ids.mapInPandas(entry, schema=RESULT_SCHEMA).collect()
         served = sorted(int(r["partition"]) for r in rows)
         if served != list(range(workers)):
             raise RuntimeError(f"expected workers 0..{workers - 1}, Spark ran {served}")

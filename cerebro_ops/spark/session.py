@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
+from pathlib import Path
 
 # Task attempts in local mode: plain local[N] never retries a failed task, so a worker process that dies
 # mid-hop (OOM kill, segfault) would fail the whole epoch. local[N,F] retries it like a cluster does.
@@ -18,12 +20,50 @@ def with_task_retries(master: str) -> str:
     return f"local[{m.group(1)},{LOCAL_MAX_FAILURES}]" if m else master
 
 
+# log4j2 configuration of a quiet driver JVM: ERROR and above only. pyspark's JVM entry point starts logging
+# "as a shell": unless its own logger is configured at the root's level, Spark prints a "Setting default log
+# level" banner and lowers the console threshold to WARN.
+_QUIET_LOG4J2 = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.pyshell.name = org.apache.spark.api.python.PythonGatewayServer
+logger.pyshell.level = error
+"""
+
+
 def spark_env() -> None:
     """Workers must run this interpreter (TensorFlow lives in its venv) and bind to loopback locally."""
+    from ..output import quiet_libraries
+
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # workers inherit it: keep TensorFlow's C++ chatter out
+    quiet_libraries()  # TF_CPP_MIN_LOG_LEVEL=3 unless verbose or set: local workers inherit it
+
+
+def quiet_log4j2_file() -> str:
+    """Path of the quiet log4j2 configuration (written to the temp directory: the package ships only .py)."""
+    path = Path(tempfile.gettempdir()) / "cerebro-ops-log4j2-quiet.properties"
+    if not path.exists() or path.read_text() != _QUIET_LOG4J2:
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(_QUIET_LOG4J2)
+        os.replace(tmp, path)
+    return str(path)
+
+
+def follow_output_level(spark) -> None:
+    """Spark's log level and the Python workers' environment (TensorFlow's C++ log level, quiet or verbose)
+    follow the driver's; also for a session created before (a user's own, or one reused across runs)."""
+    from ..output import spark_log_level, worker_environment
+
+    spark.sparkContext.setLogLevel(spark_log_level())
+    # pyspark ships SparkContext.environment with every Python function; workers start with it.
+    spark.sparkContext.environment.update(worker_environment())
 
 
 def get_spark(master: str, app_name: str = "cerebro-ops"):
@@ -34,14 +74,24 @@ def get_spark(master: str, app_name: str = "cerebro-ops"):
     if master.startswith("sc://"):  # every task joins one shared session: warm Python workers
         from .connect import connect_session
         return connect_session(master)
+    from ..output import is_verbose, worker_environment
+
     master = with_task_retries(master)
     active = SparkSession.getActiveSession()
     if active is not None and active.sparkContext.master == master:
+        follow_output_level(active)
         return active
-    return (SparkSession.builder.master(master).appName(app_name)
-            .config("spark.python.worker.reuse", "true")
-            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-            .config("spark.ui.enabled", "false")
-            .config("spark.sql.shuffle.partitions", "8")
-            .config("spark.driver.memory", "2g")
-            .getOrCreate())
+    builder = (SparkSession.builder.master(master).appName(app_name)
+               .config("spark.python.worker.reuse", "true")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.ui.enabled", "false")
+               .config("spark.sql.shuffle.partitions", "8")
+               .config("spark.driver.memory", "2g"))
+    for name, value in worker_environment().items():
+        builder = builder.config(f"spark.executorEnv.{name}", value)
+    if not is_verbose():  # read when the driver JVM starts: no INFO/WARN lines, no stage progress bars
+        builder = (builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={quiet_log4j2_file()}")
+                   .config("spark.ui.showConsoleProgress", "false"))
+    spark = builder.getOrCreate()
+    follow_output_level(spark)
+    return spark
