@@ -69,6 +69,17 @@ def _same_values(got, want, task: str) -> None:
         assert not bad, f"{len(bad)} of {len(want)} predictions differ, e.g. (row, pyfunc, keras) {bad[:5]}"
 
 
+def _csv_rows(run, split: str) -> pd.DataFrame:
+    """The pandas.read_csv rows of the table that make up `split`, in the split's prepared order (identical
+    rows are interchangeable: any copy stands for each of them)."""
+    cols = [run.table.label, *run.table.features]
+    first: dict = {}
+    for i, k in zip(run.frame.index, _key_frame(run.frame, cols)):
+        first.setdefault(k, i)
+    rows = [first[k] for k in _key_frame(run.raw(split), cols)]
+    return run.frame.loc[rows].reset_index(drop=True)
+
+
 def _keras_predictions(run, x) -> np.ndarray:
     model = run.selected_keras_model()
     return _decode(model.predict(x, batch_size=1024, verbose=0), run.meta)
@@ -210,13 +221,21 @@ def test_champion_predicts_raw_csv_rows_like_the_keras_model(studies, name):
         else:
             assert by_row.setdefault(key, p) == p, f"identical rows, different predictions: {key}"
 
-    val = run.raw("val")
     xv, _ = run.prepared("val")
     want = _keras_predictions(run, xv)
-    got = [by_row[k] for k in _key_frame(val, cols)]
-    _same_values(got, want, t.task)
-    # the same, scoring the raw validation rows directly
-    _same_values(model.predict(val)["prediction"].to_numpy(), want, t.task)
+    _same_values([by_row[k] for k in _key_frame(run.raw("val"), cols)], want, t.task)
+    # the validation rows alone, as read from the CSV, in the split's order
+    _same_values(model.predict(_csv_rows(run, "val"))["prediction"].to_numpy(), want, t.task)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_champion_scores_the_runs_raw_split(studies, name):
+    """The run's own validation rows (reader.load_raw_split: "the rows as the user has them") are valid input
+    for the champion, and score as the encoded path does."""
+    run = studies(name)
+    xv, _ = run.prepared("val")
+    got = run.champion_pyfunc().predict(run.raw("val"))["prediction"].to_numpy()
+    _same_values(got, _keras_predictions(run, xv), run.table.task)
 
 
 def test_unseen_category_scores_as_other(studies):
@@ -235,7 +254,7 @@ def test_unseen_category_scores_as_other(studies):
     assert (xv[unseen.to_numpy(), other] == 1.0).all()
 
     model = run.champion_pyfunc()
-    changed = val.copy()
+    changed = _csv_rows(run, "val")
     changed[col] = new
     x_other = np.array(xv, copy=True)
     x_other[:, start:end] = 0.0
