@@ -3,6 +3,9 @@
 Referenced from a spec as ``cerebro_ops.builders:mlp`` / ``cerebro_ops.builders:cnn``. A builder must be
 deterministic given the global seeds (the trainer seeds before calling it) and must return a *compiled*
 model: the trainer checkpoints weights + optimizer variables, so the optimizer has to exist.
+A model takes the whole feature vector (one input of shape ``info.input_shape``) or one input per feature
+column: ``keras.Input(shape=(end - start,), name=column)`` for each ``column, (start, end)`` in
+``info.feature_spans`` (None when the builder is checked before the data is prepared).
 Adapter module: Keras is imported here, never in the pure core.
 """
 from __future__ import annotations
