@@ -21,7 +21,11 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
 from .encoding import Encoding
+from .errors import DataError
 
 KERAS_ARTIFACT = "keras_model"
 ENCODING_ARTIFACT = "encoding"
@@ -39,6 +43,15 @@ set_model(RawRowsModel())
 """
 
 
+class RowsError(DataError, MlflowException):
+    """A DataError about the rows to score that MLflow's scoring server reports as such: a 400 whose message
+    names the column, the row and the fix (any other exception becomes an opaque 'unexpected error')."""
+
+    def __init__(self, err: DataError):
+        DataError.__init__(self, err.field, err.problem, err.fix)
+        MlflowException.__init__(self, str(self), error_code=INVALID_PARAMETER_VALUE)
+
+
 class RawRowsModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper: raw rows (a pandas DataFrame with the source's column names) -> decoded predictions.
 
@@ -54,7 +67,10 @@ class RawRowsModel(mlflow.pyfunc.PythonModel):
         self.keras_model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        x = self.encoding.encode(model_input)
+        try:
+            x = self.encoding.encode(model_input)
+        except DataError as exc:
+            raise RowsError(exc) from None
         return self.encoding.decode(predict_keras(self.keras_model, x, self.encoding.feature_spans))
 
 

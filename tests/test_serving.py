@@ -174,6 +174,8 @@ def test_missing_value_reaches_our_error(logged):
     with pytest.raises(DataError) as err:
         pyfunc.predict(rows)
     assert err.value.field == "petal width" and "row 3" in err.value.problem
+    assert isinstance(err.value, MlflowException)  # so that the scoring server answers 400 with this message
+    assert err.value.get_http_status_code() == 400
 
 
 def test_load_champion_gives_keras_model_and_encoding(logged):
@@ -312,10 +314,13 @@ def test_mlflow_models_serve_answers_raw_rows(logged, tmp_path):
         assert got["prediction"].tolist() == want["prediction"].tolist()
         np.testing.assert_allclose(got.drop(columns="prediction").to_numpy(),
                                    want.drop(columns="prediction").to_numpy(), rtol=1e-6)
-        # a bad row is a 400 naming the column
-        records[1]["petal width"] = "wide"
+        # a row the encoding refuses is a 400 whose message names the column, the row and the fix
+        records[1]["petal width"] = None
         status, body = _http(f"{base}/invocations", json.dumps({"dataframe_records": records}).encode())
-        assert status == 400 and "petal width" in body.decode()
+        assert status == 400, body[:2000]
+        assert json.loads(body)["message"].endswith(
+            "data 'petal width': row 1 has no value. Fix: send a number in column 'petal width' for every row: "
+            "the model was not trained with missing values")
     finally:
         _kill_group(proc)
         log.close()
