@@ -104,8 +104,8 @@ def test_pyfunc_scores_raw_rows_like_the_keras_model(logged):
     without_label = pyfunc.predict(logged.rows.drop(columns=[LABEL]))
     assert list(with_label.columns) == ["prediction", "probability_setosa", "probability_versicolor",
                                         "probability_virginica"]
-    pd.testing.assert_frame_equal(with_label, logged.expected)
-    pd.testing.assert_frame_equal(without_label, logged.expected)
+    pd.testing.assert_frame_equal(with_label, logged.expected, check_exact=True)
+    pd.testing.assert_frame_equal(without_label, logged.expected, check_exact=True)
     assert set(with_label["prediction"]) <= set(CLASSES)
     np.testing.assert_allclose(with_label.iloc[:, 1:].sum(axis=1), 1.0, rtol=1e-5)
     # the column order of the rows does not matter
