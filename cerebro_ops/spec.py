@@ -211,6 +211,31 @@ def parse_spec(raw: Any) -> StudySpec:
                      seed=seed, schedule=schedule, pruning=pruning, description=description)
 
 
+def spec_from_dict(d: Mapping) -> StudySpec:
+    """The inverse of :meth:`StudySpec.to_dict` (also after a JSON round trip: lists back to tuples).
+
+    For a spec that was validated when it was written (a run's snapshot), so nothing is re-checked."""
+    def make(cls, values: Mapping, **converted):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise SpecError(f"spec snapshot: {unknown[0]}", "is not a field of this version's spec",
+                            "resume the run with the version of cerebro-ops that prepared it")
+        return cls(**{**values, **converted})
+
+    def args(values) -> tuple:
+        return tuple(tuple(a) if isinstance(a, list) else a for a in values)
+
+    data, search = d["data"], d["search"]
+    return make(StudySpec, d,
+                data=make(DataSpec, data, numeric=tuple(data["numeric"]), categorical=tuple(data["categorical"]),
+                          arrays=tuple(make(ArrayFeature, a, shape=tuple(a["shape"])) for a in data["arrays"])),
+                search=make(SearchSpec, search,
+                            space=tuple(make(Param, p, args=args(p["args"])) for p in search["space"])),
+                train=make(TrainSpec, d["train"]), runtime=make(RuntimeSpec, d["runtime"]),
+                pruning=make(PruningSpec, d["pruning"]))
+
+
 def is_cron(s: str) -> bool:
     """A 5-field cron expression that croniter (what Airflow schedules with) accepts, ranges included."""
     from croniter import croniter
@@ -424,9 +449,10 @@ def _no_unknown(d: Mapping, allowed: set[str], prefix: str) -> None:
 
 
 def _type_name(t) -> str:
+    """The type with its article: "an integer", "a string"."""
     if isinstance(t, tuple):
-        return "number"
-    return {int: "integer", str: "string", bool: "boolean", float: "number"}.get(t, t.__name__)
+        return "a number"
+    return {int: "an integer", str: "a string", bool: "a boolean", float: "a number"}.get(t, f"a {t.__name__}")
 
 
 def _get(d: Mapping, key: str, typ, prefix: str, default):
@@ -436,8 +462,8 @@ def _get(d: Mapping, key: str, typ, prefix: str, default):
     ok = isinstance(v, typ) and not (isinstance(v, bool) and typ is not bool and bool not in
                                       (typ if isinstance(typ, tuple) else (typ,)))
     if not ok:
-        raise SpecError(prefix + key, f"must be a {_type_name(typ)}, got {type(v).__name__} {v!r}",
-                        f"write a {_type_name(typ)} value")
+        raise SpecError(prefix + key, f"must be {_type_name(typ)}, got {type(v).__name__} {v!r}",
+                        f"write {_type_name(typ)} value")
     return v
 
 
