@@ -88,7 +88,7 @@ def test_hop_log_invariants(study_run):
 def test_champion_loads_and_predicts(study_run):
     import mlflow.pyfunc
 
-    from cerebro_ops.reader import load_split
+    from cerebro_ops.reader import load_prepared, load_raw_split
 
     spec = study_run.spec
     tracker = _tracker(spec)
@@ -98,12 +98,19 @@ def test_champion_loads_and_predicts(study_run):
     assert reg["promoted"] is True and reg["version"] == champ["version"]
     assert champ["tags"]["cerebro.run_id"] == study_run.run_id
 
-    x_val, _ = load_split(study_run.store.url("data"), "val", study_run.state["meta"]["input_shape"])
+    # The champion scores the user's raw rows (label column present: ignored) in the label's own values,
+    # and agrees exactly with the Keras model on the prepared (encoded) validation rows.
+    meta, url = study_run.state["meta"], study_run.store.url("data")
+    raw = load_raw_split(url, "val", meta)
     with tracker.mlflow_context():
         model = mlflow.pyfunc.load_model(f"models:/{spec.name}@champion")
-    pred = np.asarray(model.predict(x_val))
-    assert pred.shape == (len(x_val), 1)
-    assert np.all((pred >= 0.0) & (pred <= 1.0))
+    pred = model.predict(raw)
+    assert list(pred.columns) == ["prediction", "probability"] and len(pred) == len(raw)
+    assert set(pred["prediction"]) <= set(meta["label_classes"])
+    x_val, _ = load_prepared(url, "val", meta["input_shape"])
+    keras_model = tracker.load_keras(f"models:/{spec.name}@champion")
+    np.testing.assert_array_equal(pred["probability"], keras_model.predict(x_val, batch_size=8192, verbose=0)[:, 0])
+    assert (pred["prediction"] == raw[meta["label"]]).mean() == pytest.approx(reg["challenger"], abs=1e-6)
 
 
 def test_second_run_champion_challenger(study_run, spark):
