@@ -1,7 +1,10 @@
 """YAML study specs → Airflow DAGs (Airflow 3, ``airflow.sdk``).
 
-One DAG per spec, ``cerebro_<name>``: prepare → partition → epoch_1..N → select → register (from
-:func:`cerebro_ops.plan.build_plan`), trigger Params from :func:`cerebro_ops.params.trigger_params`.
+One DAG per spec, ``cerebro_<name>``, with the steps of :func:`cerebro_ops.plan.build_plan`:
+prepare → partition → epoch_1..N → select → register; for TPE, each batch is a TaskGroup ``batch_<b>`` holding its
+``epoch_<e>`` tasks and (all but the last) a ``next_batch`` task. Trigger Params from
+:func:`cerebro_ops.params.trigger_params`. A run triggered with fewer epochs or configs than the DAG's maximum
+skips the extra steps; the steps after them run anyway (trigger rule ``none_failed``).
 
 * A broken spec never hides the others: it becomes a placeholder DAG ``cerebro_<stem>_invalid`` (tag
   ``invalid-spec``, description = the error, one task that fails with it) and the error is logged.
@@ -23,10 +26,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Asset, Param
+from airflow.sdk import DAG, Asset, Param, TaskGroup, TriggerRule
 
 from ..params import trigger_params
-from ..plan import build_plan
+from ..plan import Step, build_plan
 from ..spec import StudySpec, load_spec
 from .operators import OPERATORS, DataLandedOperator, InvalidSpecOperator
 
@@ -37,6 +40,10 @@ START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
 DEFAULT_ARGS: dict[str, Any] = {"owner": "cerebro-ops", "retries": 2, "retry_delay": timedelta(seconds=10)}
 BASE_TAG = "cerebro-ops"
 INVALID_TAG = "invalid-spec"
+SPARK_KINDS = ("prepare", "partition", "epoch")
+# Steps that run even when the step before them was skipped (an epoch or batch beyond this run's): each
+# decides from the run state whether it has work, so select always ranks what was trained.
+RUN_AFTER_SKIPPED = ("epoch", "next_batch", "select")
 
 
 def source_asset(spec: StudySpec) -> Asset:
@@ -86,22 +93,39 @@ def study_dag(spec: StudySpec, spec_path: str, conn_id: str | None = "spark_defa
         tags=[BASE_TAG, spec.name],
     )
     tasks: dict[str, Any] = {}
+    groups: dict[str, TaskGroup] = {}
     for step in build_plan(spec):
-        kwargs: dict[str, Any] = {"task_id": step.task_id, "spec_path": spec_path, "dag": dag}
-        if step.kind == "epoch":
-            kwargs["epoch"] = step.epoch
-        if step.kind in ("prepare", "partition", "epoch"):
-            kwargs["conn_id"] = conn_id
-        task = OPERATORS[step.kind](**kwargs)
+        if step.group and step.group not in groups:
+            groups[step.group] = TaskGroup(step.group, tooltip=f"TPE batch {step.batch + 1}", dag=dag)
+        task = _task(step, spec_path, conn_id, dag, groups.get(step.group))
         for up in step.upstream:
             tasks[up] >> task
         tasks[step.task_id] = task
     return dag
 
 
+def _task(step: Step, spec_path: str, conn_id: str | None, dag: DAG, group: TaskGroup | None):
+    """The operator of one plan step; its full task id (``group.name``) is the step's task id."""
+    kwargs: dict[str, Any] = {"task_id": step.name, "spec_path": spec_path, "dag": dag, "task_group": group}
+    if step.kind == "epoch":
+        kwargs.update(epoch=step.epoch, batch=step.batch)
+    if step.kind == "next_batch":
+        kwargs["batch"] = step.batch
+    if step.kind in SPARK_KINDS:
+        kwargs["conn_id"] = conn_id
+    if step.kind in RUN_AFTER_SKIPPED:
+        kwargs["trigger_rule"] = TriggerRule.NONE_FAILED
+    task = OPERATORS[step.kind](**kwargs)
+    assert task.task_id == step.task_id, (task.task_id, step.task_id)
+    return task
+
+
 def build_data_landed_dag(spec: StudySpec) -> DAG:
     """Manual-trigger DAG whose only task emits the spec's source Asset event."""
-    asset = source_asset(spec)
+    # Not airflow.sdk's @asset, which would say the same thing: it builds its DAG inside the decorator and keeps
+    # no reference to it (only the DAG-file parser's auto-registration finds it), so a factory that returns its
+    # DAGs and turns a broken spec into a placeholder cannot hold it; a one-task DAG with the Asset as outlet
+    # is what @asset generates.
     dag = DAG(
         dag_id=f"{spec.dag_id}_data_landed",
         description=f"Trigger when new data lands at {spec.data.source}: starts {spec.dag_id}",
@@ -110,7 +134,7 @@ def build_data_landed_dag(spec: StudySpec) -> DAG:
         catchup=False,
         tags=[BASE_TAG, spec.name, "data-landed"],
     )
-    DataLandedOperator(task_id="emit_data_landed", outlets=[asset], dag=dag)
+    DataLandedOperator(task_id="emit_data_landed", outlets=[source_asset(spec)], dag=dag)
     return dag
 
 

@@ -1,134 +1,111 @@
-"""Airflow operators: one small operator per plan step, all thin wrappers over ``cerebro_ops.study``.
+"""Airflow operators: one per plan step kind, each a thin wrapper over one ``cerebro_ops.study`` function.
 
-Parsing a DAG that uses these operators imports only Airflow and the pure core (spec, params, plan):
-Spark, TensorFlow and ``cerebro_ops.study`` are imported inside :meth:`CerebroStepOperator.execute`.
+Parsing a DAG that uses these operators imports only Airflow and the pure core (spec, params, plan): Spark,
+TensorFlow and ``cerebro_ops.study`` are imported when a task runs.
 
-Spark master, in order of precedence (for prepare / partition / epoch):
-  1. the Airflow connection ``conn_id`` (default ``spark_default``) if it exists:
-     conn_type ``spark`` → its host (+ ``:port``), e.g. ``local[2]``, ``spark://h:7077``, ``yarn``;
-     conn_type ``spark_connect`` → ``SparkConnectHook(conn_id).get_connection_url()`` (an ``sc://`` URL);
+Every operator loads the spec, calls its study function in :meth:`CerebroStepOperator.run_step`, and turns the
+outcome into an Airflow state: our own errors (bad spec, Params or data; every config failed) fail the task
+without retries, a result ``{"skipped": why}`` (an epoch or TPE batch beyond what this run was triggered with)
+marks it skipped, anything else succeeds with a small summary in XCom.
+
+Spark master of the Spark steps (prepare, partition, epoch), in order of precedence:
+  1. the Airflow connection ``conn_id`` (default ``spark_default``) if it exists, read by the apache-spark
+     provider: conn_type ``spark`` → ``SparkSubmitHook``'s master (``local[2]``, ``spark://h:7077``, ``yarn``);
+     conn_type ``spark_connect`` → ``SparkConnectHook.get_connection_url()`` (an ``sc://`` URL);
   2. otherwise ``spec.runtime.spark_master``.
 Pass ``conn_id=None`` to always use the spec's master. Note: ``airflow connections create-default-connections``
 creates ``spark_default`` with host ``yarn``; delete or edit it if you do not run on YARN.
 """
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from ..plan import KINDS
-
-log = logging.getLogger(__name__)
-
-SPARK_STEPS = ("prepare", "partition", "epoch")
 _SUMMARY_MAX_KEYS = 32
 _SUMMARY_MAX_STR = 500
 
 
 class CerebroStepOperator(BaseOperator):
-    """Run one step of a cerebro-ops study (see :mod:`cerebro_ops.plan`)."""
+    """One step of a cerebro-ops study run (see :mod:`cerebro_ops.plan`). Subclasses implement :meth:`run_step`."""
 
     template_fields = ("spec_path",)
     ui_color = "#e8f1fb"
 
-    def __init__(self, *, spec_path: str, step: str, epoch: int | None = None,
-                 conn_id: str | None = "spark_default", **kwargs: Any) -> None:
+    def __init__(self, *, spec_path: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if step not in KINDS:
-            raise ValueError(f"step {step!r} is not one of {', '.join(KINDS)}")
-        if (step == "epoch") != (epoch is not None):
-            raise ValueError("epoch must be given for step 'epoch' and only for it")
         self.spec_path = spec_path
-        self.step = step
-        self.epoch = epoch
-        self.conn_id = conn_id
-        self._spark = None
 
-    # ------------------------------------------------------------------------------------------ execute
+    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
+        """Run this step of run `run_id`; return the study function's result."""
+        raise NotImplementedError
+
     def execute(self, context: Any) -> Any:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from .. import study
-        from ..errors import DataError, SpecError, StudyFailed
-        from ..params import validate_overrides
+        from ..errors import FieldError, StudyFailed
         from ..spec import load_spec
 
         run_id = _run_id(context)
         try:
-            spec = load_spec(self.spec_path)
-            spark = self._get_spark(spec) if self._needs_spark(study, spec, run_id) else None
-            if self.step == "prepare":
-                overrides = validate_overrides(spec, dict(context.get("params") or {}))
-                tags = {"airflow.dag_id": _dag_id(context, self), "airflow.run_id": run_id}
-                self.log.info("prepare %s run %s with overrides %s", spec.name, run_id, overrides)
-                result = study.prepare(spec, run_id, spark=spark, overrides=overrides, tags=tags)
-            elif self.step == "partition":
-                result = study.partition(spec, run_id, spark=spark)
-            elif self.step == "epoch":
-                result = study.run_epoch(spec, run_id, self.epoch, spark=spark)
-            elif self.step == "select":
-                result = study.select(spec, run_id)
-            else:
-                result = study.register(spec, run_id)
-        except (SpecError, DataError, StudyFailed) as exc:
+            result = self.run_step(load_spec(self.spec_path), run_id, context)
+        except (FieldError, StudyFailed) as exc:
             # Deterministic failures: retrying cannot help, so fail the task without retries.
             raise AirflowFailException(str(exc)) from exc
         self.log.info("%s result: %s", self.task_id, _describe(result))
-        if self.step == "epoch":
-            return _summary(result) if isinstance(result, dict) else None
-        return None
+        if isinstance(result, dict) and result.get("skipped"):
+            raise AirflowSkipException(f"nothing to do: {result['skipped']}")
+        return _summary(result) if isinstance(result, dict) else None
 
-    # ------------------------------------------------------------------------------------------ spark
-    def _needs_spark(self, study: Any, spec: Any, run_id: str) -> bool:
-        """prepare/partition always; an epoch only if it will train (no Spark session for a no-op epoch)."""
-        if self.step not in SPARK_STEPS:
-            return False
-        if self.step == "epoch" and hasattr(study, "load_state"):
-            state = study.load_state(spec, run_id)  # raises DataError if the run was never prepared
-            return state.get("epochs_done", 0) < self.epoch <= state.get("epochs", self.epoch)
-        return True
+
+class SparkStepOperator(CerebroStepOperator):
+    """A step that runs Spark jobs: resolves the master from the Airflow connection; ``on_kill`` cancels them."""
+
+    def __init__(self, *, spec_path: str, conn_id: str | None = "spark_default", **kwargs: Any) -> None:
+        super().__init__(spec_path=spec_path, **kwargs)
+        self.conn_id = conn_id
 
     def resolve_master(self, spec: Any) -> str:
         """The Spark master for this task: the Airflow connection if present, else the spec's."""
-        if self.conn_id:
-            from airflow.sdk import BaseHook
-            from airflow.sdk.exceptions import AirflowNotFoundException
+        if not self.conn_id:
+            return spec.runtime.spark_master
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
 
-            try:
-                conn = BaseHook.get_connection(self.conn_id)
-            except AirflowNotFoundException:
-                conn = None
-            if conn is not None:
-                if conn.conn_type == "spark_connect":
-                    from airflow.providers.apache.spark.hooks.spark_connect import SparkConnectHook
+        try:
+            conn = BaseHook.get_connection(self.conn_id)
+        except AirflowNotFoundException:
+            return spec.runtime.spark_master
+        if conn.conn_type == "spark_connect":
+            from airflow.providers.apache.spark.hooks.spark_connect import SparkConnectHook
 
-                    return SparkConnectHook(self.conn_id).get_connection_url()
-                if conn.conn_type == "spark" and conn.host:
-                    host = conn.host.strip()
-                    return f"{host}:{conn.port}" if conn.port else host
-                self.log.warning("connection %r has conn_type %r and no usable host; using the spec's master",
-                                 self.conn_id, conn.conn_type)
+            return SparkConnectHook(self.conn_id).get_connection_url()
+        if conn.conn_type == "spark" and conn.host:
+            from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+
+            # The provider's own SparkSubmitOperator reads the master from this resolved dict, too.
+            return SparkSubmitHook(conn_id=self.conn_id)._connection["master"]
+        self.log.warning("connection %r has conn_type %r and no usable host; using the spec's master",
+                         self.conn_id, conn.conn_type)
         return spec.runtime.spark_master
 
-    def _get_spark(self, spec: Any):
+    def spark(self, spec: Any):
+        """This task's Spark session (reused if this process has one on the same master)."""
         from ..spark.session import get_spark
 
         master = self.resolve_master(spec)
         self.log.info("Spark master: %s", master.split(";", 1)[0])  # never log sc:// tokens
-        self._spark = get_spark(master)
-        return self._spark
+        return get_spark(master, app_name=f"cerebro-{spec.name}")
 
     def on_kill(self) -> None:
         """Cancel this process's running Spark jobs; never raises."""
-        spark = self._spark
+        if "pyspark" not in sys.modules:  # no session was started: nothing to cancel (and no Spark import)
+            return
         try:
-            if spark is None and "pyspark" in sys.modules:  # do not import Spark just to cancel nothing
-                from pyspark.sql import SparkSession
+            from pyspark.sql import SparkSession
 
-                spark = SparkSession.getActiveSession()
+            spark = SparkSession.getActiveSession()  # classic or Spark Connect
             if spark is None:
                 return
             if type(spark).__module__.startswith("pyspark.sql.connect"):
@@ -140,37 +117,76 @@ class CerebroStepOperator(BaseOperator):
             self.log.exception("could not cancel Spark jobs")
 
 
-class CerebroPrepareOperator(CerebroStepOperator):
-    def __init__(self, *, spec_path: str, **kwargs: Any) -> None:
-        super().__init__(spec_path=spec_path, step="prepare", **kwargs)
+class CerebroPrepareOperator(SparkStepOperator):
+    """Checks the trigger's Params first (an unknown or bad one fails before Spark starts), then prepares."""
+
+    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
+        from .. import study
+        from ..params import validate_overrides
+
+        overrides = validate_overrides(spec, dict(context.get("params") or {}))
+        tags = {"airflow.dag_id": _dag_id(context, self), "airflow.run_id": run_id}
+        self.log.info("prepare %s run %s with overrides %s", spec.name, run_id, overrides)
+        study.prepare(spec, run_id, spark=self.spark(spec), overrides=overrides, tags=tags)
+        return None  # the run state is large: it stays out of XCom
 
 
-class CerebroPartitionOperator(CerebroStepOperator):
-    def __init__(self, *, spec_path: str, **kwargs: Any) -> None:
-        super().__init__(spec_path=spec_path, step="partition", **kwargs)
+class CerebroPartitionOperator(SparkStepOperator):
+    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
+        from .. import study
+
+        study.partition(spec, run_id, spark=self.spark(spec))
+        return None
 
 
-class CerebroEpochOperator(CerebroStepOperator):
-    def __init__(self, *, spec_path: str, epoch: int, **kwargs: Any) -> None:
-        super().__init__(spec_path=spec_path, step="epoch", epoch=epoch, **kwargs)
+class CerebroEpochOperator(SparkStepOperator):
+    """One epoch of one batch (batch 0 unless TPE). Spark starts only if the epoch trains: a skipped one
+    (beyond this run's epochs or batches, or already done) costs no Spark application."""
+
+    def __init__(self, *, spec_path: str, epoch: int, batch: int = 0, **kwargs: Any) -> None:
+        super().__init__(spec_path=spec_path, **kwargs)
+        self.epoch = epoch
+        self.batch = batch
+
+    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
+        from .. import study
+
+        trains = study.epoch_needs_training(spec, run_id, self.epoch, self.batch)
+        return study.run_epoch(spec, run_id, self.epoch, self.batch, spark=self.spark(spec) if trains else None)
+
+
+class CerebroNextBatchOperator(CerebroStepOperator):
+    """TPE: tells the results of batch ``batch`` and asks batch ``batch + 1`` (no Spark)."""
+
+    def __init__(self, *, spec_path: str, batch: int, **kwargs: Any) -> None:
+        super().__init__(spec_path=spec_path, **kwargs)
+        self.batch = batch
+
+    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
+        from .. import study
+
+        return study.next_batch(spec, run_id, self.batch)
 
 
 class CerebroSelectOperator(CerebroStepOperator):
-    def __init__(self, *, spec_path: str, **kwargs: Any) -> None:
-        kwargs.setdefault("conn_id", None)
-        super().__init__(spec_path=spec_path, step="select", **kwargs)
+    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
+        from .. import study
+
+        return study.select(spec, run_id)
 
 
 class CerebroRegisterOperator(CerebroStepOperator):
-    def __init__(self, *, spec_path: str, **kwargs: Any) -> None:
-        kwargs.setdefault("conn_id", None)
-        super().__init__(spec_path=spec_path, step="register", **kwargs)
+    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
+        from .. import study
+
+        return study.register(spec, run_id)
 
 
 OPERATORS: dict[str, type[CerebroStepOperator]] = {
     "prepare": CerebroPrepareOperator,
     "partition": CerebroPartitionOperator,
     "epoch": CerebroEpochOperator,
+    "next_batch": CerebroNextBatchOperator,
     "select": CerebroSelectOperator,
     "register": CerebroRegisterOperator,
 }

@@ -13,6 +13,16 @@ from .conftest import AIRFLOW_ENV, REPO, write_spec
 pytestmark = pytest.mark.airflow
 
 EXPECTED_ORDER = ["prepare", "partition", "epoch_1", "epoch_2", "epoch_3", "select", "register"]
+TPE_ORDER = ["prepare", "partition", "batch_1.epoch_1", "batch_1.epoch_2", "batch_1.next_batch",
+             "batch_2.epoch_1", "batch_2.epoch_2", "batch_2.next_batch", "batch_3.epoch_1", "batch_3.epoch_2",
+             "select", "register"]
+TPE_SPEC = """\
+name: tpe
+data: {source: /tmp/x.parquet, label: y, numeric: [a]}
+model: {builder: "cerebro_ops.builders:mlp"}
+search: {method: tpe, num_configs: 6, batch_size: 2, space: {learning_rate: {loguniform: [0.001, 0.1]}}}
+train: {epochs: 2}
+"""
 
 DAG_FILE = """\
 # a DAG file for the tests: airflow dag factory over a temporary specs dir
@@ -31,6 +41,7 @@ def dag_folder(tmp_path):
     write_spec(specs, "cron", epochs=2, extra='schedule: "15 3 * * 1"\n')
     write_spec(specs, "daily", epochs=1, extra="schedule: '@daily'\n")
     write_spec(specs, "landing", epochs=2, extra="schedule: on_data_change\n")
+    (specs / "tpe.yaml").write_text(TPE_SPEC)
     (specs / "broken.yaml").write_text("name: [bad\n")
     write_spec(specs, "typo", extra="trian: {epochs: 2}\n")  # unknown key → SpecError
     write_spec(specs, "zz_dup", name="t1")  # same study name as t1.yaml
@@ -66,7 +77,7 @@ def _order(dag):
 def test_no_import_errors_and_expected_ids(dagbag):
     assert dagbag.import_errors == {}
     assert set(dagbag.dag_ids) == {
-        "cerebro_t1", "cerebro_cron", "cerebro_daily", "cerebro_landing", "cerebro_landing_data_landed",
+        "cerebro_t1", "cerebro_cron", "cerebro_daily", "cerebro_landing", "cerebro_landing_data_landed", "cerebro_tpe",
         "cerebro_broken_invalid", "cerebro_typo_invalid", "cerebro_zz_dup_invalid"}
 
 
@@ -75,15 +86,41 @@ def test_task_ids_and_order(dagbag):
     assert _order(dag) == EXPECTED_ORDER
     assert sorted(dag.task_ids) == sorted(EXPECTED_ORDER)
     assert _order(dagbag.dags["cerebro_daily"]) == ["prepare", "partition", "epoch_1", "select", "register"]
-    from cerebro_ops.airflow.operators import CerebroEpochOperator, CerebroStepOperator
+    from cerebro_ops.airflow.operators import CerebroEpochOperator, CerebroStepOperator, SparkStepOperator
 
     for t in dag.tasks:
         assert isinstance(t, CerebroStepOperator)
         assert t.spec_path.endswith("t1.yaml") and os.path.isabs(t.spec_path)
         assert t.retries == 2 and t.retry_delay.total_seconds() == 10
     e2 = dag.get_task("epoch_2")
-    assert isinstance(e2, CerebroEpochOperator) and e2.epoch == 2 and e2.conn_id == "spark_default"
-    assert dag.get_task("select").conn_id is None
+    assert isinstance(e2, CerebroEpochOperator) and (e2.epoch, e2.batch) == (2, 0) and e2.conn_id == "spark_default"
+    assert [t.task_id for t in dag.tasks if isinstance(t, SparkStepOperator)] == EXPECTED_ORDER[:5]
+
+
+def test_tpe_batches_are_task_groups(dagbag):
+    from cerebro_ops.airflow.operators import CerebroEpochOperator, CerebroNextBatchOperator
+
+    dag = dagbag.dags["cerebro_tpe"]
+    assert _order(dag) == TPE_ORDER
+    assert sorted(dag.task_group.children) == ["batch_1", "batch_2", "batch_3", "partition", "prepare", "register",
+                                                "select"]
+    assert sorted(dag.task_group.children["batch_1"].children) == ["batch_1.epoch_1", "batch_1.epoch_2",
+                                                                   "batch_1.next_batch"]
+    assert sorted(dag.task_group.children["batch_3"].children) == ["batch_3.epoch_1", "batch_3.epoch_2"]
+    e = dag.get_task("batch_2.epoch_2")
+    assert isinstance(e, CerebroEpochOperator) and (e.epoch, e.batch) == (2, 1)
+    n = dag.get_task("batch_2.next_batch")
+    assert isinstance(n, CerebroNextBatchOperator) and n.batch == 1 and not hasattr(n, "conn_id")
+
+
+def test_steps_after_a_skippable_step_run_unless_something_failed(dagbag):
+    for dag_id in ("cerebro_t1", "cerebro_tpe"):
+        dag = dagbag.dags[dag_id]
+        rules = {t.task_id: t.trigger_rule for t in dag.tasks}
+        for task_id, rule in rules.items():
+            kind = task_id.rsplit(".", 1)[-1].split("_")[0]
+            expected = "none_failed" if kind in ("epoch", "next", "select") else "all_success"
+            assert rule == expected, (dag_id, task_id, rule)
 
 
 def test_dag_settings_and_params(dagbag):

@@ -1,13 +1,24 @@
-"""CerebroStepOperator.execute against a fake study module: dispatch, params, Spark master, XCom, on_kill."""
+"""The step operators against a fake study module: which study function each runs, Params, Spark master,
+skipped steps, XCom, templating, on_kill."""
+import os
+import subprocess
 import sys
 import types
-from pathlib import Path
 
 import pytest
 
-from .conftest import write_spec
+from . import fake_study as fake
+from .conftest import AIRFLOW_ENV, REPO, write_spec
 
 pytestmark = pytest.mark.airflow
+
+TPE_SPEC = """\
+name: t1
+data: {source: /tmp/x.parquet, label: y, numeric: [a]}
+model: {builder: "cerebro_ops.builders:mlp"}
+search: {method: tpe, num_configs: 6, batch_size: 2, space: {learning_rate: {loguniform: [0.001, 0.1]}}}
+train: {epochs: 2}
+"""
 
 
 @pytest.fixture
@@ -16,35 +27,16 @@ def spec_path(tmp_path):
 
 
 @pytest.fixture
+def tpe_spec_path(tmp_path):
+    p = tmp_path / "tpe.yaml"
+    p.write_text(TPE_SPEC)
+    return str(p)
+
+
+@pytest.fixture
 def fake_study(monkeypatch):
     calls = []
-    mod = types.ModuleType("cerebro_ops.study")
-
-    def prepare(spec, run_id, spark=None, overrides=None, tags=None):
-        calls.append(("prepare", spec.name, run_id, spark, overrides, tags))
-        return {"run_id": run_id, "configs": {"m1": {}}, "big": list(range(1000))}
-
-    def partition(spec, run_id, spark=None):
-        calls.append(("partition", run_id, spark))
-        return {"partitioned": True}
-
-    def run_epoch(spec, run_id, epoch, spark=None):
-        calls.append(("epoch", run_id, epoch, spark))
-        return {"epoch": epoch, "wall_s": 1.5, "live_models": 2, "failed": ["m3"], "blob": object()}
-
-    def select(spec, run_id):
-        calls.append(("select", run_id))
-        return [{"model_id": "m1", "rank": 1}]
-
-    def register(spec, run_id):
-        calls.append(("register", run_id))
-        return {"model_id": "m1", "promoted": True}
-
-    for f in (prepare, partition, run_epoch, select, register):
-        setattr(mod, f.__name__, f)
-    import cerebro_ops
-    monkeypatch.setitem(sys.modules, "cerebro_ops.study", mod)
-    monkeypatch.setattr(cerebro_ops, "study", mod, raising=False)
+    fake.install(calls, monkeypatch)
     return calls
 
 
@@ -63,7 +55,7 @@ def fake_spark(monkeypatch):
 
 @pytest.fixture
 def connections(monkeypatch):
-    """Airflow connections by id (none by default); BaseHook.get_connection reads from it."""
+    """Airflow connections by id (none by default); every hook's get_connection reads from it."""
     from airflow.sdk import BaseHook, Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -82,141 +74,181 @@ def _ctx(params=None, run_id="manual__1"):
     return {"run_id": run_id, "params": params or {}, "dag": types.SimpleNamespace(dag_id="cerebro_t1")}
 
 
-def test_prepare_validates_params_and_tags(spec_path, fake_study, fake_spark, connections):
-    from cerebro_ops.airflow.operators import CerebroPrepareOperator
+def _ops():
+    from cerebro_ops.airflow import operators
 
-    op = CerebroPrepareOperator(task_id="prepare", spec_path=spec_path)
+    return operators
+
+
+def test_prepare_validates_params_and_tags(spec_path, fake_study, fake_spark, connections):
+    op = _ops().CerebroPrepareOperator(task_id="prepare", spec_path=spec_path)
     out = op.execute(_ctx({"seed": 5, "epochs": 2, "num_configs": 4, "source": "/tmp/x.parquet"}))
     assert out is None  # prepare's (large) state stays out of XCom
     (call,) = fake_study
-    assert call[:4] == ("prepare", "t1", "manual__1", "spark<local[2]>")
-    assert call[4] == {"seed": 5, "epochs": 2, "num_configs": 4, "source": "/tmp/x.parquet"}
-    assert call[5] == {"airflow.dag_id": "cerebro_t1", "airflow.run_id": "manual__1"}
+    assert call == ("prepare", "manual__1", "spark<local[2]>", {"seed": 5, "epochs": 2, "num_configs": 4,
+                                                                "source": "/tmp/x.parquet"},
+                    {"airflow.dag_id": "cerebro_t1", "airflow.run_id": "manual__1"})
 
 
 @pytest.mark.parametrize("params, field", [({"epochs": 9}, "epochs"), ({"seed": True}, "seed"),
+                                           ({"learning_rate": 5}, "learning_rate"),
                                            ({"evil": "__import__('os')"}, "evil")])
-def test_prepare_bad_params_fail_without_retry(spec_path, fake_study, fake_spark, connections, params, field):
+def test_bad_params_fail_prepare_before_spark_and_without_retry(spec_path, fake_study, fake_spark, connections,
+                                                                params, field):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from cerebro_ops.airflow.operators import CerebroPrepareOperator
+    from cerebro_ops.errors import ParamsError
+    from cerebro_ops.params import validate_overrides
+    from cerebro_ops.spec import load_spec
 
-    op = CerebroPrepareOperator(task_id="prepare", spec_path=spec_path)
-    with pytest.raises(AirflowFailException, match=field):
+    with pytest.raises(ParamsError) as expected:
+        validate_overrides(load_spec(spec_path), params)
+    op = _ops().CerebroPrepareOperator(task_id="prepare", spec_path=spec_path)
+    with pytest.raises(AirflowFailException) as ei:
         op.execute(_ctx(params))
-    assert fake_study == []
+    assert str(ei.value) == str(expected.value) and f"'{field}'" in str(ei.value)
+    assert fake_study == [] and fake_spark == []  # nothing started: no study call, no Spark session
 
 
-def test_epoch_pushes_small_summary(spec_path, fake_study, fake_spark, connections):
-    from cerebro_ops.airflow.operators import CerebroEpochOperator
-
-    op = CerebroEpochOperator(task_id="epoch_2", spec_path=spec_path, epoch=2)
+def test_epoch_trains_with_spark_and_pushes_small_summary(spec_path, fake_study, fake_spark, connections):
+    op = _ops().CerebroEpochOperator(task_id="epoch_2", spec_path=spec_path, epoch=2)
     out = op.execute({"dag_run": types.SimpleNamespace(run_id="sched__2", dag_id="cerebro_t1"), "params": {}})
-    assert fake_study == [("epoch", "sched__2", 2, "spark<local[2]>")]
-    assert out == {"epoch": 2, "wall_s": 1.5, "live_models": 2, "failed": ["m3"]}
+    assert fake_study == [("epoch", "sched__2", 0, 2, "spark<local[2]>")]
+    assert out == {"epoch": 2, "batch": 0, "wall_s": 1.5, "live_models": 2, "failed": ["m3"]}
 
 
-def test_noop_epoch_gets_no_spark(spec_path, fake_study, fake_spark, connections, monkeypatch):
-    import cerebro_ops
+def test_epoch_beyond_the_run_is_skipped_without_spark(spec_path, fake_study, fake_spark, connections):
+    from airflow.sdk.exceptions import AirflowSkipException
 
-    from cerebro_ops.airflow.operators import CerebroEpochOperator
+    ops = _ops()
+    ops.CerebroPrepareOperator(task_id="prepare", spec_path=spec_path).execute(_ctx({"epochs": 2}))
+    fake_spark.clear()
+    ops.CerebroEpochOperator(task_id="epoch_2", spec_path=spec_path, epoch=2).execute(_ctx())
+    assert fake_spark == ["local[2]"]
+    with pytest.raises(AirflowSkipException, match="beyond run epochs"):
+        ops.CerebroEpochOperator(task_id="epoch_3", spec_path=spec_path, epoch=3).execute(_ctx())
+    assert fake_spark == ["local[2]"]  # no Spark session for the skipped epoch
+    assert fake_study[-1] == ("epoch", "manual__1", 0, 3, None)
 
-    monkeypatch.setattr(cerebro_ops.study, "load_state", lambda spec, run_id: {"epochs": 2, "epochs_done": 1},
-                        raising=False)
-    for epoch, spark in ((1, None), (2, "spark<local[2]>"), (3, None)):
-        fake_study.clear()
-        CerebroEpochOperator(task_id=f"epoch_{epoch}", spec_path=spec_path, epoch=epoch).execute(_ctx())
-        assert fake_study == [("epoch", "manual__1", epoch, spark)]
+
+def test_tpe_epoch_and_next_batch_take_their_batch(tpe_spec_path, fake_study, fake_spark, connections):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    ops = _ops()
+    ops.CerebroPrepareOperator(task_id="prepare", spec_path=tpe_spec_path).execute(_ctx({"num_configs": 4}))
+    out = ops.CerebroNextBatchOperator(task_id="batch_1.next_batch", spec_path=tpe_spec_path,
+                                       batch=0).execute(_ctx())
+    assert out == {"batch": 0, "next_batch": 1, "models": ["m2", "m3"]}
+    ops.CerebroEpochOperator(task_id="epoch_1", spec_path=tpe_spec_path, epoch=1, batch=1).execute(_ctx())
+    with pytest.raises(AirflowSkipException, match="no later batch"):  # 4 configs: 2 batches of 2
+        ops.CerebroNextBatchOperator(task_id="next_batch", spec_path=tpe_spec_path, batch=1).execute(_ctx())
+    with pytest.raises(AirflowSkipException):
+        ops.CerebroEpochOperator(task_id="epoch_1", spec_path=tpe_spec_path, epoch=1, batch=2).execute(_ctx())
+    assert fake_study[1:] == [("next_batch", "manual__1", 0), ("epoch", "manual__1", 1, 1, "spark<local[2]>"),
+                              ("next_batch", "manual__1", 1), ("epoch", "manual__1", 2, 1, None)]
+    assert fake_spark == ["local[2]", "local[2]"]  # prepare and the one epoch that trained
 
 
 def test_select_and_register_need_no_spark(spec_path, fake_study, fake_spark, connections):
-    from cerebro_ops.airflow.operators import CerebroRegisterOperator, CerebroSelectOperator
-
-    CerebroSelectOperator(task_id="select", spec_path=spec_path).execute(_ctx())
-    CerebroRegisterOperator(task_id="register", spec_path=spec_path).execute(_ctx())
+    ops = _ops()
+    assert ops.CerebroSelectOperator(task_id="select", spec_path=spec_path).execute(_ctx()) is None
+    out = ops.CerebroRegisterOperator(task_id="register", spec_path=spec_path).execute(_ctx())
+    assert out == {"model_id": "m1", "promoted": True}
     assert fake_study == [("select", "manual__1"), ("register", "manual__1")]
     assert fake_spark == []
 
 
 def test_partition_uses_spark(spec_path, fake_study, fake_spark, connections):
-    from cerebro_ops.airflow.operators import CerebroPartitionOperator
-
-    CerebroPartitionOperator(task_id="partition", spec_path=spec_path).execute(_ctx())
+    _ops().CerebroPartitionOperator(task_id="partition", spec_path=spec_path).execute(_ctx())
     assert fake_study == [("partition", "manual__1", "spark<local[2]>")]
+
+
+def test_every_plan_kind_has_its_own_operator():
+    from cerebro_ops.plan import KINDS
+
+    ops = _ops().OPERATORS
+    assert set(ops) == set(KINDS)
+    assert len(set(ops.values())) == len(KINDS)
+    for cls in ops.values():
+        assert "run_step" in vars(cls), f"{cls.__name__} does not implement run_step"
 
 
 def test_invalid_spec_at_execute_fails_fast(tmp_path, fake_study, fake_spark, connections):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from cerebro_ops.airflow.operators import CerebroSelectOperator
-
-    op = CerebroSelectOperator(task_id="select", spec_path=str(tmp_path / "missing.yaml"))
+    op = _ops().CerebroSelectOperator(task_id="select", spec_path=str(tmp_path / "missing.yaml"))
     with pytest.raises(AirflowFailException, match="does not exist"):
         op.execute(_ctx())
+    assert fake_study == []
 
 
 def test_master_resolution(spec_path, connections):
     from airflow.sdk import Connection
 
-    from cerebro_ops.airflow.operators import CerebroStepOperator
     from cerebro_ops.spec import load_spec
 
     spec = load_spec(spec_path)
-    op = CerebroStepOperator(task_id="p", spec_path=spec_path, step="partition")
+    op = _ops().CerebroPartitionOperator(task_id="p", spec_path=spec_path)
     assert op.resolve_master(spec) == "local[2]"  # no connection → the spec's master
-    connections["spark_default"] = Connection(conn_id="spark_default", conn_type="spark", host="local[3]")
-    assert op.resolve_master(spec) == "local[3]"
-    connections["spark_default"] = Connection(conn_id="spark_default", conn_type="spark", host="spark://h",
-                                              port=7077)
-    assert op.resolve_master(spec) == "spark://h:7077"
-    connections["spark_default"] = Connection(conn_id="spark_default", conn_type="spark_connect", host="sc-host",
-                                              port=15002)
-    assert op.resolve_master(spec).startswith("sc://sc-host:15002")
-    connections["spark_default"] = Connection(conn_id="spark_default", conn_type="http", host="x")
-    assert op.resolve_master(spec) == "local[2]"
-    op2 = CerebroStepOperator(task_id="p2", spec_path=spec_path, step="partition", conn_id=None)
+    for conn, master in [
+        (dict(conn_type="spark", host="local[3]"), "local[3]"),
+        (dict(conn_type="spark", host="spark://h", port=7077), "spark://h:7077"),
+        (dict(conn_type="spark", host="h", port=7077), "spark://h:7077"),  # the provider adds the scheme
+        (dict(conn_type="spark", host="yarn"), "yarn"),
+        (dict(conn_type="spark_connect", host="sc-host", port=15002), "sc://sc-host:15002/"),
+        (dict(conn_type="spark_connect", host="sc://sc-host", port=15002, password="tok"),
+         "sc://sc-host:15002/;token=tok"),
+        (dict(conn_type="http", host="x"), "local[2]"),  # not a Spark connection → the spec's master
+        (dict(conn_type="spark"), "local[2]"),  # no host → the spec's master
+    ]:
+        connections["spark_default"] = Connection(conn_id="spark_default", **conn)
+        assert op.resolve_master(spec) == master, conn
     connections["spark_default"] = Connection(conn_id="spark_default", conn_type="spark", host="yarn")
+    op2 = _ops().CerebroPartitionOperator(task_id="p2", spec_path=spec_path, conn_id=None)
     assert op2.resolve_master(spec) == "local[2]"
 
 
-def test_constructor_checks():
-    from cerebro_ops.airflow.operators import CerebroStepOperator
+def test_spec_path_is_templated(tmp_path, fake_study, fake_spark, connections):
+    write_spec(tmp_path, "t1")
+    op = _ops().CerebroSelectOperator(task_id="select", spec_path=str(tmp_path / "{{ params.stem }}.yaml"))
+    op.render_template_fields({"params": {"stem": "t1"}})
+    assert op.spec_path == str(tmp_path / "t1.yaml")
+    op.execute(_ctx())
+    assert fake_study == [("select", "manual__1")]
 
-    with pytest.raises(ValueError):
-        CerebroStepOperator(task_id="x", spec_path="s.yaml", step="train")
-    with pytest.raises(ValueError):
-        CerebroStepOperator(task_id="x", spec_path="s.yaml", step="epoch")
-    assert CerebroStepOperator.template_fields == ("spec_path",)
 
+def test_on_kill_cancels_jobs_and_never_raises(monkeypatch):
+    import pyspark.sql
 
-def test_on_kill_cancels_jobs_and_never_raises():
-    from cerebro_ops.airflow.operators import CerebroStepOperator
+    op = _ops().CerebroEpochOperator(task_id="e", spec_path="s.yaml", epoch=1)
+    active = []
+    monkeypatch.setattr(pyspark.sql.SparkSession, "getActiveSession", classmethod(lambda cls: active[-1]))
 
-    op = CerebroStepOperator(task_id="e", spec_path="s.yaml", step="epoch", epoch=1)
+    active.append(None)
     op.on_kill()  # no session: nothing to do
 
     cancelled = []
-    op._spark = types.SimpleNamespace(sparkContext=types.SimpleNamespace(cancelAllJobs=lambda: cancelled.append(1)))
+    active.append(types.SimpleNamespace(sparkContext=types.SimpleNamespace(cancelAllJobs=lambda: cancelled.append(1))))
     op.on_kill()
     assert cancelled == [1]
 
     connect_cls = type("SparkSession", (), {"__module__": "pyspark.sql.connect.session",
                                             "interruptAll": lambda self: cancelled.append(2)})
-    op._spark = connect_cls()
+    active.append(connect_cls())
     op.on_kill()
     assert cancelled == [1, 2]
 
-    op._spark = types.SimpleNamespace(sparkContext=None)  # broken session: logged, not raised
+    active.append(types.SimpleNamespace(sparkContext=None))  # broken session: logged, not raised
     op.on_kill()
+    assert cancelled == [1, 2]
 
 
-def test_operators_module_imports_nothing_heavy():
-    import subprocess
-
-    code = ("import sys, cerebro_ops.airflow.operators, cerebro_ops.airflow.dag_factory; "
-            "bad = [m for m in ('pyspark', 'tensorflow', 'mlflow', 'cerebro_ops.study') if m in sys.modules]; "
-            "assert not bad, bad")
-    import os
-    from .conftest import AIRFLOW_ENV
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(Path(__file__).resolve().parents[2]),
-                   env={**os.environ, **AIRFLOW_ENV})
+def test_parsing_and_building_operators_imports_nothing_heavy():
+    code = ("import sys\n"
+            "from cerebro_ops.airflow import operators as o, dag_factory\n"
+            "o.CerebroPrepareOperator(task_id='p', spec_path='s.yaml')\n"
+            "o.CerebroEpochOperator(task_id='e', spec_path='s.yaml', epoch=1, batch=2).on_kill()\n"
+            "o.CerebroNextBatchOperator(task_id='n', spec_path='s.yaml', batch=0)\n"
+            "bad = [m for m in ('pyspark', 'tensorflow', 'mlflow', 'optuna', 'cerebro_ops.study') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(REPO), env={**os.environ, **AIRFLOW_ENV})
