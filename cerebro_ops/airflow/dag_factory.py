@@ -29,7 +29,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, Param, TaskGroup, TriggerRule
 
 from ..params import trigger_params
-from ..plan import Step, build_plan
+from ..plan import Step, build_plan, tpe_batches
 from ..spec import StudySpec, load_spec
 from .operators import OPERATORS, DataLandedOperator, InvalidSpecOperator
 
@@ -199,8 +199,9 @@ def build_dags(specs_dir: str | os.PathLike, conn_id: str | None = "spark_defaul
 
 
 def _doc_md(spec: StudySpec, spec_path: str) -> str:
+    batches = f" in {tpe_batches(spec)} batches" if spec.search.method == "tpe" else ""
     return (f"### cerebro-ops study `{spec.name}`\n\n{spec.description}\n\n"
             f"* spec: `{spec_path}`\n* data: `{spec.data.source}` (label `{spec.data.label}`, {spec.data.task})\n"
-            f"* search: {spec.search.method}, {spec.search.num_configs} configs; {spec.train.epochs} epochs "
+            f"* search: {spec.search.method}, {spec.search.num_configs} configs{batches}; {spec.train.epochs} epochs "
             f"on {spec.train.workers} workers; metric `{spec.train.metric}` ({spec.train.direction})\n"
             f"* schedule: `{spec.schedule}`\n")
