@@ -123,61 +123,16 @@ def cmd_leaderboard(args) -> int:
     if run_id is None:
         print(f"no runs of study {spec.name!r} in {spec.runtime.store}", file=sys.stderr)
         return 1
-    state = study.load_state(spec, run_id)
-    eff = study.effective_spec(spec, state)
-    print(f"study {spec.name} run {run_id}: {state['epochs_done']}/{state['epochs']} epochs")
+    state = study.load_run(spec, run_id)
+    eff = study.run_spec(spec, state)
+    print(f"study {spec.name} run {run_id}: {state.epochs_done}/{state.epochs} epochs"
+          + (f" of batch {state.current_batch + 1}/{state.batch_count}" if state.batch_count > 1 else ""))
     print(format_table(leaderboard_rows(state, eff.train.metric, eff.train.direction), eff.train.metric))
     return 0
 
 
-def hop_orders(spec, run_id: str) -> dict:
-    """{(epoch, model_id): [partition, ...]} in hop order, from the run's hop records."""
-    from . import study
-    out: dict = {}
-    for r in sorted(study.hop_records(spec, run_id), key=lambda r: (r["epoch"], r["model_id"], r["hop"])):
-        if r["kind"] == "train" and r.get("status") == "ok":
-            out.setdefault((r["epoch"], r["model_id"]), []).append(r["partition"])
-    return out
-
-
-def history_diff(a: dict, b: dict, tol: float = 1e-6) -> list[str]:
-    """Differences between two runs' per-model, per-epoch metrics (state["history"])."""
-    diffs = []
-    for m in sorted(set(a) | set(b)):
-        ha, hb = a.get(m, []), b.get(m, [])
-        if len(ha) != len(hb):
-            diffs.append(f"{m}: {len(ha)} vs {len(hb)} epochs")
-            continue
-        for ea, eb in zip(ha, hb):
-            for k in sorted(set(ea) | set(eb)):
-                if k in ("ckpt", "epoch"):
-                    continue
-                va, vb = ea.get(k), eb.get(k)
-                if va is None or vb is None or abs(va - vb) > tol:
-                    diffs.append(f"{m} epoch {ea.get('epoch')} {k}: {va} vs {vb}")
-    return diffs
-
-
-def replay(spec, run_id: str, launcher=None, spark=None) -> tuple[str, list[str]]:
-    """Re-run `run_id` with its recorded configs, seed and overrides under a new run id; returns
-    (new run id, differences in metrics and hop order — empty when the replay reproduces the run)."""
-    from . import study
-    recorded = study.load_state(spec, run_id)
-    overrides = {**recorded.get("overrides", {}), "seed": recorded["seed"]}
-    new_id = study.new_run_id().replace("cli-", "replay-", 1)
-    study.run(spec, run_id=new_id, overrides=overrides, launcher=launcher, spark=spark, register_model=False,
-              replay_of=recorded)
-    state = study.load_state(spec, new_id)
-    diffs = history_diff(recorded["history"], state["history"])
-    if state["configs"] != recorded["configs"]:
-        diffs.append("configs differ")
-    old, new = hop_orders(spec, run_id), hop_orders(spec, new_id)
-    diffs += [f"hop order of {m} in epoch {e}: {old.get((e, m))} vs {new.get((e, m))}"
-              for e, m in sorted(set(old) | set(new)) if old.get((e, m)) != new.get((e, m))]
-    return new_id, diffs
-
-
 def cmd_replay(args) -> int:
+    from .replay import replay
     from .spec import load_spec
     spec = load_spec(args.spec)
     t0 = time.time()

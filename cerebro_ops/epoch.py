@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from .hop_server import HopServer
+from .run_state import ModelStatus
 from .scheduler import EVAL, TRAIN, MopScheduler, Unit
 from .store import Store
 from .worker import EpochTask
@@ -210,7 +211,7 @@ class EpochContext:
 @dataclass
 class ModelResult:
     model_id: str
-    status: str = "RUNNING"     # RUNNING (still live) | FAILED
+    status: ModelStatus = ModelStatus.RUNNING  # RUNNING (still live) | FAILED
     reason: str = ""
     train_loss: float | None = None
     val: dict = field(default_factory=dict)   # metric name (without val_) -> value, weighted by examples
@@ -284,7 +285,7 @@ class EpochPass:
             self.records[:] = [r for r in self.records
                                if not (r["model_id"] == u.model_id and r.get("epoch") == verdict.bad_epoch)]
         elif verdict.status == "failed":
-            self.results[u.model_id].status = "FAILED"
+            self.results[u.model_id].status = ModelStatus.FAILED
             self.results[u.model_id].reason = verdict.reason.splitlines()[0][:500]
         self.records.append(rec)
         log.warning("hop epoch=%d model=%s partition=%d %s: %s", self.ctx.epoch, u.model_id, u.partition,
@@ -302,7 +303,7 @@ class EpochPass:
         failed = set(self.sched.failed_models())  # rolled-back models too, until their repair replaces them
         for m, res in self.results.items():
             if m in failed:
-                res.status = "FAILED"
+                res.status = ModelStatus.FAILED
                 res.reason = res.reason or "failed"
                 continue
             ok = [r for r in self.records if r["model_id"] == m and r.get("status") == "ok"]

@@ -2,30 +2,31 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+
+from .run_state import EpochEntry, ModelStatus, RunState
 
 
-def best_value(history: list[dict], metric: str, direction: str) -> tuple[float | None, dict | None]:
+def best_value(history: Sequence[EpochEntry], metric: str, direction: str) -> tuple[float | None, EpochEntry | None]:
     """The best epoch entry for a metric; NaN/missing values never win."""
-    vals = [h for h in history if isinstance(h.get(metric), (int, float)) and math.isfinite(h[metric])]
+    vals = [h for h in history if isinstance(h.value(metric), (int, float)) and math.isfinite(h.value(metric))]
     if not vals:
         return None, None
     pick = min if direction == "min" else max
-    best = pick(vals, key=lambda h: h[metric])
-    return best[metric], best
+    best = pick(vals, key=lambda h: h.value(metric))
+    return best.value(metric), best
 
 
-def leaderboard_rows(state: dict, metric: str, direction: str) -> list[dict]:
+def leaderboard_rows(state: RunState, metric: str, direction: str) -> list[dict]:
     """One row per config, best first; failed and metric-less configs last."""
     rows = []
-    for m, params in state["configs"].items():
-        history = state["history"].get(m, [])
-        value, entry = best_value(history, metric, direction)
-        rows.append({"model_id": m, "params": params, "status": state["status"].get(m, "?"),
-                     metric: value, "best_epoch": entry["epoch"] if entry else None,
-                     "epochs": len(history), "ckpt": entry["ckpt"] if entry else None,
-                     "reason": state.get("reasons", {}).get(m, "")})
+    for m, rec in state.models.items():
+        value, entry = best_value(rec.history, metric, direction)
+        rows.append({"model_id": m, "params": rec.params, "status": rec.status,
+                     metric: value, "best_epoch": entry.epoch if entry else None,
+                     "epochs": len(rec.history), "ckpt": entry.ckpt if entry else None, "reason": rec.reason})
     sign = 1 if direction == "min" else -1
-    rows.sort(key=lambda r: (r[metric] is None or r["status"] == "FAILED",
+    rows.sort(key=lambda r: (r[metric] is None or r["status"] is ModelStatus.FAILED,
                              sign * r[metric] if r[metric] is not None else 0.0, r["model_id"]))
     for i, r in enumerate(rows, 1):
         r["rank"] = i

@@ -1,8 +1,16 @@
-"""A study run, step by step: prepare → partition → epoch 1..N → select → register.
+"""A study run, step by step: prepare → partition → (epoch 1..N of batch b, next batch)... → select → register.
 
-The CLI and the Airflow operators call these same functions. Every step reads and writes the run's
-state in the store (`state.json`, written atomically after the step's work is safe), so any step can be
-re-run: a finished step is a no-op, an interrupted epoch resumes from its hop records.
+The CLI and the Airflow operators call these same functions. Every step reads and writes the run's state
+(:class:`~cerebro_ops.run_state.RunState`, saved by its :class:`~cerebro_ops.run_state.RunRepository`
+atomically after the step's work is safe), so any step can be re-run: a finished step is a no-op, an
+interrupted epoch resumes from its hop records.
+
+Prepare snapshots the effective spec (the spec with the trigger's overrides) in the run state; every later
+step works from that snapshot and uses its `spec` argument only to find the run (store and study name), so
+editing the YAML mid-run changes nothing in a run already prepared.
+
+A TPE study trains its configs in batches (tpe.py); grid and random studies are one batch 0. A batch's epochs
+count from 1; ``next_batch`` tells Optuna a finished batch's results and adds the next batch's configs.
 """
 from __future__ import annotations
 
@@ -14,14 +22,15 @@ from typing import Callable
 
 from .errors import DataError, StudyFailed
 from .leaderboard import best_value, leaderboard_rows
+from .run_state import EpochEntry, ModelRecord, ModelStatus, ReplayOf, RunRepository, RunState, TpeBatches
 from .search import sample_configs
 from .source import check_source
-from .spec import StudySpec, load_spec
-from .store import Store, run_store
+from .spec import StudySpec, load_spec, spec_from_dict
 
 log = logging.getLogger("cerebro_ops.study")
 
-STATE = "state.json"
+# How a config's MLflow child run ends: MLflow's run statuses are its own vocabulary, not ModelStatus.
+MLFLOW_END_STATUS = {ModelStatus.FINISHED: "FINISHED", ModelStatus.FAILED: "FAILED", ModelStatus.PRUNED: "KILLED"}
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -30,24 +39,36 @@ def new_run_id() -> str:
     return f"cli-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
-def _store(spec: StudySpec, run_id: str) -> Store:
-    return run_store(spec.runtime.store, spec.name, run_id)
+def repository(spec: StudySpec, run_id: str) -> RunRepository:
+    """Where run `run_id` of the spec's study lives: the spec's store and name, nothing else of it."""
+    return RunRepository(spec.runtime.store, spec.name, run_id)
+
+
+def run_spec(spec: StudySpec, state: RunState) -> StudySpec:
+    """The spec the run was prepared with: its snapshot (runs prepared before snapshots existed: the
+    given spec with the run's overrides)."""
+    return spec_from_dict(state.spec) if state.spec is not None else spec.with_overrides(**state.overrides)
+
+
+def open_run(spec: StudySpec, run_id: str) -> tuple[RunRepository, RunState, StudySpec]:
+    """The run's repository, its state, and the spec it runs with."""
+    repo = repository(spec, run_id)
+    state = repo.load()
+    eff = run_spec(spec, state)
+    if eff.search.method == "tpe" and state.tpe is None and state.prepared:
+        # prepared before TPE batches were part of the state: its models so far are the first batch
+        from .tpe import planned_sizes
+        state.tpe = TpeBatches([list(state.models)], planned_sizes(eff, state.replay_of))
+    return repo, state, eff
+
+
+def load_run(spec: StudySpec, run_id: str) -> RunState:
+    return open_run(spec, run_id)[1]
 
 
 def load_state(spec: StudySpec, run_id: str) -> dict:
-    st = _store(spec, run_id)
-    if not st.exists(STATE):
-        raise DataError("run_id", f"run {run_id!r} of study {spec.name!r} has not been prepared",
-                        "run the prepare step first (cerebro-ops run, or the DAG's prepare task)")
-    return st.read_json(STATE)
-
-
-def _save_state(spec: StudySpec, run_id: str, state: dict) -> None:
-    _store(spec, run_id).write_json(STATE, state)
-
-
-def effective_spec(spec: StudySpec, state: dict) -> StudySpec:
-    return spec.with_overrides(**state.get("overrides", {}))
+    """The run's state with state.json's keys (for reports and tests; a copy, changing it changes nothing)."""
+    return load_run(spec, run_id).to_json()
 
 
 def _tracker(spec: StudySpec):
@@ -96,143 +117,195 @@ def check_model_builder(spec: StudySpec, params: dict) -> None:
 
 
 def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = None,
-            tags: dict | None = None, replay_of: dict | None = None) -> dict:
+            tags: dict | None = None, replay_of: RunState | None = None) -> RunState:
     """Sample configs, open the MLflow runs, and prepare the data (clean, encode, split, shuffle).
 
-    `replay_of`: the state.json of an earlier run whose recorded configs (and TPE batches) are used
+    The effective spec (`spec` with the validated `overrides`) is snapshotted in the run state: every later
+    step uses it. `replay_of`: the state of an earlier run whose recorded configs (and TPE batches) are used
     instead of sampling (``cerebro-ops replay``)."""
     from .params import validate_overrides
     from .spark import prepare as prep
+    from .tpe import planned_sizes, replay_configs
 
     overrides = validate_overrides(spec, overrides or {})
+    repo = repository(spec, run_id)
+    if repo.exists() and repo.load().prepared:
+        log.info("run %s already prepared; nothing to do", run_id)
+        return load_run(spec, run_id)
     eff = spec.with_overrides(**overrides)
     check_source(eff)
-    st = _store(spec, run_id)
-    state = st.read_json(STATE, default={}) if st.exists(STATE) else {}
-    if state.get("prepared"):
-        log.info("run %s already prepared; nothing to do", run_id)
-        return state
-    if replay_of:
-        from .tpe import replay_configs
-        configs = replay_configs(eff, replay_of)
-    else:
-        configs = sample_configs(eff)
+    configs = replay_configs(eff, replay_of) if replay_of else sample_configs(eff)
     check_model_builder(eff, configs[0].params)  # before the data work and the MLflow runs
-    state = {
-        "run_id": run_id, "study": spec.name, "created": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "overrides": overrides, "epochs": eff.train.epochs, "seed": eff.seed,
-        "configs": {c.model_id: c.params for c in configs},
-        "status": {c.model_id: "RUNNING" for c in configs}, "reasons": {},
-        "ckpt": {c.model_id: None for c in configs}, "history": {c.model_id: [] for c in configs},
-        "epochs_done": 0, "mlflow": {}, "tags": tags or {},
-    }
-    try:  # the data is checked (and written) before any MLflow run or run state exists
-        meta = prep.prepare(_spark(eff, spark), eff, st.sub("data"))
-    except DataError:
-        st.delete("")  # a run whose data is bad leaves nothing behind (this run has no state yet)
-        raise
-    state["meta"] = meta
+    state = RunState(run_id=run_id, study=spec.name, created=dt.datetime.now(dt.timezone.utc).isoformat(),
+                     overrides=overrides, spec=eff.to_dict(), epochs=eff.train.epochs, seed=eff.seed,
+                     tags=tags or {})
+    for c in configs:
+        state.add_model(c.model_id, c.params)
     if replay_of:
-        state["replay_of"] = {"run_id": replay_of["run_id"], "configs": replay_of["configs"],
-                              "batches": (replay_of.get("tpe") or {}).get("batches")}
+        state.replay_of = ReplayOf(replay_of.run_id, replay_of.configs,
+                                   replay_of.tpe.batches if replay_of.tpe else None)
+    if eff.search.method == "tpe":
+        state.tpe = TpeBatches([[c.model_id for c in configs]], planned_sizes(eff, state.replay_of))
+    try:  # the data is checked (and written) before any MLflow run or run state exists
+        state.meta = prep.prepare(_spark(eff, spark), eff, repo.store.sub("data"))
+    except DataError:
+        repo.delete()  # a run whose data is bad leaves nothing behind (this run has no state yet)
+        raise
     tracker = _tracker(eff)
-    parent = tracker.start_study(eff, run_id, tags or {})
-    children = {m: tracker.start_config(parent, m, p) for m, p in state["configs"].items()} if parent else {}
-    state["mlflow"] = {"parent": parent, "children": children}
-    state["prepared"] = True
-    _save_state(spec, run_id, state)
-    log.info("prepared run %s: %d configs, %s rows", run_id, len(configs), meta.get("rows"))
+    state.mlflow_parent = tracker.start_study(eff, run_id, tags or {})
+    if state.mlflow_parent:
+        for m, rec in state.models.items():
+            rec.mlflow_run = tracker.start_config(state.mlflow_parent, m, rec.params)
+    state.prepared = True
+    repo.save(state)
+    log.info("prepared run %s: %d configs, %s rows", run_id, len(configs), state.meta.get("rows"))
     return state
 
 
-def partition(spec: StudySpec, run_id: str, spark=None) -> dict:
+def partition(spec: StudySpec, run_id: str, spark=None) -> RunState:
     from .spark import prepare as prep
 
-    state = load_state(spec, run_id)
-    if state.get("partitioned"):
+    repo, state, eff = open_run(spec, run_id)
+    if state.partitioned:
         return state
-    eff = effective_spec(spec, state)
-    meta = prep.partition(_spark(eff, spark), eff, _store(spec, run_id).sub("data"), eff.train.workers)
-    state["meta"] = meta
-    state["partitioned"] = True
-    _save_state(spec, run_id, state)
+    state.meta = prep.partition(_spark(eff, spark), eff, repo.store.sub("data"), eff.train.workers)
+    state.partitioned = True
+    repo.save(state)
     return state
 
 
-def run_epoch(spec: StudySpec, run_id: str, epoch: int, spark=None, launcher=None,
+def _epoch_skip(state: RunState, epoch: int, batch: int) -> str | None:
+    """Why epoch `epoch` of batch `batch` trains nothing (None: it trains); raises if it cannot start yet."""
+    if batch >= state.batch_count:
+        return "beyond run batches"
+    if epoch > state.epochs:
+        return "beyond run epochs"
+    if batch < state.current_batch or (batch == state.current_batch and epoch <= state.epochs_done):
+        return "already done"
+    if batch > state.current_batch:
+        raise DataError("batch", f"batch {batch} cannot start: batch {state.current_batch} is the current one",
+                        f"run next_batch for batch {state.current_batch} first (run the steps in order)")
+    if epoch != state.epochs_done + 1:
+        raise DataError("epoch", f"epoch {epoch} cannot start: epoch {state.epochs_done + 1} is not done",
+                        "run the epochs in order")
+    return None
+
+
+def epoch_needs_training(spec: StudySpec, run_id: str, epoch: int, batch: int = 0) -> bool:
+    """Whether run_epoch(epoch, batch) would train (and so needs Spark); raises as run_epoch would."""
+    return _epoch_skip(load_run(spec, run_id), epoch, batch) is None
+
+
+def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=None, launcher=None,
               on_record: Callable[[dict], None] | None = None) -> dict:
-    """Train all live models one epoch with MOP. Idempotent: a finished epoch is not trained again."""
+    """Train batch `batch`'s live models one epoch with MOP (epochs of a batch count from 1).
+
+    Idempotent: a finished epoch is not trained again; an epoch or batch beyond the run's (a run triggered
+    with fewer epochs or configs than the DAG has steps for) is a no-op."""
     from .epoch import EpochContext, EpochDriver, FaultHooks
 
-    state = load_state(spec, run_id)
-    eff = effective_spec(spec, state)
-    if epoch > state["epochs"]:
-        log.info("epoch %d is beyond this run's %d epochs; nothing to do", epoch, state["epochs"])
-        return {"epoch": epoch, "skipped": "beyond run epochs"}
-    if epoch <= state["epochs_done"]:
-        log.info("epoch %d already done; nothing to do", epoch)
-        return {"epoch": epoch, "skipped": "already done"}
-    if epoch != state["epochs_done"] + 1:
-        raise DataError("epoch", f"epoch {epoch} cannot start: epoch {state['epochs_done'] + 1} is not done",
-                        "run the epochs in order")
-    live = {m: state["ckpt"][m] for m, s in state["status"].items() if s == "RUNNING"}
-    st = _store(spec, run_id)
+    repo, state, eff = open_run(spec, run_id)
+    skip = _epoch_skip(state, epoch, batch)
+    if skip is not None:
+        log.info("epoch %d of batch %d: %s; nothing to do", epoch, batch, skip)
+        return {"epoch": epoch, "batch": batch, "skipped": skip}
+    live = {m: state.models[m].ckpt for m in state.live_models()}
+    st = repo.store
     if live:
         if launcher is None:
             from .spark.epoch_job import spark_launcher
             launcher = spark_launcher(_spark(eff, spark), eff.train.workers)
-        ctx = EpochContext(st, epoch, state["configs"], live, eff.model_builder, eff.seed, eff.train.workers,
-                           st.url("data"), state["meta"], eff.train.deterministic, eff.runtime.max_hop_retries)
+        ctx = EpochContext(st, epoch, state.configs, live, eff.model_builder, eff.seed, eff.train.workers,
+                           st.url("data"), state.meta, eff.train.deterministic, eff.runtime.max_hop_retries)
         result = EpochDriver(ctx, launcher, hooks=FaultHooks.from_env(), on_record=on_record).run()
         models, wall = result.models, result.wall_s
     else:
         models, wall = {}, 0.0
     tracker = _tracker(eff)
-    children = state["mlflow"].get("children") or {}
     for m, res in models.items():
-        if res.status == "FAILED":
-            state["status"][m] = "FAILED"
-            state["reasons"][m] = res.reason
-            tracker.end_config(children.get(m), "FAILED", {"cerebro.status": "FAILED",
-                                                          "cerebro.failure_reason": res.reason[:500],
-                                                          "failed_at_epoch": str(epoch)})
+        rec = state.models[m]
+        if res.status == ModelStatus.FAILED:
+            rec.status, rec.reason = ModelStatus.FAILED, res.reason
+            _end_child(tracker, rec, {"cerebro.failure_reason": res.reason[:500], "failed_at_epoch": str(epoch)})
             continue
         metrics = {"train_loss": res.train_loss, **{f"val_{k}": v for k, v in res.val.items()}}
-        state["ckpt"][m] = res.ckpt
-        state["history"][m].append({"epoch": epoch, **metrics, "ckpt": res.ckpt})
-        tracker.log_epoch(children.get(m), epoch, metrics)
+        rec.ckpt = res.ckpt
+        rec.history.append(EpochEntry(epoch, metrics, res.ckpt))
+        tracker.log_epoch(rec.mlflow_run, epoch, metrics)
     pruned = _prune(eff, state, epoch)
     for m in pruned:
-        state["status"][m] = "PRUNED"
-        state["reasons"][m] = f"pruned by {eff.pruning.method} after epoch {epoch}"
-        tracker.end_config(children.get(m), "KILLED", {"cerebro.status": "PRUNED", "pruned_at_epoch": str(epoch)})
-    state["epochs_done"] = epoch
-    _save_state(spec, run_id, state)
-    if state["status"] and all(s == "FAILED" for s in state["status"].values()):
+        rec = state.models[m]
+        rec.status, rec.reason = ModelStatus.PRUNED, f"pruned by {eff.pruning.method} after epoch {epoch}"
+        _end_child(tracker, rec, {"pruned_at_epoch": str(epoch)})
+    state.epochs_done = epoch
+    repo.save(state)
+    failed = state.with_status(ModelStatus.FAILED)
+    if state.models and len(failed) == len(state.models):
         raise StudyFailed(f"every config of run {run_id} failed: " + "; ".join(
-            f"{m}: {r}" for m, r in sorted(state["reasons"].items())))
-    live_after = sum(1 for s in state["status"].values() if s == "RUNNING")
-    return {"epoch": epoch, "wall_s": round(wall, 3), "live_models": live_after, "pruned": sorted(pruned),
-            "failed": sorted(m for m, s in state["status"].items() if s == "FAILED")}
+            f"{m}: {state.models[m].reason}" for m in failed))
+    return {"epoch": epoch, "batch": batch, "wall_s": round(wall, 3), "live_models": len(state.live_models()),
+            "pruned": sorted(pruned), "failed": failed}
 
 
-def _prune(spec: StudySpec, state: dict, epoch: int) -> set[str]:
+def _prune(spec: StudySpec, state: RunState, epoch: int) -> set[str]:
     """Models to stop after this epoch; the last epoch prunes nothing (they are all finished)."""
     from .pruning import make_pruner, to_minimise
 
-    if epoch >= state["epochs"]:
+    if epoch >= state.epochs:
         return set()
-    live = [m for m, s in state["status"].items() if s == "RUNNING"]
-    pruner = make_pruner(spec.pruning, state["epochs"], sorted(state["configs"]))
-    hist = {m: to_minimise([h.get(spec.train.metric) for h in state["history"][m]], spec.train.direction)
-            for m in live}
+    pruner = make_pruner(spec.pruning, state.epochs, sorted(state.models))
+    hist = {m: to_minimise([h.value(spec.train.metric) for h in state.models[m].history], spec.train.direction)
+            for m in state.live_models()}
     return pruner.prune(hist, epoch)
+
+
+def _finish_live(state: RunState, tracker) -> None:
+    """The live models have trained every epoch of their batch: they are finished."""
+    for m in state.live_models():
+        rec = state.models[m]
+        rec.status = ModelStatus.FINISHED
+        _end_child(tracker, rec)
+
+
+def _end_child(tracker, rec: ModelRecord, tags: dict | None = None) -> None:
+    """End the model's MLflow child run with its status (as a tag too)."""
+    tracker.end_config(rec.mlflow_run, MLFLOW_END_STATUS[rec.status], {"cerebro.status": rec.status.value,
+                                                                       **(tags or {})})
+
+
+def next_batch(spec: StudySpec, run_id: str, batch: int) -> dict:
+    """Tell Optuna the results of batch `batch` and ask batch `batch + 1`: its models (and their MLflow child
+    runs) join the run with a fresh epoch counter. Idempotent; a no-op past the run's last batch."""
+    from .tpe import next_configs
+
+    repo, state, eff = open_run(spec, run_id)
+    if batch + 1 >= state.batch_count:
+        return {"batch": batch, "skipped": "no later batch"}
+    if batch < state.current_batch:
+        return {"batch": batch, "skipped": "already done"}
+    if batch > state.current_batch or state.epochs_done < state.epochs:
+        done = state.epochs_done if batch == state.current_batch else 0
+        raise DataError("batch", f"batch {batch} is not trained ({done} of {state.epochs} epochs done)",
+                        "run its epochs first (run the steps in order)")
+    configs = next_configs(eff, state, batch + 1)
+    tracker = _tracker(eff)
+    _finish_live(state, tracker)
+    for c in configs:
+        rec = state.add_model(c.model_id, c.params)
+        if state.mlflow_parent:
+            rec.mlflow_run = tracker.start_config(state.mlflow_parent, c.model_id, c.params)
+    state.tpe.batches.append([c.model_id for c in configs])
+    state.epochs_done = 0
+    repo.save(state)
+    ids = [c.model_id for c in configs]
+    log.info("tpe batch %d/%d: %s", batch + 2, state.batch_count, ", ".join(ids))
+    return {"batch": batch, "next_batch": batch + 1, "models": ids}
 
 
 def hop_records(spec: StudySpec, run_id: str) -> list[dict]:
     from .epoch import load_records
-    st = _store(spec, run_id)
-    recs = [r for e in range(1, load_state(spec, run_id)["epochs"] + 1) for r in load_records(st, e)]
+    repo = repository(spec, run_id)
+    recs = [r for e in range(1, repo.load().epochs + 1) for r in load_records(repo.store, e)]
     return sorted(recs, key=lambda r: (r["start"], r["epoch"], r["model_id"]))
 
 
@@ -240,25 +313,23 @@ def select(spec: StudySpec, run_id: str) -> list[dict]:
     """Rank configs by the spec's metric and direction; write the leaderboard and hop log."""
     import yaml
 
-    state = load_state(spec, run_id)
-    eff = effective_spec(spec, state)
-    if state["epochs_done"] < state["epochs"]:
-        raise DataError("epochs", f"only {state['epochs_done']} of {state['epochs']} epochs are done",
+    repo, state, eff = open_run(spec, run_id)
+    if state.epochs_done < state.epochs:
+        raise DataError("epochs", f"only {state.epochs_done} of {state.epochs} epochs are done",
                         "finish the epochs before selecting")
+    if state.current_batch + 1 < state.batch_count:
+        raise DataError("search.num_configs", f"only {state.current_batch + 1} of {state.batch_count} TPE batches "
+                        "are trained", "run the remaining next_batch and epoch steps before selecting")
     tracker = _tracker(eff)
-    children = state["mlflow"].get("children") or {}
-    for m, s in state["status"].items():
-        if s == "RUNNING":
-            state["status"][m] = "FINISHED"
-            tracker.end_config(children.get(m), "FINISHED", {"cerebro.status": "FINISHED"})
+    _finish_live(state, tracker)
     rows = leaderboard_rows(state, eff.train.metric, eff.train.direction)
-    st = _store(spec, run_id)
+    st = repo.store
     records = hop_records(spec, run_id)
     st.write_bytes("hoplog.jsonl", "".join(_json_line(r) for r in records).encode())
     st.write_json("leaderboard.json", rows)
-    tracker.log_study(state["mlflow"].get("parent"), yaml.safe_dump(eff.to_dict(), sort_keys=False), rows, records)
-    state["selected"] = rows[0]["model_id"] if rows and rows[0]["status"] != "FAILED" else None
-    _save_state(spec, run_id, state)
+    tracker.log_study(state.mlflow_parent, yaml.safe_dump(eff.to_dict(), sort_keys=False), rows, records)
+    state.selected = rows[0]["model_id"] if rows and rows[0]["status"] is not ModelStatus.FAILED else None
+    repo.save(state)
     return rows
 
 
@@ -267,30 +338,29 @@ def register(spec: StudySpec, run_id: str) -> dict:
 
     The challenger and the current champion are scored on the same rows, this run's raw validation rows, each
     through its own encoding (the champion's comes with its registered model), with the compiled metric.
-    The decision is kept in state["registered"], as tags of the parent run, and on the new model version.
+    The decision is kept in the run state (`registered`), as tags of the parent run, and on the new model version.
     """
     from .encoding import Encoding
     from .reader import load_raw_split
     from .trainer import HopTrainer, data_info
 
-    state = load_state(spec, run_id)
-    eff = effective_spec(spec, state)
-    if state.get("registered"):
-        return state["registered"]
-    best = state.get("selected")
+    repo, state, eff = open_run(spec, run_id)
+    if state.registered:
+        return state.registered
+    best = state.selected
     if not best:
         raise StudyFailed(f"run {run_id} has no successful config to register")
     row = next(r for r in leaderboard_rows(state, eff.train.metric, eff.train.direction) if r["model_id"] == best)
-    st = _store(spec, run_id)
-    meta = state["meta"]
+    st = repo.store
+    meta = state.meta
     trainer = HopTrainer(data_info(meta), deterministic=eff.train.deterministic)
     blob = st.read_blob(row["ckpt"]["ckpt"], row["ckpt"]["sha256"])
-    model = trainer.keras_model(eff.model_builder, state["configs"][best], blob)
+    model = trainer.keras_model(eff.model_builder, state.models[best].params, blob)
     val_rows = load_raw_split(st.url("data"), "val", meta)
     metric = eff.train.metric
     challenger = _metric_of(model, Encoding.from_meta(meta), val_rows, eff.metric_key)
     tracker = _tracker(eff)
-    parent = state["mlflow"].get("parent")
+    parent = state.mlflow_parent
     decision = {"model_id": best, "metric": metric, "challenger": challenger, "champion": None}
     current = tracker.champion(eff.name)
     unusable = None
@@ -317,7 +387,7 @@ def register(spec: StudySpec, run_id: str) -> dict:
         else:
             sign = "<" if eff.train.direction == "min" else ">"
             reason = f"promoted: {metric} {challenger:.6g} {sign} {champ:.6g} of v{current['version']} {on_rows}"
-        child = (state["mlflow"].get("children") or {}).get(best)
+        child = state.models[best].mlflow_run
         uri = tracker.log_raw_rows_model(child, model, meta, val_rows.head(5))
         replaced = current["version"] if current is not None else None
         version = tracker.register_champion(eff.name, uri, metric, challenger,
@@ -329,9 +399,9 @@ def register(spec: StudySpec, run_id: str) -> dict:
     else:
         log.info("champion %s v%s kept: %s", eff.name, decision["version"], decision["reason"])
     tracker.record_decision(parent, decision)
-    tracker.end_study(parent, "FINISHED")
-    state["registered"] = decision
-    _save_state(spec, run_id, state)
+    tracker.end_study(parent, MLFLOW_END_STATUS[ModelStatus.FINISHED])
+    state.registered = decision
+    repo.save(state)
     return decision
 
 
@@ -361,27 +431,30 @@ def _json_line(r: dict) -> str:
 # --------------------------------------------------------------------------------------------- whole run
 
 def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = None, spark=None,
-        launcher=None, progress=None, register_model: bool = True, replay_of: dict | None = None) -> dict:
-    """All steps in one process with one Spark session (the CLI path)."""
+        launcher=None, progress=None, register_model: bool = True, replay_of: RunState | None = None) -> dict:
+    """Every step of the run's plan in one process with one Spark session (the CLI path)."""
     from .plan import build_plan
 
     run_id = run_id or new_run_id()
     state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of)
-    eff = effective_spec(spec, state)
+    eff = run_spec(spec, state)
     spark = spark if launcher is not None else _spark(eff, spark)
+
+    def train(epoch: int, batch: int) -> None:
+        if progress:
+            progress.start_epoch(epoch)
+        run_epoch(spec, run_id, epoch, batch, spark=spark, launcher=launcher,
+                  on_record=progress.record if progress else None)
+
     result = {"run_id": run_id}
-    for step in build_plan(spec):
+    for step in build_plan(eff):  # the run's own plan: its epochs and TPE batches
         if step.kind == "partition":
             partition(spec, run_id, spark)
         elif step.kind == "epoch":
-            if progress:
-                progress.start_epoch(step.epoch)
-            run_epoch(spec, run_id, step.epoch, spark=spark, launcher=launcher,
-                      on_record=progress.record if progress else None)
+            train(step.epoch, step.batch)
+        elif step.kind == "next_batch":
+            next_batch(spec, run_id, step.batch)
         elif step.kind == "select":
-            if eff.search.method == "tpe":  # tell, ask and train the later batches (CLI path only)
-                from .tpe import run_remaining_batches
-                run_remaining_batches(spec, run_id, spark=spark, launcher=launcher, progress=progress)
             result["leaderboard"] = select(spec, run_id)
         elif step.kind == "register" and register_model:
             result["registered"] = register(spec, run_id)
@@ -389,16 +462,9 @@ def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = Non
 
 
 def latest_run(spec: StudySpec, unfinished: bool = False) -> str | None:
-    base = Store(spec.runtime.store).sub(spec.name, "runs")
-    runs = []
-    for rid in base.listdir():
-        if base.exists(f"{rid}/{STATE}"):
-            s = base.read_json(f"{rid}/{STATE}")
-            if unfinished and s.get("registered"):
-                continue
-            runs.append((s.get("created", ""), s["run_id"]))
-    return max(runs)[1] if runs else None
+    return RunRepository.latest(spec.runtime.store, spec.name, unfinished)
 
 
-__all__ = ["validate", "prepare", "partition", "run_epoch", "select", "register", "run", "latest_run",
-           "best_value", "load_state", "hop_records"]
+__all__ = ["validate", "prepare", "partition", "run_epoch", "next_batch", "select", "register", "run",
+           "latest_run", "best_value", "load_run", "load_state", "run_spec", "epoch_needs_training",
+           "hop_records"]

@@ -11,13 +11,10 @@ trials, so an interrupted run that resumes asks exactly the batch the uninterrup
 The first batch is TPE's random start-up phase (``n_startup_trials`` = first batch size); later batches are
 TPE proposals (``constant_liar`` keeps the proposals of one batch apart from each other).
 
-Where it runs:
-- CLI / Python API (``study.run``): the first batch trains in the plan's epoch steps; before ``select``,
-  :func:`run_remaining_batches` tells the results and asks/trains the remaining batches, each with its own
-  epoch counter (``state["epochs_done"]`` restarts at 0 per batch; models of finished batches are FINISHED).
-- Airflow: the DAG's shape (one task per epoch) is fixed when the DAG is parsed, so an Airflow run trains the
-  *first batch only* (``batch_size`` configs) and ``select`` ranks those; ``state["tpe"]`` is absent there.
-  Use the CLI (or a larger ``batch_size``) when the later TPE batches matter.
+Where it runs: the batches are steps of the run's plan (plan.py), the same for the CLI and Airflow. Batch
+``b``'s epoch steps (``study.run_epoch(..., epoch, batch=b)``, epochs counted from 1 in every batch) train its
+configs; then ``study.next_batch(..., b)`` finishes them, tells their results and asks batch ``b + 1``
+(:func:`next_configs`). The run state keeps the batches asked so far (``RunState.tpe``).
 
 Mapping of our distributions to Optuna's:
   choice       → CategoricalDistribution(values)   (lists as values: categorical over their indices)
@@ -36,6 +33,7 @@ import math
 from typing import Any, Sequence
 
 from .errors import SpecError
+from .run_state import ModelStatus, ReplayOf, RunState
 from .search import Config, _quantize, model_id
 from .spec import Param, StudySpec
 
@@ -164,90 +162,40 @@ def run_tpe(objective, space: Sequence[Param], num_configs: int, batch: int, see
     return history
 
 
-# --------------------------------------------------------------------------------------------- study driver
+# --------------------------------------------------------------------------------------------- a study's batches
 
-def _result(state: dict, m: str, metric: str, direction: str) -> float | None:
+def told_results(state: RunState, metric: str, direction: str) -> list[tuple[dict, float | None]]:
+    """What Optuna is told of the run's configs so far, in model id order: each config's best value of
+    `metric` (pruned ones: of the epochs they trained), None for a failed config."""
     from .leaderboard import best_value
 
-    if state["status"].get(m) == "FAILED":
-        return None
-    return best_value(state["history"].get(m, []), metric, direction)[0]
+    return [(r.params, None if r.status is ModelStatus.FAILED else best_value(r.history, metric, direction)[0])
+            for _, r in sorted(state.models.items())]
 
 
-def _next_params(spec: StudySpec, state: dict, b: int, n: int) -> list[dict]:
-    replay = state.get("replay_of") or {}
-    planned = replay.get("batches")
-    if planned:  # replay: the recorded batch, not a new ask
-        return [replay["configs"][m] for m in planned[b]]
-    history = [(state["configs"][m], _result(state, m, spec.train.metric, spec.train.direction))
-               for m in sorted(state["configs"])]
-    return ask_batch(spec.search.space, spec.seed, spec.train.direction, history, n, b,
-                     n_startup=batch_sizes(spec)[0])
+def next_configs(spec: StudySpec, state: RunState, batch: int) -> list[Config]:
+    """Batch `batch`'s configs, given the results of the batches before it; model ids continue the run's.
 
-
-def run_remaining_batches(spec: StudySpec, run_id: str, spark=None, launcher=None, progress=None) -> dict:
-    """CLI/Python path: tell the finished batch, ask and train the next, until num_configs are trained."""
-    from . import study
-
-    state = study.load_state(spec, run_id)
-    eff = study.effective_spec(spec, state)
-    if eff.search.method != "tpe":
-        return state
-    sizes = batch_sizes(eff)
-    planned = (state.get("replay_of") or {}).get("batches")
+    A replay takes the recorded batch instead of asking (the recorded run's configs, in its order)."""
+    start = len(state.models)
+    planned = state.replay_of.batches if state.replay_of else None
     if planned:
-        sizes = [len(b) for b in planned]
-    if "tpe" not in state:
-        state["tpe"] = {"batches": [sorted(state["configs"])], "sizes": sizes}
-        study._save_state(spec, run_id, state)
-    while True:
-        state = study.load_state(spec, run_id)
-        batches = state["tpe"]["batches"]
-        if state["epochs_done"] < state["epochs"]:  # the current batch is unfinished (resume)
-            for e in range(state["epochs_done"] + 1, state["epochs"] + 1):
-                if progress:
-                    progress.start_epoch(e)
-                study.run_epoch(spec, run_id, e, spark=spark, launcher=launcher,
-                                on_record=progress.record if progress else None)
-            continue
-        if len(batches) >= len(sizes):
-            return state
-        b = len(batches)
-        params = _next_params(eff, state, b, sizes[b])
-        _start_batch(eff, spec, run_id, state, params)
-        log.info("tpe batch %d/%d: %s", b + 1, len(sizes), ", ".join(state["tpe"]["batches"][-1]))
+        params = [state.replay_of.configs[m] for m in planned[batch]]
+    else:
+        history = told_results(state, spec.train.metric, spec.train.direction)
+        params = ask_batch(spec.search.space, spec.seed, spec.train.direction, history, state.tpe.sizes[batch],
+                           batch, n_startup=batch_sizes(spec)[0])
+    return [Config(model_id(start + i), p) for i, p in enumerate(params)]
 
 
-def _start_batch(eff: StudySpec, spec: StudySpec, run_id: str, state: dict, params: list[dict]) -> None:
-    """Finish the models of the previous batch and add the new batch's configs with a fresh epoch counter."""
-    from . import study
-
-    tracker = study._tracker(eff)
-    children = state["mlflow"].setdefault("children", {}) or {}
-    for m, s in state["status"].items():
-        if s == "RUNNING":
-            state["status"][m] = "FINISHED"
-            tracker.end_config(children.get(m), "FINISHED", {"cerebro.status": "FINISHED"})
-    start = len(state["configs"])
-    ids = []
-    for i, p in enumerate(params):
-        m = model_id(start + i)
-        ids.append(m)
-        state["configs"][m] = p
-        state["status"][m] = "RUNNING"
-        state["ckpt"][m] = None
-        state["history"][m] = []
-        parent = state["mlflow"].get("parent")
-        if parent:
-            children[m] = tracker.start_config(parent, m, p)
-    state["mlflow"]["children"] = children
-    state["tpe"]["batches"].append(ids)
-    state["epochs_done"] = 0
-    study._save_state(spec, run_id, state)
+def planned_sizes(spec: StudySpec, replay_of: ReplayOf | None) -> list[int]:
+    """The batch sizes of a run: the spec's, or for a replay the recorded run's."""
+    if replay_of is not None and replay_of.batches:
+        return [len(b) for b in replay_of.batches]
+    return batch_sizes(spec)
 
 
-def replay_configs(spec: StudySpec, recorded: dict) -> list[Config]:
-    """The configs a replay of `recorded` (a run's state.json) starts with: all of them, or the first TPE batch."""
-    batches = (recorded.get("tpe") or {}).get("batches")
-    ids = batches[0] if spec.search.method == "tpe" and batches else sorted(recorded["configs"])
-    return [Config(m, recorded["configs"][m]) for m in ids]
+def replay_configs(spec: StudySpec, recorded: RunState) -> list[Config]:
+    """The configs a replay of `recorded` starts with: all of them, or its first TPE batch."""
+    ids = recorded.tpe.batches[0] if spec.search.method == "tpe" and recorded.tpe else sorted(recorded.models)
+    return [Config(m, recorded.models[m].params) for m in ids]

@@ -64,15 +64,14 @@ def study_board(spec_path: Path) -> dict:
     run_id = study.latest_run(spec)
     if run_id is None:
         return board
-    state = study.load_state(spec, run_id)
-    eff = study.effective_spec(spec, state)
+    state = study.load_run(spec, run_id)
+    eff = study.run_spec(spec, state)
     st = run_store(spec.runtime.store, spec.name, run_id)
     rows = (st.read_json("leaderboard.json") if st.exists("leaderboard.json")
             else leaderboard_rows(state, eff.train.metric, eff.train.direction))
     board.update(run_id=run_id, metric=eff.train.metric, rows=rows,
-                 epochs=f"{state.get('epochs_done', 0)}/{state.get('epochs', '?')}",
-                 mlflow_run=(state.get("mlflow") or {}).get("parent"),
-                 champion=state.get("registered"))
+                 epochs=f"{state.epochs_done}/{state.epochs}", mlflow_run=state.mlflow_parent,
+                 champion=state.registered)
     return board
 
 

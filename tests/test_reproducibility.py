@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cerebro_ops import reader, study
-from cerebro_ops.cli import history_diff, hop_orders, replay
+from cerebro_ops.replay import history_diff, hop_orders, replay
 from cerebro_ops.example_data import make_example_data
 from cerebro_ops.spec import parse_spec
 from cerebro_ops.store import run_store
@@ -47,21 +47,21 @@ def runs(tmp_path_factory):
 
 def test_same_configs_split_hops_and_metrics(runs):
     (sa, ra), (sb, rb) = runs
-    a, b = study.load_state(sa, ra), study.load_state(sb, rb)
-    assert len(a["configs"]) == 3 and a["tpe"]["batches"] == [["m000", "m001"], ["m002"]]
-    assert a["configs"] == b["configs"]
-    assert a["meta"]["counts"] == b["meta"]["counts"] and a["meta"]["rows"] == b["meta"]["rows"]
+    a, b = study.load_run(sa, ra), study.load_run(sb, rb)
+    assert len(a.models) == 3 and a.tpe.batches == [["m000", "m001"], ["m002"]]
+    assert a.configs == b.configs
+    assert a.meta["counts"] == b.meta["counts"] and a.meta["rows"] == b.meta["rows"]
     da, db = run_store(sa.runtime.store, sa.name, ra).url("data"), run_store(sb.runtime.store, sb.name, rb).url("data")
     for split in ("train", "val"):
         for w in range(2):
-            xa, ya = reader.load_partition(da, split, w, a["meta"]["input_shape"])
-            xb, yb = reader.load_partition(db, split, w, b["meta"]["input_shape"])
+            xa, ya = reader.load_partition(da, split, w, a.meta["input_shape"])
+            xb, yb = reader.load_partition(db, split, w, b.meta["input_shape"])
             assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
     ha, hb = hop_orders(sa, ra), hop_orders(sb, rb)
     assert ha == hb and len(ha) == 3 * 2  # 3 models x 2 epochs
     assert all(sorted(v) == [0, 1] for v in ha.values())
-    assert history_diff(a["history"], b["history"]) == []
-    assert all(len(h) == 2 for h in a["history"].values())
+    assert history_diff(a, b) == []
+    assert all(len(r.history) == 2 for r in a.models.values())
 
 
 def test_replay_reproduces_the_run(runs):
@@ -70,4 +70,6 @@ def test_replay_reproduces_the_run(runs):
     assert new_id != run_id
     assert diffs == []
     assert hop_orders(spec, new_id) == hop_orders(spec, run_id)
-    assert study.load_state(spec, new_id)["replay_of"]["run_id"] == run_id
+    replayed, recorded = study.load_run(spec, new_id), study.load_run(spec, run_id)
+    assert replayed.replay_of.run_id == run_id and replayed.replay_of.batches == recorded.tpe.batches
+    assert replayed.tpe.batches == recorded.tpe.batches and replayed.spec == recorded.spec

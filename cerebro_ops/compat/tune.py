@@ -251,17 +251,17 @@ class ModelSearch:
         from .. import study
         from ..store import run_store
 
-        state = study.load_state(spec, run_id)
-        meta = state["meta"]
+        state = study.load_run(spec, run_id)
+        meta = state.meta
         data = {"numeric": list(spec.data.numeric), "categorical": list(spec.data.categorical),
                 "arrays": [a.name for a in spec.data.arrays]}
         metrics, models = {}, {}
         for row in sorted(rows, key=lambda r: r["model_id"]):
             m = row["model_id"]
-            hist = state["history"][m]
-            keys = [k for k in (hist[0] if hist else {}) if k not in ("epoch", "ckpt")]
-            metrics[m] = {k: [h.get(k) for h in hist] for k in keys}
-            params = state["configs"][m]
+            hist = state.models[m].history
+            keys = list(hist[0].metrics) if hist else []
+            metrics[m] = {k: [h.value(k) for h in hist] for k in keys}
+            params = state.models[m].params
             models[m] = SparkModel(m, {k: v for k, v in params.items() if k != GEN_FN_KEY}, metrics[m],
                                    _loader(run_store(spec.runtime.store, spec.name, run_id), meta, params, row),
                                    data, meta, self.backend.spark, spec.data.label)
