@@ -32,6 +32,10 @@ def configure(verbose: bool) -> None:
     os.environ[TF_LOG_ENV] = "0" if verbose else "3"
     if not verbose:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
+        # MLflow draws a download bar per artifact fetch (the champion check loads models) and warns when
+        # the venv has no pip to pin in the logged model's conda.yaml: noise for a command-line run.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT)
     logging.getLogger("cerebro_ops").setLevel(logging.INFO)  # the hop lines, in both modes
     quiet_libraries()
