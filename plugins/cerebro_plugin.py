@@ -1,8 +1,9 @@
 """Airflow 3 UI plugin: a leaderboard page for every cerebro-ops study, mounted at ``/cerebro``.
 
 For each spec in ``<dags_folder>/specs`` (or ``$CEREBRO_SPECS_DIR``): the latest run of the study and its
-leaderboard — the ranking ``select`` logs to MLflow (``leaderboard.json`` of the run), or, while the run is
-still training, the live ranking from the run state. The page links the MLflow parent run id.
+leaderboard — ``leaderboard.json``, which ``select`` writes in the run's store folder, or, while the run is
+still training, the live ranking from the run state. It reads the store only, never MLflow; the page
+links the MLflow parent run id.
 Heavy imports (the study code, fsspec stores) happen per request, never at plugin load.
 """
 from __future__ import annotations
