@@ -93,11 +93,6 @@ def list_partitions(data_url: str, split: str) -> list[int]:
     return sorted(int(m.group(1)) for m in map(_PARTITION_RE.match, names) if m)
 
 
-def clear_cache() -> None:
-    with _LOCK:
-        _CACHE.clear()
-
-
 def _read(url: str) -> tuple[np.ndarray, np.ndarray]:
     # Petastorm prints "Cache cleanup complete." on close; keep worker logs clean.
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):

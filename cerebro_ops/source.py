@@ -176,22 +176,13 @@ def _read_needed(fs, path: str, fmt: str, names: list[str], source: str):
 
 
 def _check_types(spec: StudySpec, table, fmt: str) -> None:
-    import pyarrow as pa
 
     d = spec.data
     for name in d.numeric:
-        col = table.column(name)
-        if _is_number_type(col.type) or pa.types.is_boolean(col.type):
-            continue
-        if fmt == "csv" and pa.types.is_string(col.type):
-            bad = _unparseable(col)
-            if bad is None:
-                continue
-            problem = f"column {name!r} holds non-numeric values such as {bad!r}"
-        else:
-            problem = f"column {name!r} has type {col.type}, not a number"
-        raise DataError(f"data.numeric.{name}", problem,
-                        f"move {name!r} to data.categorical, or clean the column so it holds numbers")
+        problem = _not_numeric(table.column(name), fmt)
+        if problem:
+            raise DataError(f"data.numeric.{name}", f"column {name!r} {problem}",
+                            f"move {name!r} to data.categorical, or clean the column so it holds numbers")
     _check_label_type(spec, table.column(d.label), fmt)
     for a in d.arrays:
         col = table.column(a.name)
@@ -205,20 +196,25 @@ def _check_types(spec: StudySpec, table, fmt: str) -> None:
 
 def _check_label_type(spec: StudySpec, col, fmt: str) -> None:
     """Regression trains on the label's value, so it must be a number (or a boolean)."""
+    d = spec.data
+    problem = _not_numeric(col, fmt) if d.task == "regression" else None
+    if problem:
+        raise DataError("data.label", f"task regression needs a numeric label, but {d.label!r} {problem}",
+                        f"set data.task: binary or multiclass if {d.label!r} holds classes, "
+                        "or set data.label to a numeric column")
+
+
+def _not_numeric(col, fmt: str) -> str | None:
+    """What makes a column unusable as a number (None when it is one): its type, or for CSV (read as strings)
+    the first value that does not parse."""
     import pyarrow as pa
 
-    d = spec.data
-    if d.task != "regression" or _is_number_type(col.type) or pa.types.is_boolean(col.type):
-        return
+    if _is_number_type(col.type) or pa.types.is_boolean(col.type):
+        return None
     if fmt == "csv" and pa.types.is_string(col.type):
         bad = _unparseable(col)
-        if bad is None:
-            return
-        problem = f"task regression needs a numeric label, but {d.label!r} holds values such as {bad!r}"
-    else:
-        problem = f"task regression needs a numeric label, but {d.label!r} has type {col.type}"
-    raise DataError("data.label", problem, f"set data.task: binary or multiclass if {d.label!r} holds classes, "
-                    "or set data.label to a numeric column")
+        return None if bad is None else f"holds non-numeric values such as {bad!r}"
+    return f"has type {col.type}, not a number"
 
 
 def _check_classes(spec: StudySpec, col, fmt: str) -> None:

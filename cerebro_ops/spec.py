@@ -84,7 +84,7 @@ class Param:
 class SearchSpec:
     method: str = "grid"
     num_configs: int = 4
-    batch_size: int = 0  # configs asked per batch (tpe); 0 = all at once
+    batch_size: int = 0  # configs asked per batch (tpe); 0 = automatic, max(2, num_configs // 3)
     space: tuple[Param, ...] = ()
 
 

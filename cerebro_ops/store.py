@@ -1,7 +1,10 @@
 """The store: the only thing the driver and the workers share.
 
 A URI (file://, hdfs://, s3://, memory://) resolved with fsspec. Every path is confined to the store root;
-writes are atomic (temporary name, then rename) so a reader never sees a half-written file.
+writes go to a temporary name, then are renamed: atomic on a local disk and HDFS, so a reader never sees a
+half-written file there. Object stores (s3://, gs://) have no rename: `mv` copies then deletes, and an object
+appears only once its upload completes, so a reader still never sees half a file, but a crash mid-move can
+leave a stray temporary object. Checkpoints are read back against the sha256 in their hop record either way.
 """
 from __future__ import annotations
 
