@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -82,7 +83,8 @@ def print_table(results: list[dict]) -> None:
         lines.append([r["table"], r["metric"], str(r["rows"]), f"{r['configs']}×{r['epochs']}", fmt(r["study"]["best"]),
                       fmt(const), fmt(linear), fmt(same["hist_gb"]),
                       f"{r['best_baseline']['name']} {fmt(r['best_baseline']['value'])}",
-                      f"{r['gap_to_best_baseline']:+.4g}", fmt(rand_best), f"{r['study']['wall_s']:.0f}"])
+                      f"{r['gap_to_best_baseline']:+.4f}" if r["direction"] == "max" else
+                      f"{r['gap_to_best_baseline']:+.1f}", fmt(rand_best), f"{r['study']['wall_s']:.0f}"])
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     for i, row in enumerate(lines):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
@@ -120,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         spark.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "nproc": os.cpu_count(),
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "?"
+    out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "git_commit": commit, "nproc": os.cpu_count(),
            "loadavg_start": load_start, "loadavg_end": os.getloadavg(), "space": SPACE, "tables": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2, default=str, ensure_ascii=False) + "\n", encoding="utf-8")
