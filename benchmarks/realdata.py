@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "?"
+                            text=True, check=False).stdout.strip() or "?"
     out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "git_commit": commit, "nproc": os.cpu_count(),
            "loadavg_start": load_start, "loadavg_end": os.getloadavg(), "space": SPACE, "tables": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

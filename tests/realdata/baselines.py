@@ -10,12 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# study metric (without val_) -> (sklearn scorer name, direction)
-METRICS = {"accuracy": "max", "mae": "min", "rmse": "min", "loss": "min"}
-
-
 def metric_name(study_metric: str) -> str:
-    return study_metric[4:] if study_metric.startswith("val_") else study_metric
+    return study_metric.removeprefix("val_")
 
 
 def score(metric: str, task: str, y_true, y_pred) -> float:

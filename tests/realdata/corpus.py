@@ -11,9 +11,9 @@ Run `python -m tests.realdata.corpus DIR` to write the CSVs and print a summary.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -197,8 +197,8 @@ def duplicate_summary(df: pd.DataFrame, features: list[str], label: str) -> dict
     of rows whose feature combination carries both labels."""
     groups = df.groupby(features, sort=False)[label].nunique()
     mixed = df.set_index(features).index.isin(groups[groups > 1].index)
-    return {"rows": len(df), "distinct_features": int(len(groups)),
-            "distinct_rows": int(len(df.drop_duplicates([*features, label]))),
+    return {"rows": len(df), "distinct_features": len(groups),
+            "distinct_rows": len(df.drop_duplicates([*features, label])),
             "rows_with_mixed_labels": float(np.mean(mixed))}
 
 
