@@ -33,7 +33,7 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
     source = _read_spark(spark, spec)
     _check_spark_schema(spec, source)
     names = internal_names(spec)
-    raw_dtypes = {c: _dtype_name(source.schema[c].dataType) for c in names}
+    raw_dtypes = _raw_dtypes(spec, source)
     df = _select_and_cast(spec, source, names)
     df = _drop_incomplete(df, names)
     total = df.count()
@@ -48,7 +48,9 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
         stats = _numeric_stats(spec, train, names)
         categories = _top_categories(spec, train, names)
         features, feature_names, spans = _feature_exprs(spec, stats, categories, names)
-        raw = [F.col(names[c]) for c in [d.label, *d.feature_columns]]
+        # Numerics were cast to double for encoding; the raw rows carry them in the type users' rows have.
+        raw = [F.col(names[c]).cast(raw_dtypes[c]) if c in d.numeric else F.col(names[c])
+               for c in [d.label, *d.feature_columns]]
         rows = {}
         val_rows = val.count()
         for split, n in (("train", total - val_rows), ("val", val_rows)):
@@ -79,7 +81,7 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
         "feature_spans": spans,
         "numeric_stats": stats,
         "categories": categories,
-        "raw_dtypes": {c: raw_dtypes[c] for c in [*d.feature_columns, d.label]},
+        "raw_dtypes": raw_dtypes,
         "raw_columns": {i: c for c, i in names.items()},
         "split": _split_description(spec),
         "seed": spec.seed,
@@ -116,6 +118,17 @@ def _split_description(spec: StudySpec) -> dict:
         return {"method": "column", "column": d.validation_column}
     stratified = d.stratify and d.task != "regression"
     return {"method": "stratified" if stratified else "random", "fraction": d.validation_fraction}
+
+
+def _raw_dtypes(spec: StudySpec, source) -> dict[str, str]:
+    """Each feature's and the label's type as users' rows hold it (the registered model's signature). A numeric
+    column read as text (a CSV column with NA tokens) is a double, as pandas reads it."""
+    d = spec.data
+    out = {}
+    for c in [*d.feature_columns, d.label]:
+        t = _dtype_name(source.schema[c].dataType)
+        out[c] = "double" if c in d.numeric and t not in ("long", "boolean") else t
+    return out
 
 
 def _dtype_name(t) -> str:
