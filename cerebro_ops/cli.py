@@ -124,10 +124,10 @@ def cmd_leaderboard(args) -> int:
         print(f"no runs of study {spec.name!r} in {spec.runtime.store}", file=sys.stderr)
         return 1
     state = study.load_run(spec, run_id)
-    eff = study.run_spec(spec, state)
+    snapshot = study.run_spec(spec, state)
     print(f"study {spec.name} run {run_id}: {state.epochs_done}/{state.epochs} epochs"
           + (f" of batch {state.current_batch + 1}/{state.batch_count}" if state.batch_count > 1 else ""))
-    print(format_table(leaderboard_rows(state, eff.train.metric, eff.train.direction), eff.train.metric))
+    print(format_table(leaderboard_rows(state, snapshot.train.metric, snapshot.train.direction), snapshot.train.metric))
     return 0
 
 

@@ -77,12 +77,12 @@ class MopScheduler:
         """For each live model, the next unit it still needs on this worker (runnable now or later; its
         evaluation there comes after its training). Empty once the worker has nothing left to do."""
         out = []
-        for m, st in self.models.items():
-            if st.failed:
+        for m, model in self.models.items():
+            if model.failed:
                 continue
-            if st.trained < self.workers and worker in st.order[st.trained:]:
-                out.append(Unit(m, worker, TRAIN, st.order.index(worker)))
-            elif worker not in st.evaluated:
+            if model.trained < self.workers and worker in model.order[model.trained:]:
+                out.append(Unit(m, worker, TRAIN, model.order.index(worker)))
+            elif worker not in model.evaluated:
                 out.append(Unit(m, worker, EVAL, worker))
         return out
 
@@ -91,13 +91,13 @@ class MopScheduler:
         if worker in self.running:
             return []
         train, evals = [], []
-        for m, st in self.models.items():
-            if st.failed or st.busy_on is not None:
+        for m, model in self.models.items():
+            if model.failed or model.busy_on is not None:
                 continue
-            if st.trained < self.workers:
-                if st.order[st.trained] == worker:
-                    train.append((st.trained, m))
-            elif worker not in st.evaluated:
+            if model.trained < self.workers:
+                if model.order[model.trained] == worker:
+                    train.append((model.trained, m))
+            elif worker not in model.evaluated:
                 evals.append(m)
         # the least advanced model first keeps all models moving; ties by id for determinism
         units = [Unit(m, worker, TRAIN, k) for k, m in sorted(train)]
@@ -110,10 +110,10 @@ class MopScheduler:
         return worker not in self.running and not self.remaining_for(worker)
 
     def failed_models(self) -> list[str]:
-        return sorted(m for m, st in self.models.items() if st.failed)
+        return sorted(m for m, model in self.models.items() if model.failed)
 
     def live_models(self) -> list[str]:
-        return sorted(m for m, st in self.models.items() if not st.failed)
+        return sorted(m for m, model in self.models.items() if not model.failed)
 
     # ------------------------------------------------------------------ transitions
     def assign(self, worker: int) -> Unit | None:
@@ -137,11 +137,11 @@ class MopScheduler:
         partition's worker). Returns False, and fails the model, once retries are exhausted."""
         self._check_running(worker, unit)
         del self.running[worker]
-        st = self.models[unit.model_id]
-        st.busy_on = None
-        st.attempts[unit.key] = st.attempts.get(unit.key, 0) + 1
-        if st.attempts[unit.key] > self.max_retries:
-            st.failed = True
+        model = self.models[unit.model_id]
+        model.busy_on = None
+        model.attempts[unit.key] = model.attempts.get(unit.key, 0) + 1
+        if model.attempts[unit.key] > self.max_retries:
+            model.failed = True
             return False
         return True
 
@@ -150,29 +150,29 @@ class MopScheduler:
         also uses this to pause a model whose checkpoint it rolls back, until it is repaired."""
         if worker is not None and unit is not None and self.running.get(worker) == unit:
             del self.running[worker]
-        st = self.models[model_id]
-        st.busy_on = None
-        st.failed = True
+        model = self.models[model_id]
+        model.busy_on = None
+        model.failed = True
 
     def drop_model(self, model_id: str) -> None:
         """Remove a model that is not running: one of the epoch's model set left out of this pass (a
         repair pass covers one model, with the visit orders of the whole set)."""
-        st = self.models[model_id]
-        if st.busy_on is not None:
-            raise RuntimeError(f"{model_id} is running on worker {st.busy_on}")
-        st.failed = True
+        model = self.models[model_id]
+        if model.busy_on is not None:
+            raise RuntimeError(f"{model_id} is running on worker {model.busy_on}")
+        model.failed = True
 
     def _mark_done(self, u: Unit) -> None:
-        st = self.models.get(u.model_id)
-        if st is None:
+        model = self.models.get(u.model_id)
+        if model is None:
             return
         if u.kind == TRAIN:
-            if u.hop != st.trained or st.order[u.hop] != u.partition:
-                raise ValueError(f"out-of-order hop {u} for {u.model_id} (expected hop {st.trained} "
-                                 f"on partition {st.order[st.trained] if st.trained < self.workers else '-'})")
-            st.trained += 1
+            if u.hop != model.trained or model.order[u.hop] != u.partition:
+                raise ValueError(f"out-of-order hop {u} for {u.model_id} (expected hop {model.trained} "
+                                 f"on partition {model.order[model.trained] if model.trained < self.workers else '-'})")
+            model.trained += 1
         else:
-            st.evaluated.add(u.partition)
+            model.evaluated.add(u.partition)
 
     def _check_running(self, worker: int, unit: Unit) -> None:
         if self.running.get(worker) != unit:

@@ -18,6 +18,7 @@ import yaml
 from .errors import SpecError
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+SPARK_MASTER_RE = re.compile(r"local(\[(\d+|\*)(,\d+)?\])?|spark://[\w.\-]+(:\d+)?(,[\w.\-]+(:\d+)?)*|sc://\S+|yarn")
 BUILDER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 TASKS = ("binary", "multiclass", "regression")
 METHODS = ("grid", "random", "tpe")
@@ -392,8 +393,7 @@ def _parse_runtime(d: Mapping, name: str, workers: int) -> RuntimeSpec:
     _no_unknown(d, _RUNTIME_KEYS, "runtime.")
     home = project_home()
     master = _get(d, "spark_master", str, "runtime.", f"local[{workers}]")
-    if not re.fullmatch(r"local(\[(\d+|\*)(,\d+)?\])?|spark://[\w.\-]+(:\d+)?(,[\w.\-]+(:\d+)?)*|sc://\S+|yarn",
-                        master):
+    if not SPARK_MASTER_RE.fullmatch(master):
         raise SpecError("runtime.spark_master", f"{master!r} is not a Spark master",
                         "use local[N], spark://host:port, sc://host:port or yarn")
     store = _get(d, "store", str, "runtime.", (home / "store").as_uri())

@@ -54,12 +54,12 @@ def open_run(spec: StudySpec, run_id: str) -> tuple[RunRepository, RunState, Stu
     """The run's repository, its state, and the spec it runs with."""
     repo = repository(spec, run_id)
     state = repo.load()
-    eff = run_spec(spec, state)
-    if eff.search.method == "tpe" and state.tpe is None and state.prepared:
+    snapshot = run_spec(spec, state)
+    if snapshot.search.method == "tpe" and state.tpe is None and state.prepared:
         # prepared before TPE batches were part of the state: its models so far are the first batch
         from .tpe import planned_sizes
-        state.tpe = TpeBatches([list(state.models)], planned_sizes(eff, state.replay_of))
-    return repo, state, eff
+        state.tpe = TpeBatches([list(state.models)], planned_sizes(snapshot, state.replay_of))
+    return repo, state, snapshot
 
 
 def load_run(spec: StudySpec, run_id: str) -> RunState:
@@ -132,27 +132,27 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
     if repo.exists() and repo.load().prepared:
         log.info("run %s already prepared; nothing to do", run_id)
         return load_run(spec, run_id)
-    eff = spec.with_overrides(**overrides)
-    check_source(eff)
-    configs = replay_configs(eff, replay_of) if replay_of else sample_configs(eff)
-    check_model_builder(eff, configs[0].params)  # before the data work and the MLflow runs
+    snapshot = spec.with_overrides(**overrides)
+    check_source(snapshot)
+    configs = replay_configs(snapshot, replay_of) if replay_of else sample_configs(snapshot)
+    check_model_builder(snapshot, configs[0].params)  # before the data work and the MLflow runs
     state = RunState(run_id=run_id, study=spec.name, created=dt.datetime.now(dt.timezone.utc).isoformat(),
-                     overrides=overrides, spec=eff.to_dict(), epochs=eff.train.epochs, seed=eff.seed,
+                     overrides=overrides, spec=snapshot.to_dict(), epochs=snapshot.train.epochs, seed=snapshot.seed,
                      tags=tags or {})
     for c in configs:
         state.add_model(c.model_id, c.params)
     if replay_of:
         state.replay_of = ReplayOf(replay_of.run_id, replay_of.configs,
                                    replay_of.tpe.batches if replay_of.tpe else None)
-    if eff.search.method == "tpe":
-        state.tpe = TpeBatches([[c.model_id for c in configs]], planned_sizes(eff, state.replay_of))
+    if snapshot.search.method == "tpe":
+        state.tpe = TpeBatches([[c.model_id for c in configs]], planned_sizes(snapshot, state.replay_of))
     try:  # the data is checked (and written) before any MLflow run or run state exists
-        state.meta = prep.prepare(_spark(eff, spark), eff, repo.store.sub("data"))
+        state.meta = prep.prepare(_spark(snapshot, spark), snapshot, repo.store.sub("data"))
     except DataError:
         repo.delete()  # a run whose data is bad leaves nothing behind (this run has no state yet)
         raise
-    tracker = _tracker(eff)
-    state.mlflow_parent = tracker.start_study(eff, run_id, tags or {})
+    tracker = _tracker(snapshot)
+    state.mlflow_parent = tracker.start_study(snapshot, run_id, tags or {})
     if state.mlflow_parent:
         for m, rec in state.models.items():
             rec.mlflow_run = tracker.start_config(state.mlflow_parent, m, rec.params)
@@ -165,10 +165,10 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
 def partition(spec: StudySpec, run_id: str, spark=None) -> RunState:
     from .spark import prepare as prep
 
-    repo, state, eff = open_run(spec, run_id)
+    repo, state, snapshot = open_run(spec, run_id)
     if state.partitioned:
         return state
-    state.meta = prep.partition(_spark(eff, spark), eff, repo.store.sub("data"), eff.train.workers)
+    state.meta = prep.partition(_spark(snapshot, spark), snapshot, repo.store.sub("data"), snapshot.train.workers)
     state.partitioned = True
     repo.save(state)
     return state
@@ -196,6 +196,8 @@ def epoch_needs_training(spec: StudySpec, run_id: str, epoch: int, batch: int = 
     return _epoch_skip(load_run(spec, run_id), epoch, batch) is None
 
 
+# Seven parameters: (spec, run_id, epoch, batch) name the step; spark/launcher/on_record are optional injection
+# points for the CLI and the tests.
 def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=None, launcher=None,
               on_record: Callable[[dict], None] | None = None) -> dict:
     """Train batch `batch`'s live models one epoch with MOP (epochs of a batch count from 1).
@@ -204,24 +206,25 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
     with fewer epochs or configs than the DAG has steps for) is a no-op."""
     from .epoch import EpochContext, EpochDriver, FaultHooks
 
-    repo, state, eff = open_run(spec, run_id)
+    repo, state, snapshot = open_run(spec, run_id)
     skip = _epoch_skip(state, epoch, batch)
     if skip is not None:
         log.info("epoch %d of batch %d: %s; nothing to do", epoch, batch, skip)
         return {"epoch": epoch, "batch": batch, "skipped": skip}
     live = {m: state.models[m].ckpt for m in state.live_models()}
-    st = repo.store
+    store = repo.store
     if live:
         if launcher is None:
             from .spark.epoch_job import spark_launcher
-            launcher = spark_launcher(_spark(eff, spark), eff.train.workers)
-        ctx = EpochContext(st, epoch, state.configs, live, eff.model_builder, eff.seed, eff.train.workers,
-                           st.url("data"), state.meta, eff.train.deterministic, eff.runtime.max_hop_retries)
+            launcher = spark_launcher(_spark(snapshot, spark), snapshot.train.workers)
+        train = snapshot.train
+        ctx = EpochContext(store, epoch, state.configs, live, snapshot.model_builder, snapshot.seed, train.workers,
+                           store.url("data"), state.meta, train.deterministic, snapshot.runtime.max_hop_retries)
         result = EpochDriver(ctx, launcher, hooks=FaultHooks.from_env(), on_record=on_record).run()
         models, wall = result.models, result.wall_s
     else:
         models, wall = {}, 0.0
-    tracker = _tracker(eff)
+    tracker = _tracker(snapshot)
     for m, res in models.items():
         rec = state.models[m]
         if res.status == ModelStatus.FAILED:
@@ -232,10 +235,10 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
         rec.ckpt = res.ckpt
         rec.history.append(EpochEntry(epoch, metrics, res.ckpt))
         tracker.log_epoch(rec.mlflow_run, epoch, metrics)
-    pruned = _prune(eff, state, epoch)
+    pruned = _prune(snapshot, state, epoch)
     for m in pruned:
         rec = state.models[m]
-        rec.status, rec.reason = ModelStatus.PRUNED, f"pruned by {eff.pruning.method} after epoch {epoch}"
+        rec.status, rec.reason = ModelStatus.PRUNED, f"pruned by {snapshot.pruning.method} after epoch {epoch}"
         _end_child(tracker, rec, {"pruned_at_epoch": str(epoch)})
     state.epochs_done = epoch
     repo.save(state)
@@ -278,7 +281,7 @@ def next_batch(spec: StudySpec, run_id: str, batch: int) -> dict:
     runs) join the run with a fresh epoch counter. Idempotent; a no-op past the run's last batch."""
     from .tpe import next_configs
 
-    repo, state, eff = open_run(spec, run_id)
+    repo, state, snapshot = open_run(spec, run_id)
     if batch + 1 >= state.batch_count:
         return {"batch": batch, "skipped": "no later batch"}
     if batch < state.current_batch:
@@ -287,8 +290,8 @@ def next_batch(spec: StudySpec, run_id: str, batch: int) -> dict:
         done = state.epochs_done if batch == state.current_batch else 0
         raise DataError("batch", f"batch {batch} is not trained ({done} of {state.epochs} epochs done)",
                         "run its epochs first (run the steps in order)")
-    configs = next_configs(eff, state, batch + 1)
-    tracker = _tracker(eff)
+    configs = next_configs(snapshot, state, batch + 1)
+    tracker = _tracker(snapshot)
     _finish_live(state, tracker)
     for c in configs:
         rec = state.add_model(c.model_id, c.params)
@@ -313,21 +316,21 @@ def select(spec: StudySpec, run_id: str) -> list[dict]:
     """Rank configs by the spec's metric and direction; write the leaderboard and hop log."""
     import yaml
 
-    repo, state, eff = open_run(spec, run_id)
+    repo, state, snapshot = open_run(spec, run_id)
     if state.epochs_done < state.epochs:
         raise DataError("epochs", f"only {state.epochs_done} of {state.epochs} epochs are done",
                         "finish the epochs before selecting")
     if state.current_batch + 1 < state.batch_count:
         raise DataError("search.num_configs", f"only {state.current_batch + 1} of {state.batch_count} TPE batches "
                         "are trained", "run the remaining next_batch and epoch steps before selecting")
-    tracker = _tracker(eff)
+    tracker = _tracker(snapshot)
     _finish_live(state, tracker)
-    rows = leaderboard_rows(state, eff.train.metric, eff.train.direction)
-    st = repo.store
+    rows = leaderboard_rows(state, snapshot.train.metric, snapshot.train.direction)
+    store = repo.store
     records = hop_records(spec, run_id)
-    st.write_bytes("hoplog.jsonl", "".join(_json_line(r) for r in records).encode())
-    st.write_json("leaderboard.json", rows)
-    tracker.log_study(state.mlflow_parent, yaml.safe_dump(eff.to_dict(), sort_keys=False), rows, records)
+    store.write_bytes("hoplog.jsonl", "".join(_json_line(r) for r in records).encode())
+    store.write_json("leaderboard.json", rows)
+    tracker.log_study(state.mlflow_parent, yaml.safe_dump(snapshot.to_dict(), sort_keys=False), rows, records)
     state.selected = rows[0]["model_id"] if rows and rows[0]["status"] is not ModelStatus.FAILED else None
     repo.save(state)
     return rows
@@ -342,67 +345,80 @@ def register(spec: StudySpec, run_id: str) -> dict:
     """
     from .encoding import Encoding
     from .reader import load_raw_split
-    from .trainer import HopTrainer, data_info
 
-    repo, state, eff = open_run(spec, run_id)
+    repo, state, snapshot = open_run(spec, run_id)
     if state.registered:
         return state.registered
     best = state.selected
     if not best:
         raise StudyFailed(f"run {run_id} has no successful config to register")
-    row = next(r for r in leaderboard_rows(state, eff.train.metric, eff.train.direction) if r["model_id"] == best)
-    st = repo.store
-    meta = state.meta
-    trainer = HopTrainer(data_info(meta), deterministic=eff.train.deterministic)
-    blob = st.read_blob(row["ckpt"]["ckpt"], row["ckpt"]["sha256"])
-    model = trainer.keras_model(eff.model_builder, state.models[best].params, blob)
-    val_rows = load_raw_split(st.url("data"), "val", meta)
-    metric = eff.train.metric
-    challenger = _metric_of(model, Encoding.from_meta(meta), val_rows, eff.metric_key)
-    tracker = _tracker(eff)
-    parent = state.mlflow_parent
-    decision = {"model_id": best, "metric": metric, "challenger": challenger, "champion": None}
-    current = tracker.champion(eff.name)
-    unusable = None
-    if current is not None:
-        try:
-            old = tracker.load_raw_rows_model(current["model_uri"])
-            decision["champion"] = _metric_of(old.keras_model, old.encoding, val_rows, eff.metric_key)
-        except Exception as exc:  # noqa: BLE001 - a champion that cannot score these rows is replaced
-            unusable = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
-            log.warning("champion v%s of %s could not be scored on run %s's validation rows (%s); it will be "
-                        "replaced", current["version"], eff.name, run_id, unusable)
-    champ = decision["champion"]
-    on_rows = "on this run's validation rows"
-    if champ is not None and not _better(challenger, champ, eff.train.direction):
+    meta, metric = state.meta, snapshot.train.metric
+    model = _selected_model(repo, state, snapshot, best)
+    val_rows = load_raw_split(repo.store.url("data"), "val", meta)
+    challenger = _metric_of(model, Encoding.from_meta(meta), val_rows, snapshot.metric_key)
+    tracker = _tracker(snapshot)
+    current = tracker.champion(snapshot.name)
+    champ, unusable = _score_champion(tracker, current, val_rows, snapshot, run_id)
+    decision = {"model_id": best, "metric": metric, "challenger": challenger, "champion": champ}
+    if champ is not None and not _better(challenger, champ, snapshot.train.direction):
         decision.update(promoted=False, version=current["version"], replaced=None,
                         reason=f"not promoted: challenger {metric} {challenger:.6g} does not beat "
-                               f"{champ:.6g} of v{current['version']} {on_rows}")
+                               f"{champ:.6g} of v{current['version']} {_ON_ROWS}")
+        log.info("champion %s v%s kept: %s", snapshot.name, decision["version"], decision["reason"])
     else:
-        if current is None:
-            reason = f"promoted: no champion yet ({metric} {challenger:.6g} {on_rows})"
-        elif champ is None:
-            reason = (f"promoted: {metric} {challenger:.6g}; champion v{current['version']} could not be scored "
-                      f"{on_rows} ({unusable})")
-        else:
-            sign = "<" if eff.train.direction == "min" else ">"
-            reason = f"promoted: {metric} {challenger:.6g} {sign} {champ:.6g} of v{current['version']} {on_rows}"
-        child = state.models[best].mlflow_run
-        uri = tracker.log_raw_rows_model(child, model, meta, val_rows.head(5))
+        reason = _promotion_reason(metric, challenger, champ, current, unusable, snapshot.train.direction)
+        uri = tracker.log_raw_rows_model(state.models[best].mlflow_run, model, meta, val_rows.head(5))
         replaced = current["version"] if current is not None else None
-        version = tracker.register_champion(eff.name, uri, metric, challenger,
+        version = tracker.register_champion(snapshot.name, uri, metric, challenger,
                                             {"cerebro.run_id": run_id, "cerebro.model_id": best},
                                             replaced=replaced, reason=reason)
         decision.update(promoted=True, version=version, replaced=replaced, reason=reason)
-    if decision["promoted"]:
-        log.info("registered %s v%s as champion: %s", eff.name, decision["version"], decision["reason"])
-    else:
-        log.info("champion %s v%s kept: %s", eff.name, decision["version"], decision["reason"])
-    tracker.record_decision(parent, decision)
-    tracker.end_study(parent, MLFLOW_END_STATUS[ModelStatus.FINISHED])
+        log.info("registered %s v%s as champion: %s", snapshot.name, version, reason)
+    tracker.record_decision(state.mlflow_parent, decision)
+    tracker.end_study(state.mlflow_parent, MLFLOW_END_STATUS[ModelStatus.FINISHED])
     state.registered = decision
     repo.save(state)
     return decision
+
+
+_ON_ROWS = "on this run's validation rows"
+
+
+def _selected_model(repo, state, snapshot: StudySpec, best: str):
+    """The selected config's Keras model, restored from its best-epoch checkpoint."""
+    from .trainer import HopTrainer, data_info
+
+    row = next(r for r in leaderboard_rows(state, snapshot.train.metric, snapshot.train.direction)
+               if r["model_id"] == best)
+    blob = repo.store.read_blob(row["ckpt"]["ckpt"], row["ckpt"]["sha256"])
+    trainer = HopTrainer(data_info(state.meta), deterministic=snapshot.train.deterministic)
+    return trainer.keras_model(snapshot.model_builder, state.models[best].params, blob)
+
+
+def _score_champion(tracker, current: dict | None, val_rows, snapshot: StudySpec, run_id: str):
+    """(the current champion's metric on these raw rows through its own encoding, or None; why it could not
+    be scored, or None). A champion that cannot score them is replaced."""
+    if current is None:
+        return None, None
+    try:
+        old = tracker.load_raw_rows_model(current["model_uri"])
+        return _metric_of(old.keras_model, old.encoding, val_rows, snapshot.metric_key), None
+    except Exception as exc:  # noqa: BLE001 - a champion that cannot score these rows is replaced
+        unusable = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        log.warning("champion v%s of %s could not be scored on run %s's validation rows (%s); it will be "
+                    "replaced", current["version"], snapshot.name, run_id, unusable)
+        return None, unusable
+
+
+def _promotion_reason(metric: str, challenger: float, champ: float | None, current: dict | None,
+                      unusable: str | None, direction: str) -> str:
+    if current is None:
+        return f"promoted: no champion yet ({metric} {challenger:.6g} {_ON_ROWS})"
+    if champ is None:
+        return (f"promoted: {metric} {challenger:.6g}; champion v{current['version']} could not be scored "
+                f"{_ON_ROWS} ({unusable})")
+    sign = "<" if direction == "min" else ">"
+    return f"promoted: {metric} {challenger:.6g} {sign} {champ:.6g} of v{current['version']} {_ON_ROWS}"
 
 
 def _metric_of(model, encoding, rows, key: str) -> float:
@@ -430,6 +446,8 @@ def _json_line(r: dict) -> str:
 
 # --------------------------------------------------------------------------------------------- whole run
 
+# More than six parameters: run_id/overrides/replay_of say which run, spark/launcher/progress are what the CLI
+# and the tests inject (a shared session, threads instead of Spark, the progress bar); all but spec are optional.
 def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = None, spark=None,
         launcher=None, progress=None, register_model: bool = True, replay_of: RunState | None = None) -> dict:
     """Every step of the run's plan in one process with one Spark session (the CLI path)."""
@@ -437,8 +455,8 @@ def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = Non
 
     run_id = run_id or new_run_id()
     state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of)
-    eff = run_spec(spec, state)
-    spark = spark if launcher is not None else _spark(eff, spark)
+    snapshot = run_spec(spec, state)
+    spark = spark if launcher is not None else _spark(snapshot, spark)
 
     def train(epoch: int, batch: int) -> None:
         if progress:
@@ -447,7 +465,7 @@ def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = Non
                   on_record=progress.record if progress else None)
 
     result = {"run_id": run_id}
-    for step in build_plan(eff):  # the run's own plan: its epochs and TPE batches
+    for step in build_plan(snapshot):  # the run's own plan: its epochs and TPE batches
         if step.kind == "partition":
             partition(spec, run_id, spark)
         elif step.kind == "epoch":

@@ -117,6 +117,8 @@ def encode(p: Param, v: Any) -> Any:
 
 # --------------------------------------------------------------------------------------------- ask / tell
 
+# Seven parameters on purpose: the batch is a pure function of exactly these inputs (no spec or run state),
+# which is what makes a TPE study reproducible and resumable.
 def ask_batch(space: Sequence[Param], seed: int, direction: str, history: Sequence[tuple[dict, float | None]],
               n: int, batch_index: int, n_startup: int) -> list[dict]:
     """Ask `n` configs given the finished history [(params, value or None for failed)]. Deterministic."""

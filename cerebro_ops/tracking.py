@@ -419,6 +419,8 @@ class Tracker:
         self.client.set_tag(child_id, "cerebro.model_uri", info.model_uri)
         return info.model_uri
 
+    # Seven parameters: what a registry version records (name, source, metric and value, tags) plus the two
+    # keyword-only fields of the decision (the version it replaces, why).
     def register_champion(self, model_name: str, model_uri: str, metric_name: str, metric_value: float,
                           tags: dict, *, replaced: str | None = None, reason: str = "") -> str:
         """Register a new version of ``model_name`` from ``model_uri``, tag it and point alias 'champion' at it.

@@ -288,15 +288,15 @@ def _numpy_state(model: keras.Model) -> tuple[list, list, list]:
                  for group in _state_variables(model))
 
 
-def dump_state(model: keras.Model) -> bytes:
+def dump_checkpoint(model: keras.Model) -> bytes:
     """Serialise weights (w0..wk), optimizer variables (o0..om) and seed-generator states (s0..sn) to bytes."""
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     return _pack(*_numpy_state(model))
 
 
-def load_state(model: keras.Model, data: bytes) -> None:
-    """Assign a dump_state() blob into `model` (same builder and params). Raises StoreError on any mismatch."""
+def load_checkpoint(model: keras.Model, data: bytes) -> None:
+    """Assign a dump_checkpoint() blob into `model` (same builder and params). Raises StoreError on any mismatch."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -355,7 +355,7 @@ class HopTrainer:
     """Trains configs one hop at a time inside one worker process.
 
     Keeps one compiled model per (builder, params) so the traced train/eval functions are reused across hops;
-    all training state comes from the `state` bytes, so which worker (or cached model) runs a hop does not
+    all training state comes from the `ckpt` bytes, so which worker (or cached model) runs a hop does not
     change the result. `max_models` bounds the cache (least recently used is dropped).
     """
 
@@ -370,25 +370,25 @@ class HopTrainer:
 
     # ------------------------------------------------------------------ public API
 
-    def initial_state(self, builder: str, params: dict, seed: int) -> bytes:
+    def initial_checkpoint(self, builder: str, params: dict, seed: int) -> bytes:
         """State of a freshly initialised model; the same seed gives the same bytes."""
         keras.utils.set_random_seed(int(seed))
         model = self._build(builder, params)  # fresh: initializers draw from the seed just set
-        state = dump_state(model)
+        ckpt = dump_checkpoint(model)
         key = _params_key(builder, params)
         if key not in self._models:  # save a build on this config's first hop here
             self._remember(key, model)
-        return state
+        return ckpt
 
-    def train(self, builder: str, params: dict, state: bytes, x, y, seed: int) -> tuple[bytes, dict]:
-        """One sub-epoch over (x, y) starting from `state`; returns (new state, stats)."""
+    def train(self, builder: str, params: dict, ckpt: bytes, x, y, seed: int) -> tuple[bytes, dict]:
+        """One sub-epoch over (x, y) starting from checkpoint `ckpt`; returns (new checkpoint, stats)."""
         t0 = time.perf_counter()
         model = self._model(builder, params)
-        load_state(model, state)
+        load_checkpoint(model, ckpt)
         t1 = time.perf_counter()
         n = len(x)
-        if n == 0:  # an empty partition leaves the state as it is
-            return state, {"loss": None, "n": 0, "load_s": t1 - t0, "train_s": 0.0, "save_s": 0.0}
+        if n == 0:  # an empty partition leaves the checkpoint as it is
+            return ckpt, {"loss": None, "n": 0, "load_s": t1 - t0, "train_s": 0.0, "save_s": 0.0}
         keras.utils.set_random_seed(int(seed))  # fixes the shuffle order of this hop
         try:
             hist = model.fit(model_inputs(model, x, self.info.feature_spans), y,
@@ -411,13 +411,13 @@ class HopTrainer:
         t3 = time.perf_counter()
         return new_state, {"loss": loss, "n": n, "load_s": t1 - t0, "train_s": t2 - t1, "save_s": t3 - t2}
 
-    def evaluate(self, builder: str, params: dict, state: bytes, x, y) -> dict:
+    def evaluate(self, builder: str, params: dict, ckpt: bytes, x, y) -> dict:
         """{"loss", <compiled metrics by Keras name>, "n"} over (x, y); {"n": 0} for no rows."""
         n = len(x)
         if n == 0:
             return {"n": 0}
         model = self._model(builder, params)
-        load_state(model, state)
+        load_checkpoint(model, ckpt)
         try:
             # Few steps: evaluate() has a per-step cost.
             logs = model.evaluate(model_inputs(model, x, self.info.feature_spans), y, batch_size=8192, verbose=0,
@@ -429,10 +429,10 @@ class HopTrainer:
         out["n"] = n
         return out
 
-    def keras_model(self, builder: str, params: dict, state: bytes) -> keras.Model:
-        """A fresh, uncached compiled model holding `state` (e.g. to log to MLflow)."""
+    def keras_model(self, builder: str, params: dict, ckpt: bytes) -> keras.Model:
+        """A fresh, uncached compiled model holding `ckpt` (e.g. to log to MLflow)."""
         model = self._build(builder, params)
-        load_state(model, state)
+        load_checkpoint(model, ckpt)
         return model
 
     def clear(self) -> None:

@@ -111,12 +111,12 @@ def _run_unit(trainer, store, msg: dict, split) -> dict:
     if msg.get("ckpt_in"):
         from .errors import StoreError
         try:
-            state = store.read_blob(msg["ckpt_in"], msg.get("sha_in"))
+            ckpt = store.read_blob(msg["ckpt_in"], msg.get("sha_in"))
         except (StoreError, FileNotFoundError) as exc:
             raise CheckpointCorrupt(f"checkpoint {msg['ckpt_in']} is unusable: {exc}") from exc
     else:
         try:
-            state = trainer.initial_state(builder, params, msg["init_seed"])
+            ckpt = trainer.initial_checkpoint(builder, params, msg["init_seed"])
         except ConfigFailed:
             raise
         except Exception as exc:
@@ -124,12 +124,12 @@ def _run_unit(trainer, store, msg: dict, split) -> dict:
     read_s = time.perf_counter() - t0
     if unit["kind"] == "eval":
         x, y = split("val")
-        metrics = trainer.evaluate(builder, params, state, x, y)
+        metrics = trainer.evaluate(builder, params, ckpt, x, y)
         return {"metrics": metrics, "n": int(metrics.get("n", len(x))), "read_s": read_s}
     x, y = split("train")
-    new_state, stats = trainer.train(builder, params, state, x, y, msg["seed"])
+    new_ckpt, stats = trainer.train(builder, params, ckpt, x, y, msg["seed"])
     t1 = time.perf_counter()
-    sha = store.write_blob(msg["ckpt_out"], new_state)
+    sha = store.write_blob(msg["ckpt_out"], new_ckpt)
     write_s = time.perf_counter() - t1
     return {**stats, "ckpt": msg["ckpt_out"], "sha256": sha, "read_s": read_s, "write_s": write_s}
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 
-class Store:
+class PrefixStore:
+    """Cerebro's `Store` base class: a location given as a path or URI. (cerebro_ops.store.Store is the one
+    that reads and writes; this only names where.)"""
+
     def __init__(self, prefix_path: str, **kwargs):
         if not prefix_path:
             raise ValueError("prefix_path is empty: give a directory path or a URI")
@@ -22,11 +25,11 @@ class Store:
         return f"{type(self).__name__}({self.prefix_path!r})"
 
 
-class LocalStore(Store):
+class LocalStore(PrefixStore):
     """A local (or NFS) directory."""
 
 
-class HDFSStore(Store):
+class HDFSStore(PrefixStore):
     """An HDFS prefix such as hdfs://namenode:9000/tmp/cerebro (any fsspec URI works)."""
 
     def __init__(self, prefix_path: str, host: str | None = None, port: int | None = None, **kwargs):

@@ -11,7 +11,7 @@ import sys
 import uuid
 from typing import Any, Callable
 
-from ..spec import default_direction, parse_spec
+from ..spec import SPARK_MASTER_RE, default_direction, parse_spec
 from .keras import BUILDER, GEN_FN_KEY, SparkModel, estimator, feature_columns_of
 
 log = logging.getLogger("cerebro_ops.compat")
@@ -57,6 +57,7 @@ def _is_maximised(metric: str) -> bool:
 class ModelSelectionResult:
     """What .fit returns: best_model, metrics {model_id: {'train_loss': [...], 'val_<m>': [...]}}, all models."""
 
+    # The fields of the original Cerebro API's ModelSelection result.
     def __init__(self, best_model: SparkModel, metrics: dict, all_models: list[SparkModel], run_id: str,
                  leaderboard: list[dict]):
         self.best_model = best_model
@@ -93,6 +94,7 @@ class ModelSelectionResult:
 class ModelSearch:
     method = "grid"
 
+    # The original Cerebro API's signature, kept so that its scripts run unchanged.
     def __init__(self, backend, store, estimator_gen_fn: Callable[[dict], Any], search_space: dict,
                  num_epochs: int, evaluation_metric: str = "loss", validation: float | str = 0.25,
                  label_columns=("label",), feature_columns=("features",), num_models: int | None = None,
@@ -131,10 +133,10 @@ class ModelSearch:
         """Run again on the data the last .fit of this study name wrote to the store."""
         from ..store import Store
 
-        st = Store(self.store.uri).sub(self.name, "input")
-        if not st.exists("columns.json"):
+        files = Store(self.store.uri).sub(self.name, "input")
+        if not files.exists("columns.json"):
             raise FileNotFoundError(f"no prepared data for study {self.name!r} in {self.store.uri}: call .fit(df)")
-        return self._run(st.read_json("columns.json"))
+        return self._run(files.read_json("columns.json"))
 
     # ------------------------------------------------------------------ internals
 
@@ -143,7 +145,7 @@ class ModelSearch:
 
         from ..store import Store
 
-        st = Store(self.store.uri).sub(self.name, "input")
+        files = Store(self.store.uri).sub(self.name, "input")
         label = self.label_columns[0]
         split = [self.validation] if isinstance(self.validation, str) else []
         missing = [c for c in [*self.feature_columns, label, *split] if c not in df.columns]
@@ -156,11 +158,11 @@ class ModelSearch:
             first = out.select(*kinds["arrays"]).first()
             arrays = {c: [len(first[c])] for c in kinds["arrays"]}
         task = self.task or self._infer_task(out, label)
-        uri = st.url("data.parquet")
+        uri = files.url("data.parquet")
         out.write.mode("overwrite").parquet(uri)
         data = {"source": uri, "label": label, "task": task, "numeric": kinds["numeric"],
                 "categorical": kinds["categorical"], "arrays": arrays}
-        st.write_json("columns.json", data)
+        files.write_json("columns.json", data)
         return data
 
     @staticmethod
@@ -191,10 +193,10 @@ class ModelSearch:
         finally:
             if by_value:
                 cloudpickle.unregister_pickle_by_value(mod)
-        st = Store(self.store.uri).sub(self.name, "fns")
+        files = Store(self.store.uri).sub(self.name, "fns")
         rel = f"{hashlib.sha256(blob).hexdigest()[:16]}.pkl"
-        st.write_bytes(rel, blob)
-        return st.url(rel)
+        files.write_bytes(rel, blob)
+        return files.url(rel)
 
     def _split(self) -> dict:
         """Cerebro's validation=: a fraction, or a column of true/1 = validation row."""
@@ -210,8 +212,7 @@ class ModelSearch:
         metric = self.evaluation_metric
         runtime = {"store": self.store.uri}
         master = self.backend.spark_master
-        import re
-        if re.fullmatch(r"local(\[(\d+|\*)(,\d+)?\])?|spark://\S+|yarn", master):
+        if SPARK_MASTER_RE.fullmatch(master):
             runtime["spark_master"] = master
         if self.tracking_uri:
             runtime["tracking_uri"] = self.tracking_uri
@@ -271,13 +272,13 @@ class ModelSearch:
         return ModelSelectionResult(models[best], metrics, [models[m] for m in sorted(models)], run_id, rows)
 
 
-def _loader(st, meta: dict, params: dict, row: dict):
+def _loader(files, meta: dict, params: dict, row: dict):
     def load():
         from ..trainer import HopTrainer, data_info
 
         if not row["ckpt"]:
             raise RuntimeError(f"{row['model_id']} has no checkpoint ({row['status']})")
-        blob = st.read_blob(row["ckpt"]["ckpt"], row["ckpt"]["sha256"])
+        blob = files.read_blob(row["ckpt"]["ckpt"], row["ckpt"]["sha256"])
         return HopTrainer(data_info(meta), deterministic=False).keras_model(BUILDER, params, blob)
     return load
 

@@ -48,24 +48,10 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
         stats = _numeric_stats(spec, train, names)
         categories = _top_categories(spec, train, names)
         features, feature_names, spans = _feature_exprs(spec, stats, categories, names)
-        # Numerics were cast to double for encoding; the raw rows carry them in the type users' rows have.
-        raw = [F.col(names[c]).cast(raw_dtypes[c]) if c in d.numeric else F.col(names[c])
-               for c in [d.label, *d.feature_columns]]
-        rows = {}
-        val_rows = val.count()
-        for split, n in (("train", total - val_rows), ("val", val_rows)):
-            if n == 0:
-                field = "data.validation_column" if d.validation_column else "data.validation_fraction"
-                raise DataError(field, f"the {split} split is empty ({total} usable rows)",
-                                "mark some rows for each side" if d.validation_column else
-                                "use more data or a validation_fraction nearer 0.2")
-        for split, part, n in (("train", train, total - val_rows), ("val", val, val_rows)):
-            part, rows[split] = _with_order(part, spec.seed, n)
-            part.select(features.alias("features"), F.col("_label").cast("double").alias("label"), "_order") \
-                .write.mode("overwrite").parquet(data.url("prepared", split))
-            # The rows as the user has them (original types, same _order): for baselines, champion checks and
-            # the registered model's input example.
-            part.select(*raw, "_order").write.mode("overwrite").parquet(data.url("raw", split))
+        raw = _raw_columns(spec, names, raw_dtypes)
+        splits = _check_split_sizes(spec, train, val, total)
+        rows = {split: _write_split(data, split, part, n, spec.seed, features, raw)
+                for split, part, n in splits}
     finally:
         df.unpersist()
     meta = {
@@ -90,6 +76,41 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
     }
     data.write_json("meta.json", meta)
     return meta
+
+
+def _raw_columns(spec: StudySpec, names: dict[str, str], raw_dtypes: dict[str, str]) -> list:
+    """The label and features as users' rows hold them: numerics were cast to double for encoding and go back
+    to their own type."""
+    from pyspark.sql import functions as F
+
+    d = spec.data
+    return [F.col(names[c]).cast(raw_dtypes[c]) if c in d.numeric else F.col(names[c])
+            for c in [d.label, *d.feature_columns]]
+
+
+def _check_split_sizes(spec: StudySpec, train, val, total: int) -> list[tuple]:
+    """[(split, rows, size)] for train and validation; neither may be empty."""
+    d = spec.data
+    val_rows = val.count()
+    splits = [("train", train, total - val_rows), ("val", val, val_rows)]
+    for split, _, n in splits:
+        if n == 0:
+            field = "data.validation_column" if d.validation_column else "data.validation_fraction"
+            raise DataError(field, f"the {split} split is empty ({total} usable rows)",
+                            "mark some rows for each side" if d.validation_column else
+                            "use more data or a validation_fraction nearer 0.2")
+    return splits
+
+
+def _write_split(data: Store, split: str, part, n: int, seed: int, features, raw: list) -> int:
+    """prepared/<split> (encoded) and raw/<split> (the user's rows), both in the same shuffle order."""
+    from pyspark.sql import functions as F
+
+    part, rows = _with_order(part, seed, n)
+    part.select(features.alias("features"), F.col("_label").cast("double").alias("label"), "_order") \
+        .write.mode("overwrite").parquet(data.url("prepared", split))
+    part.select(*raw, "_order").write.mode("overwrite").parquet(data.url("raw", split))
+    return rows
 
 
 def internal_names(spec: StudySpec) -> dict[str, str]:
