@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cerebro_ops.errors import ConfigFailed, DataError, SpecError
-from cerebro_ops.trainer import (DataInfo, HopTrainer, check_builder, data_info, dump_state, model_inputs,
+from cerebro_ops.trainer import (DataInfo, HopTrainer, check_builder, data_info, dump_checkpoint, model_inputs,
                                  sanitized_name)
 
 # Layout of the flat feature vector: numerics, then a one-hot categorical (3 colours + other), then a 2x2 array.
@@ -129,11 +129,11 @@ def test_per_column_hops_equal_sequential_keras():
         ref.fit(cols, y, batch_size=PARAMS["batch_size"], epochs=1, shuffle=True, verbose=0)
 
     a, b = HopTrainer(INFO), HopTrainer(INFO)
-    state = a.initial_state(PER_COLUMN, PARAMS, seed=3)
+    state = a.initial_checkpoint(PER_COLUMN, PARAMS, seed=3)
     state, stats = a.train(PER_COLUMN, PARAMS, state, *parts[0], seed=21)
     assert stats["n"] == 70
     state, _ = b.train(PER_COLUMN, PARAMS, state, *parts[1], seed=22)
-    assert state == dump_state(ref)  # bit for bit
+    assert state == dump_checkpoint(ref)  # bit for bit
 
     x_val, y_val = _data(40, 9)
     got = a.evaluate(PER_COLUMN, PARAMS, state, x_val, y_val)
@@ -147,6 +147,6 @@ def test_per_column_hops_equal_sequential_keras():
 
 def test_misnamed_model_fails_its_config_naming_the_input():
     t = HopTrainer(INFO)
-    state = t.initial_state("tests.test_model_inputs:misnamed", {}, seed=0)
+    state = t.initial_checkpoint("tests.test_model_inputs:misnamed", {}, seed=0)
     with pytest.raises(ConfigFailed, match=r"SpecError.*\['speed'\] match no feature column"):
         t.train("tests.test_model_inputs:misnamed", {}, state, *_data(10, 0), seed=1)

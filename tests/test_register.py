@@ -80,7 +80,7 @@ def lay_out_run(spec, run_id: str, meta: dict, val: pd.DataFrame, state_blob: by
 
 
 def trained_state(trainer: HopTrainer, enc: Encoding, train: pd.DataFrame, epochs: int, seed: int) -> bytes:
-    state = trainer.initial_state(BUILDER, PARAMS, seed)
+    state = trainer.initial_checkpoint(BUILDER, PARAMS, seed)
     x, y = enc.encode(train), enc.encode_labels(train["label"])
     for e in range(epochs):
         state, _ = trainer.train(BUILDER, PARAMS, state, x, y, seed + e)

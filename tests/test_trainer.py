@@ -9,8 +9,8 @@ import pytest
 
 from cerebro_ops.builders import cnn, mlp
 from cerebro_ops.errors import ConfigFailed, DataError, SpecError, StoreError
-from cerebro_ops.trainer import (DataInfo, HopTrainer, check_builder, data_info, dump_state, import_builder,
-                                 load_state)
+from cerebro_ops.trainer import (DataInfo, HopTrainer, check_builder, data_info, dump_checkpoint, import_builder,
+                                 load_checkpoint)
 from tests import builders_for_tests as tb
 
 TINY = "tests.builders_for_tests:tiny"
@@ -55,19 +55,19 @@ def reference_state():
     for part, seed, _ in HOPS:
         keras.utils.set_random_seed(seed)
         model.fit(*PARTS[part], batch_size=PARAMS["batch_size"], epochs=1, shuffle=True, verbose=0)
-    return _arrays(dump_state(model))
+    return _arrays(dump_checkpoint(model))
 
 
 def test_checkpoint_round_trip_into_cached_model(trainers):
     a, _ = trainers
-    s0 = a.initial_state(TINY, PARAMS, seed=5)
+    s0 = a.initial_checkpoint(TINY, PARAMS, seed=5)
     s1, stats = a.train(TINY, PARAMS, s0, *PARTS[0], seed=11)
     assert stats["n"] == 100 and np.isfinite(stats["loss"])
     assert {"load_s", "train_s", "save_s"} <= stats.keys()
     s2, _ = a.train(TINY, PARAMS, s1, *PARTS[1], seed=12)  # cached model now holds s2
     cached = a._model(TINY, PARAMS)
-    load_state(cached, s1)
-    back = _arrays(dump_state(cached))
+    load_checkpoint(cached, s1)
+    back = _arrays(dump_checkpoint(cached))
     want = _arrays(s1)
     assert back.keys() == want.keys()
     assert _max_diff(back, want) == 0.0
@@ -82,7 +82,7 @@ def test_mop_hops_equal_sequential_keras(trainers, reference_state):
     moments, iterations) and dropout seed states. Exact, not < 1e-6, because every float op is the same op on the
     same values in the same order (same process, op determinism, 1 thread); any difference means lost state."""
     workers = dict(zip("AB", trainers))
-    state = workers["A"].initial_state(TINY, PARAMS, seed=5)
+    state = workers["A"].initial_checkpoint(TINY, PARAMS, seed=5)
     for part, seed, w in HOPS:
         state, _ = workers[w].train(TINY, PARAMS, state, *PARTS[part], seed=seed)
     got = _arrays(state)
@@ -110,28 +110,28 @@ def test_weights_only_checkpoint_diverges(reference_state):
 
 def test_initial_state_deterministic_per_seed(trainers):
     a, b = trainers
-    s1, s2, s3 = a.initial_state(TINY, PARAMS, 1), b.initial_state(TINY, PARAMS, 1), a.initial_state(TINY, PARAMS, 2)
+    s1, s2, s3 = a.initial_checkpoint(TINY, PARAMS, 1), b.initial_checkpoint(TINY, PARAMS, 1), a.initial_checkpoint(TINY, PARAMS, 2)
     assert s1 == s2  # byte-identical (fixed zip timestamps), so checkpoint sha256 is reproducible
     assert _max_diff(_arrays(s1), _arrays(s3), "w") > 0
 
 
 def test_load_state_rejects_other_architecture(trainers):
     a, _ = trainers
-    state = a.initial_state(TINY, {**PARAMS, "units": 6}, 1)
+    state = a.initial_checkpoint(TINY, {**PARAMS, "units": 6}, 1)
     with pytest.raises(StoreError, match="shape"):
-        load_state(a._model(TINY, PARAMS), state)
+        load_checkpoint(a._model(TINY, PARAMS), state)
     with pytest.raises(StoreError, match="readable"):
-        load_state(a._model(TINY, PARAMS), b"not a checkpoint")
+        load_checkpoint(a._model(TINY, PARAMS), b"not a checkpoint")
 
 
 def test_evaluate_and_keras_model(trainers):
     a, _ = trainers
-    state = a.initial_state(TINY, PARAMS, 3)
+    state = a.initial_checkpoint(TINY, PARAMS, 3)
     res = a.evaluate(TINY, PARAMS, state, *PARTS[1])
     assert set(res) == {"loss", "accuracy", "n"} and res["n"] == 90
     model = a.keras_model(TINY, PARAMS, state)
     assert model is not a._model(TINY, PARAMS)
-    assert _max_diff(_arrays(dump_state(model)), _arrays(state)) == 0.0
+    assert _max_diff(_arrays(dump_checkpoint(model)), _arrays(state)) == 0.0
     assert a.evaluate(TINY, PARAMS, state, PARTS[1][0][:0], PARTS[1][1][:0]) == {"n": 0}
 
 
@@ -141,7 +141,7 @@ def test_nan_loss_fails_config(trainers):
     a, _ = trainers
     x, y = _data(64, 3)
     x[5, 1] = np.inf
-    state = a.initial_state(TINY, PARAMS, 1)
+    state = a.initial_checkpoint(TINY, PARAMS, 1)
     with pytest.raises(ConfigFailed, match="nan|inf"):
         a.train(TINY, PARAMS, state, x, y, seed=1)
 
@@ -152,7 +152,7 @@ def test_huge_learning_rate_fails_config():
     params = {"optimizer": "sgd", "learning_rate": 1e12, "hidden_units": 8, "batch_size": 16}
     x, _ = _data(128, 4)
     y = 1000.0 * x[:, 0]
-    state = t.initial_state("cerebro_ops.builders:mlp", params, 1)
+    state = t.initial_checkpoint("cerebro_ops.builders:mlp", params, 1)
     with pytest.raises(ConfigFailed, match="loss became (nan|inf)"):
         t.train("cerebro_ops.builders:mlp", params, state, x, y, seed=1)
 
@@ -160,7 +160,7 @@ def test_huge_learning_rate_fails_config():
 def test_builder_raising_fails_config(trainers):
     a, _ = trainers
     with pytest.raises(ConfigFailed, match="units must be even"):
-        a.initial_state("tests.builders_for_tests:raising", {}, 1)
+        a.initial_checkpoint("tests.builders_for_tests:raising", {}, 1)
 
 
 @pytest.mark.parametrize("path, problem", [
