@@ -132,7 +132,7 @@ def run_mop(spec_path: Path) -> dict:
             "prepare_s": prog.epoch_start.get(1, t1) - t0, "epoch_start": prog.epoch_start,
             "records": records, "val_loss": val, "val_loss_curves": curves, "status": state["status"],
             "configs": state["configs"], "meta": state["meta"],
-            "data_url": study._store(spec, run_id).url("data"), "builder": spec.model_builder}
+            "data_url": study.repository(spec, run_id).store.url("data"), "builder": spec.model_builder}
 
 
 # ----------------------------------------------------------------------------------------------- Airflow
