@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.study_files import RunFiles
+
 REPO = Path(__file__).resolve().parents[2]
 DEMO_SPEC = REPO / "dags" / "specs" / "demo.yaml"
 PY = sys.executable
@@ -79,7 +81,7 @@ def spark():
 
 
 @dataclass
-class StudyRun:
+class StudyRun(RunFiles):
     tmp: Path
     spec_path: Path
     spec: object
@@ -87,15 +89,6 @@ class StudyRun:
     result: dict
     data_path: Path
     wall_s: float
-
-    @property
-    def store(self):
-        from cerebro_ops.store import run_store
-        return run_store(self.spec.runtime.store, self.spec.name, self.run_id)
-
-    @property
-    def state(self) -> dict:
-        return self.store.read_json("state.json")
 
     def hop_records(self) -> list[dict]:
         text = self.store.read_bytes("hoplog.jsonl").decode()

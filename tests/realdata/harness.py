@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from tests.study_files import RunFiles
+
 from .corpus import Table
 
 BUILDER = "cerebro_ops.builders:mlp"
@@ -38,7 +40,7 @@ def study_spec(table: Table, csv: Path, tmp: Path, *, epochs: int = EPOCHS, spac
 
 
 @dataclass
-class RealRun:
+class RealRun(RunFiles):
     table: Table
     csv: Path
     spec_path: Path
@@ -54,15 +56,6 @@ class RealRun:
         if "frame" not in self._cache:
             self._cache["frame"] = pd.read_csv(self.csv)
         return self._cache["frame"]
-
-    @property
-    def store(self):
-        from cerebro_ops.store import run_store
-        return run_store(self.spec.runtime.store, self.spec.name, self.run_id)
-
-    @property
-    def state(self) -> dict:
-        return self.store.read_json("state.json")
 
     @property
     def meta(self) -> dict:
