@@ -10,8 +10,12 @@ from cerebro_ops.hop_server import HopClient
 from cerebro_ops.store import Store
 
 
-def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, calls=None):
-    """fail: a model whose every hop reports a config failure (NaN loss);
+def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, calls=None, *,
+                  fails=None, eval_loss=None, seen=None):
+    """fail: a model whose every hop reports a config failure (NaN loss); fails: the same for every unit whose
+    message this predicate accepts; eval_loss(params, trained partitions, partition): the validation loss an
+    eval unit reports (default: the number of partitions trained on); seen: gets (builder, model_id, kind,
+    partition) of every unit handed out;
     die_once: (model, partition) whose unit loses its connection once, then the task is retried;
     corrupt_after_write: a checkpoint path suffix garbled (once) right after it is written;
     calls: a list that gets one item per launch (one per pass of the driver: the epoch, then each repair)."""
@@ -26,7 +30,9 @@ def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, c
                 if msg.get("done"):
                     return
                 u = msg["unit"]
-                if fail and u["model_id"] == fail:
+                if seen is not None:
+                    seen.append((msg["builder"], u["model_id"], u["kind"], u["partition"]))
+                if (fail and u["model_id"] == fail) or (fails and fails(msg)):
                     client.failed(u, "loss became nan", config_failed=True)
                     continue
                 if die_once and (u["model_id"], u["partition"]) == die_once and die_once not in died:
@@ -39,7 +45,8 @@ def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, c
                     client.failed(u, str(exc), config_failed=False, ckpt_corrupt=True)
                     continue
                 if u["kind"] == "eval":
-                    client.result(u, {"metrics": {"loss": float(len(state)), "n": 10}, "n": 10,
+                    loss = eval_loss(msg["params"], state, u["partition"]) if eval_loss else float(len(state))
+                    client.result(u, {"metrics": {"loss": loss, "n": 10}, "n": 10,
                                       "start": 0, "end": 0, "worker": w})
                     continue
                 state = state + [u["partition"]]

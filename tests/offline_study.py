@@ -6,16 +6,13 @@ fake: a 'model' is the list of partitions it trained on, and its validation loss
 on its first hop (a NaN loss)."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import yaml
 
 from cerebro_ops import study
-from cerebro_ops.epoch import run_in_threads
-from cerebro_ops.hop_server import HopClient
-from cerebro_ops.store import Store
+from .fake_workers import fake_launcher
 
 FAIL_ABOVE = 0.05
 
@@ -27,33 +24,8 @@ def val_loss(params: dict, trained: int, partition: int) -> float:
 
 def scoring_launcher(workers: int, seen: list | None = None):
     """Fake workers; `seen` gets (builder, model_id, kind, partition) of every unit handed out."""
-    def work(task, w):
-        store = Store(task.store_uri)
-        client = HopClient(task.host, task.port, w)
-        try:
-            while True:
-                msg = client.next()
-                if msg.get("done"):
-                    return
-                u = msg["unit"]
-                if seen is not None:
-                    seen.append((msg["builder"], u["model_id"], u["kind"], u["partition"]))
-                if msg["params"]["learning_rate"] > FAIL_ABOVE:
-                    client.failed(u, "loss became nan", config_failed=True)
-                    continue
-                state = json.loads(store.read_blob(msg["ckpt_in"], msg["sha_in"])) if msg["ckpt_in"] else []
-                if u["kind"] == "eval":
-                    client.result(u, {"metrics": {"loss": val_loss(msg["params"], len(state), u["partition"]),
-                                                  "n": 10}, "n": 10, "start": 0, "end": 0, "worker": w})
-                    continue
-                state = state + [u["partition"]]
-                sha = store.write_blob(msg["ckpt_out"], json.dumps(state).encode())
-                client.result(u, {"loss": 1.0, "n": 10, "ckpt": msg["ckpt_out"], "sha256": sha,
-                                  "start": 0, "end": 0, "worker": w})
-        finally:
-            client.close()
-
-    return lambda task: run_in_threads(work, task, workers)
+    return fake_launcher(workers, seen=seen, fails=lambda msg: msg["params"]["learning_rate"] > FAIL_ABOVE,
+                         eval_loss=lambda params, trained, partition: val_loss(params, len(trained), partition))
 
 
 class RecordingTracker:
