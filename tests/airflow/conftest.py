@@ -41,3 +41,14 @@ def write_spec(directory: Path, stem: str, name: str | None = None, epochs: int 
 @pytest.fixture
 def minimal_spec_text():
     return MINIMAL_SPEC
+
+
+def tpe_spec_text(name: str) -> str:
+    """A TPE study of 6 configs in 3 batches of 2, 2 epochs each (its data is never read)."""
+    return f"""\
+name: {name}
+data: {{source: /tmp/x.parquet, label: y, numeric: [a]}}
+model: {{builder: "cerebro_ops.builders:mlp"}}
+search: {{method: tpe, num_configs: 6, batch_size: 2, space: {{learning_rate: {{loguniform: [0.001, 0.1]}}}}}}
+train: {{epochs: 2}}
+"""

@@ -4,11 +4,10 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-from .conftest import AIRFLOW_ENV, REPO, write_spec
+from .conftest import AIRFLOW_ENV, REPO, tpe_spec_text, write_spec
 
 pytestmark = pytest.mark.airflow
 
@@ -16,13 +15,7 @@ EXPECTED_ORDER = ["prepare", "partition", "epoch_1", "epoch_2", "epoch_3", "sele
 TPE_ORDER = ["prepare", "partition", "batch_1.epoch_1", "batch_1.epoch_2", "batch_1.next_batch",
              "batch_2.epoch_1", "batch_2.epoch_2", "batch_2.next_batch", "batch_3.epoch_1", "batch_3.epoch_2",
              "select", "register"]
-TPE_SPEC = """\
-name: tpe
-data: {source: /tmp/x.parquet, label: y, numeric: [a]}
-model: {builder: "cerebro_ops.builders:mlp"}
-search: {method: tpe, num_configs: 6, batch_size: 2, space: {learning_rate: {loguniform: [0.001, 0.1]}}}
-train: {epochs: 2}
-"""
+TPE_SPEC = tpe_spec_text("tpe")
 
 DAG_FILE = """\
 # a DAG file for the tests: airflow dag factory over a temporary specs dir

@@ -8,17 +8,11 @@ import types
 import pytest
 
 from . import fake_study as fake
-from .conftest import AIRFLOW_ENV, REPO, write_spec
+from .conftest import AIRFLOW_ENV, REPO, tpe_spec_text, write_spec
 
 pytestmark = pytest.mark.airflow
 
-TPE_SPEC = """\
-name: t1
-data: {source: /tmp/x.parquet, label: y, numeric: [a]}
-model: {builder: "cerebro_ops.builders:mlp"}
-search: {method: tpe, num_configs: 6, batch_size: 2, space: {learning_rate: {loguniform: [0.001, 0.1]}}}
-train: {epochs: 2}
-"""
+TPE_SPEC = tpe_spec_text("t1")
 
 
 @pytest.fixture
