@@ -44,7 +44,7 @@ class HopServer:
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
-                server._serve(self.rfile, self.wfile)
+                server._serve(self.rfile, self.wfile, peer=self.client_address[0])
 
         class Server(socketserver.ThreadingTCPServer):
             daemon_threads = True
@@ -63,7 +63,7 @@ class HopServer:
         self._server.server_close()
 
     # ------------------------------------------------------------------ protocol
-    def _serve(self, rfile, wfile) -> None:
+    def _serve(self, rfile, wfile, peer: str | None = None) -> None:
         in_flight: tuple[int, Unit] | None = None
         conn = object()
         try:
@@ -78,8 +78,10 @@ class HopServer:
                              else {"unit": _unit_dict(unit), **self.handler.payload(unit)})
                 elif op == "result":
                     unit = _unit_from(msg["unit"])
+                    # the worker's address as this server saw it: which host ran the hop
+                    record = {**msg["record"], "peer": peer} if peer else msg["record"]
                     with self.cond:
-                        self.handler.on_done(worker, unit, msg["record"])
+                        self.handler.on_done(worker, unit, record)
                         self.scheduler.complete(worker, unit)
                         self.cond.notify_all()
                     in_flight = None
