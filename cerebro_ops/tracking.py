@@ -38,6 +38,9 @@ STUDY_TAG = "cerebro.study"
 RUN_ID_TAG = "cerebro.run_id"
 MODEL_ID_TAG = "cerebro.model_id"
 CHAMPION_ALIAS = "champion"
+BEST_EPOCH_TAG = "best_epoch"
+CHECKPOINT_DIR = "checkpoints"
+HOP_TABLE = "hops.json"
 END_STATUSES = ("FINISHED", "FAILED", "KILLED")
 _PAGE = 1000
 _MAX_PARAM_LEN = 6000
@@ -284,6 +287,42 @@ class Tracker:
             self._log(child_id, tags=tags, metrics=good)
 
     @_never_raise()
+    def log_best(self, child_id: str, metric: str, value: float, best_epoch: int, epoch: int) -> None:
+        """The best epoch so far of one config: metric ``best_<metric>`` and ``best_epoch`` (also a tag), at
+        step=epoch. The champion is chosen on its best epoch, not its last one, so sorting the runs table
+        by ``best_<metric>`` puts the config the register step picks first."""
+        self._log(child_id, tags={BEST_EPOCH_TAG: str(best_epoch)},
+                  metrics=[(f"best_{metric}", value, epoch), ("best_epoch", best_epoch, epoch)])
+
+    @_never_raise()
+    def log_checkpoint(self, child_id: str, epoch: int, data: bytes, sha256: str) -> str | None:
+        """The config's checkpoint at the end of ``epoch`` (weights and optimizer state, the store's bytes) as
+        artifact ``checkpoints/epoch_<epoch>.ckpt`` of its child run, its sha256 as tag
+        ``cerebro.ckpt.e<epoch>.sha256``. Returns the artifact path (re-logging an epoch overwrites it)."""
+        import tempfile
+
+        name = checkpoint_artifact(epoch)
+        with tempfile.TemporaryDirectory(prefix="cerebro-ckpt-") as tmp:
+            local = Path(tmp) / name.rsplit("/", 1)[1]
+            local.write_bytes(data)
+            self.client.log_artifact(child_id, str(local), CHECKPOINT_DIR)
+        self._log(child_id, tags={f"cerebro.ckpt.e{epoch}.sha256": sha256})
+        return name
+
+    @_never_raise()
+    def log_hop_table(self, parent_id: str, rows: list[dict]) -> None:
+        """The run's hops as the MLflow table ``hops.json`` of the parent run (one row per unit). Logged
+        once: MLflow appends to an existing table, so a re-run of the step leaves the first one as it is."""
+        if not rows:
+            return
+        if any(f.path == HOP_TABLE for f in self.client.list_artifacts(parent_id)):
+            log.info("%s is already logged on run %s; not appending the hops again", HOP_TABLE, parent_id)
+            return
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        self.client.log_table(parent_id, data={k: [r.get(k) for r in rows] for k in columns},
+                              artifact_file=HOP_TABLE)
+
+    @_never_raise()
     def end_config(self, child_id: str, status: str, tags: dict | None = None) -> None:
         if status not in END_STATUSES:
             raise ValueError(f"status {status!r} is not one of {END_STATUSES}")
@@ -444,6 +483,15 @@ class Tracker:
         self.client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
         return version
 
+    @_never_raise()
+    def describe_model(self, model_name: str, description: str) -> None:
+        """Set the registered model's description (the study's) when it has none; one written in the
+        registry by hand is kept."""
+        if not description:
+            return
+        if not (self.client.get_registered_model(model_name).description or "").strip():
+            self.client.update_registered_model(model_name, description=description)
+
     def champion(self, model_name: str) -> dict | None:
         """The version behind alias 'champion', or None when the model or the alias does not exist."""
         from mlflow.exceptions import MlflowException
@@ -475,6 +523,11 @@ class Tracker:
             if "tensorflow" in flavors or "keras" in flavors:
                 return mlflow.tensorflow.load_model(model_uri)
         return self.load_raw_rows_model(model_uri).keras_model
+
+
+def checkpoint_artifact(epoch: int) -> str:
+    """Artifact path, in a config's child run, of its checkpoint at the end of ``epoch``."""
+    return f"{CHECKPOINT_DIR}/epoch_{int(epoch)}.ckpt"
 
 
 def _flatten(row: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -244,3 +244,61 @@ def test_champion_decision_tags(study, uri):
     # an encoded-tensor model is not a raw-rows model: the register step replaces such a champion
     with pytest.raises(TypeError, match="not a raw-rows model"):
         tr.load_champion("decisions")
+
+
+def test_best_epoch_summary_sorts_by_best_not_last(study, uri):
+    """best_<metric> and best_epoch (metric and tag) at step=epoch: the latest value is the best so far, so
+    the runs table sorted by best_val_loss puts c1 (best epoch 1) before c0, whatever their last epoch."""
+    _, tr, _, kids = study
+    tr.log_best(kids["c0"], "val_loss", 0.6, 2, 2)
+    tr.log_best(kids["c0"], "val_loss", 0.5, 3, 3)
+    tr.log_best(kids["c1"], "val_loss", 0.4, 1, 2)
+    c = MlflowClient(uri)
+    r0, r1 = c.get_run(kids["c0"]), c.get_run(kids["c1"])
+    assert r0.data.metrics["best_val_loss"] == 0.5 and r0.data.metrics["best_epoch"] == 3
+    assert r0.data.tags["best_epoch"] == "3" and r1.data.tags["best_epoch"] == "1"
+    assert [(h.step, h.value) for h in sorted(c.get_metric_history(kids["c0"], "best_epoch"), key=lambda h: h.step)] \
+        == [(2, 2.0), (3, 3.0)]
+    ranked = c.search_runs([r0.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{r0.data.tags['mlflow.parentRunId']}'",
+                           order_by=["metrics.best_val_loss ASC"])
+    assert [r.data.tags["cerebro.model_id"] for r in ranked] == ["c1", "c0"]
+
+
+def test_checkpoint_artifact_and_hop_table(study, uri, tmp_path):
+    from cerebro_ops.store import sha256
+    from cerebro_ops.tracking import HOP_TABLE, checkpoint_artifact
+
+    _, tr, parent, kids = study
+    blob = bytes(range(256)) * 40
+    assert tr.log_checkpoint(kids["c0"], 2, blob, sha256(blob)) == checkpoint_artifact(2) == "checkpoints/epoch_2.ckpt"
+    c = MlflowClient(uri)
+    got = c.download_artifacts(kids["c0"], "checkpoints/epoch_2.ckpt", str(tmp_path / "ck"))
+    assert open(got, "rb").read() == blob
+    assert c.get_run(kids["c0"]).data.tags["cerebro.ckpt.e2.sha256"] == sha256(blob)
+
+    rows = [{"unit": "c0/e1/train/p1", "epoch": 1, "partition": 1, "worker": 1, "seed": 11, "sha256": "ab",
+             "mlflow_ckpt": None},
+            {"unit": "c0/e1/train/p0", "epoch": 1, "partition": 0, "worker": 0, "seed": 12, "sha256": "cd",
+             "mlflow_ckpt": f"runs:/{kids['c0']}/checkpoints/epoch_1.ckpt"}]
+    tr.log_hop_table(parent, rows)
+    tr.log_hop_table(parent, rows)  # a re-run of select does not append the rows a second time
+    table = json.load(open(c.download_artifacts(parent, HOP_TABLE, str(tmp_path / "hops"))))
+    assert table["columns"] == list(rows[0])
+    assert [dict(zip(table["columns"], r)) for r in table["data"]] == rows
+    logged = json.loads(c.get_run(parent).data.tags["mlflow.loggedArtifacts"])
+    assert {"path": HOP_TABLE, "type": "table"} in logged
+
+
+def test_registered_model_description_from_study(study, uri):
+    keras = pytest.importorskip("keras")
+    _, tr, _, kids = study
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model_uri = tr.log_keras_model(kids["c0"], model, np.zeros((2, 2), np.float32))
+    tr.register_champion("described", model_uri, "val_loss", 0.5, {})
+    tr.describe_model("described", "Synthetic regression")
+    c = MlflowClient(uri)
+    assert c.get_registered_model("described").description == "Synthetic regression"
+    c.update_registered_model("described", description="written by hand")
+    tr.describe_model("described", "Synthetic regression")  # a description already there is kept
+    assert c.get_registered_model("described").description == "written by hand"
