@@ -235,6 +235,7 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
         rec.ckpt = res.ckpt
         rec.history.append(EpochEntry(epoch, metrics, res.ckpt))
         tracker.log_epoch(rec.mlflow_run, epoch, metrics)
+        _track_epoch_end(tracker, store, rec, snapshot, epoch)
     pruned = _prune(snapshot, state, epoch)
     for m in pruned:
         rec = state.models[m]
@@ -248,6 +249,23 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
             f"{m}: {state.models[m].reason}" for m in failed))
     return {"epoch": epoch, "batch": batch, "wall_s": round(wall, 3), "live_models": len(state.live_models()),
             "pruned": sorted(pruned), "failed": failed}
+
+
+def _track_epoch_end(tracker, store, rec: ModelRecord, spec: StudySpec, epoch: int) -> None:
+    """The config's best epoch so far and its checkpoint at the end of this epoch, in its child run.
+
+    On the driver, after the epoch's hops: the workers' hop path never waits for MLflow."""
+    value, entry = best_value(rec.history, spec.train.metric, spec.train.direction)
+    if value is not None:
+        tracker.log_best(rec.mlflow_run, spec.train.metric, value, entry.epoch, epoch)
+    if not rec.mlflow_run or not rec.ckpt:
+        return
+    try:
+        data = store.read_blob(rec.ckpt["ckpt"], rec.ckpt["sha256"])
+    except Exception as exc:  # noqa: BLE001 - tracking never stops training; the next epoch repairs a bad file
+        log.warning("checkpoint %s of %s not logged to MLflow: %s", rec.ckpt["ckpt"], rec.model_id, exc)
+        return
+    tracker.log_checkpoint(rec.mlflow_run, epoch, data, rec.ckpt["sha256"])
 
 
 def _prune(spec: StudySpec, state: RunState, epoch: int) -> set[str]:
@@ -312,6 +330,35 @@ def hop_records(spec: StudySpec, run_id: str) -> list[dict]:
     return sorted(recs, key=lambda r: (r["start"], r["epoch"], r["model_id"]))
 
 
+def hop_table(records: list[dict], seed: int, store, child_runs: dict[str, str | None]) -> list[dict]:
+    """One row per unit of the run, for the MLflow table hops.json: what ran where and when, the seed of a
+    train hop (as EpochPass.payload derives it), the checkpoint it wrote (store URI and sha256) and, for a
+    config's last hop of an epoch, that checkpoint's copy in its child run (``mlflow_ckpt``). With the
+    partition data, these rows are enough to replay any epoch from an MLflow checkpoint."""
+    from .epoch import derive_seed
+    from .tracking import checkpoint_artifact
+
+    last_hop: dict[tuple, int] = {}
+    for r in records:
+        if r.get("kind", "train") == "train" and r.get("status") == "ok":
+            key = (r["epoch"], r["model_id"])
+            last_hop[key] = max(last_hop.get(key, -1), r["hop"])
+    rows = []
+    for r in records:
+        kind, epoch, m = r.get("kind", "train"), r["epoch"], r["model_id"]
+        train = kind == "train"
+        child = child_runs.get(m)
+        epoch_end = train and r.get("status") == "ok" and last_hop.get((epoch, m)) == r["hop"]
+        rows.append({"unit": f"{m}/e{epoch}/{kind}/p{r['partition']}", "epoch": epoch, "model_id": m, "kind": kind,
+                     "hop": r.get("hop"), "partition": r["partition"], "worker": r.get("worker"), "pid": r.get("pid"),
+                     "start": r.get("start"), "end": r.get("end"), "train_s": r.get("train_s"),
+                     "status": r.get("status"), "n": r.get("n"), "loss": r.get("loss"),
+                     "seed": derive_seed(seed, m, epoch, r["partition"]) if train else None,
+                     "ckpt": store.url(r["ckpt"]) if r.get("ckpt") else None, "sha256": r.get("sha256"),
+                     "mlflow_ckpt": f"runs:/{child}/{checkpoint_artifact(epoch)}" if epoch_end and child else None})
+    return rows
+
+
 def select(spec: StudySpec, run_id: str) -> list[dict]:
     """Rank configs by the spec's metric and direction; write the leaderboard and hop log."""
     import yaml
@@ -331,6 +378,8 @@ def select(spec: StudySpec, run_id: str) -> list[dict]:
     store.write_bytes("hoplog.jsonl", "".join(_json_line(r) for r in records).encode())
     store.write_json("leaderboard.json", rows)
     tracker.log_study(state.mlflow_parent, yaml.safe_dump(snapshot.to_dict(), sort_keys=False), rows, records)
+    tracker.log_hop_table(state.mlflow_parent, hop_table(records, snapshot.seed, store,
+                                                         {m: r.mlflow_run for m, r in state.models.items()}))
     state.selected = rows[0]["model_id"] if rows and rows[0]["status"] is not ModelStatus.FAILED else None
     repo.save(state)
     return rows
@@ -373,6 +422,7 @@ def register(spec: StudySpec, run_id: str) -> dict:
                                             {"cerebro.run_id": run_id, "cerebro.model_id": best},
                                             replaced=replaced, reason=reason)
         decision.update(promoted=True, version=version, replaced=replaced, reason=reason)
+        tracker.describe_model(snapshot.name, _model_description(snapshot))
         log.info("registered %s v%s as champion: %s", snapshot.name, version, reason)
     tracker.record_decision(state.mlflow_parent, decision)
     tracker.end_study(state.mlflow_parent, MLFLOW_END_STATUS[ModelStatus.FINISHED])
@@ -382,6 +432,13 @@ def register(spec: StudySpec, run_id: str) -> dict:
 
 
 _ON_ROWS = "on this run's validation rows"
+
+
+def _model_description(spec: StudySpec) -> str:
+    """The registered model's description: the study's, and how its champion is chosen."""
+    how = (f"cerebro-ops study {spec.name}: the version behind alias 'champion' is the config with the best "
+           f"{spec.train.metric} ({spec.train.direction}) that beat the previous champion on its run's validation rows.")
+    return f"{spec.description.strip()}\n\n{how}" if spec.description.strip() else how
 
 
 def _selected_model(repo, state, snapshot: StudySpec, best: str):
@@ -485,4 +542,4 @@ def latest_run(spec: StudySpec, unfinished: bool = False) -> str | None:
 
 __all__ = ["validate", "prepare", "partition", "run_epoch", "next_batch", "select", "register", "run",
            "latest_run", "best_value", "load_run", "load_state", "run_spec", "epoch_needs_training",
-           "hop_records"]
+           "hop_records", "hop_table"]
