@@ -61,13 +61,16 @@ class MopScheduler:
     """Hands out (model, partition) units of one epoch. Not thread-safe: the caller holds a lock."""
 
     def __init__(self, model_ids: Iterable[str], workers: int, epoch: int, seed: int,
-                 done: Iterable[Unit] = (), max_retries: int = 2):
+                 done: Iterable[Unit] = (), max_retries: int = 2, order=None):
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.workers = workers
         self.epoch = epoch
         self.max_retries = max_retries
-        self.models = {m: _ModelState(order) for m, order in visit_orders(model_ids, workers, epoch, seed).items()}
+        # `order`: a hop_order.HopOrder (visit orders + the pick among runnable units); None = the rule below
+        self.order = order
+        orders = (order.visit_orders if order else visit_orders)(model_ids, workers, epoch, seed)
+        self.models = {m: _ModelState(o) for m, o in orders.items()}
         self.running: dict[int, Unit] = {}
         for u in sorted(done, key=lambda u: (u.kind != TRAIN, u.hop)):
             self._mark_done(u)
@@ -99,8 +102,9 @@ class MopScheduler:
                     train.append((model.trained, m))
             elif worker not in model.evaluated:
                 evals.append(m)
-        # the least advanced model first keeps all models moving; ties by id for determinism
-        units = [Unit(m, worker, TRAIN, k) for k, m in sorted(train)]
+        # the least advanced model first keeps all models moving (or the hop order's pick); ties by id
+        first = self.order.priority if self.order else (lambda m, done, workers: (done, m))
+        units = [Unit(m, worker, TRAIN, k) for k, m in sorted(train, key=lambda t: first(t[1], t[0], self.workers))]
         return units + [Unit(m, worker, EVAL, worker) for m in sorted(evals)]
 
     def finished(self) -> bool:
