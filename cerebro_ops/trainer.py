@@ -4,14 +4,16 @@ Adapter module: TensorFlow/Keras are imported here (and in builders.py), never i
 
 Why the state is weights + optimizer variables (+ RNG seed states): a weights-only checkpoint restarts Adam's
 moments and ``iterations`` at every hop, so hopped training silently differs from sequential training. With the
-full state, hopping over partitions reproduces plain sequential ``fit`` calls bit for bit (same data order/seeds).
+full state, hopping over partitions reproduces sequential training on the same batches bit for bit.
 
-Why a per-process model cache: loading a ``.keras`` file per hop costs 230-450 ms of retracing; reusing one
-compiled model per config and assigning variables into it costs ~5 ms load + ~3 ms save.
+Why a per-process model cache keyed by architecture: building and tracing a model costs 0.3-7 s; reusing one
+compiled model per architecture (configs differing only in learning rate or batch size share it, and its
+traced loops, see train_loop.py) and assigning a checkpoint's variables into it costs ~5 ms load + ~3 ms save.
 """
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import io
 import json
@@ -37,6 +39,12 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 quiet_keras()
+
+from .train_loop import (CompiledLoop, architecture_key, hop_order, learning_rate_of, route,  # noqa: E402
+                         set_learning_rate)
+
+# A worker's arrays: its train partition and the validation split (x and y each), plus slack.
+_MAX_TENSORS = 6
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _BUILDER_FIX = "write 'package.module:function' naming a function importable on the driver and every worker"
@@ -351,20 +359,32 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, (MemoryError, tf.errors.ResourceExhaustedError))
 
 
+@dataclass
+class _Cached:
+    """One cached model per architecture, with its traced loops (built on first use)."""
+    model: keras.Model
+    loop: CompiledLoop | None = None
+
+
 class HopTrainer:
     """Trains configs one hop at a time inside one worker process.
 
-    Keeps one compiled model per (builder, params) so the traced train/eval functions are reused across hops;
-    all training state comes from the `ckpt` bytes, so which worker (or cached model) runs a hop does not
-    change the result. `max_models` bounds the cache (least recently used is dropped).
+    Keeps one compiled model per architecture (see train_loop.architecture_key): configs that differ only in
+    the learning rate or the batch size share it and its traced train/eval loops, so a worker traces each
+    architecture once. All training state (weights, optimizer variables incl. the learning rate, seed states)
+    comes from the `ckpt` bytes, so which worker (or cached model) runs a hop does not change the result.
+    The data arrays of a worker are converted to tensors once and kept (the worker passes the same arrays
+    every hop). `max_models` bounds the model cache (least recently used is dropped).
     """
 
     def __init__(self, info: DataInfo, deterministic: bool = True, max_models: int = 64):
         self.info = info
         self.deterministic = deterministic
         self.max_models = max(1, int(max_models))
-        self._models: OrderedDict[tuple[str, str], keras.Model] = OrderedDict()
+        self._models: OrderedDict[str, _Cached] = OrderedDict()  # architecture -> cached model
+        self._configs: dict[tuple[str, str], tuple[str, float | None]] = {}  # config -> (architecture, lr)
         self._builders: dict[str, Callable] = {}
+        self._tensors: OrderedDict[int, tuple[Any, Any]] = OrderedDict()  # id(array) -> (array, tensor)
         if deterministic:
             _configure_determinism()
 
@@ -375,59 +395,74 @@ class HopTrainer:
         keras.utils.set_random_seed(int(seed))
         model = self._build(builder, params)  # fresh: initializers draw from the seed just set
         ckpt = dump_checkpoint(model)
-        key = _params_key(builder, params)
-        if key not in self._models:  # save a build on this config's first hop here
-            self._remember(key, model)
+        self._adopt(builder, params, model)  # saves a build on this config's first hop
         return ckpt
 
-    def train(self, builder: str, params: dict, ckpt: bytes, x, y, seed: int) -> tuple[bytes, dict]:
-        """One sub-epoch over (x, y) starting from checkpoint `ckpt`; returns (new checkpoint, stats)."""
+    def train(self, builder: str, params: dict, ckpt: bytes, x, y, seed: int,
+              val: tuple | None = None) -> tuple[bytes, dict]:
+        """One sub-epoch over (x, y) in the order drawn from `seed`, starting from checkpoint `ckpt`; returns
+        (new checkpoint, stats). With `val` = (x_val, y_val), the trained model is evaluated there too
+        (stats["metrics"], stats["eval_s"]), without going through the checkpoint again.
+
+        stats: loss, n, load_s, data_s, train_s, save_s, arch (architecture fingerprint), traced (the train
+        loop was traced in this hop), eval_traced, and with `val`: metrics, eval_s."""
         t0 = time.perf_counter()
-        model = self._model(builder, params)
-        load_checkpoint(model, ckpt)
-        t1 = time.perf_counter()
-        n = len(x)
-        if n == 0:  # an empty partition leaves the checkpoint as it is
-            return ckpt, {"loss": None, "n": 0, "load_s": t1 - t0, "train_s": 0.0, "save_s": 0.0}
-        keras.utils.set_random_seed(int(seed))  # fixes the shuffle order of this hop
+        cached = self._cached(builder, params)
+        load_checkpoint(cached.model, ckpt)
+        set_learning_rate(cached.model, self._configs[_params_key(builder, params)][1])
         try:
-            hist = model.fit(model_inputs(model, x, self.info.feature_spans), y,
-                             batch_size=int(params.get("batch_size", 64)), epochs=1, shuffle=True, verbose=0)
+            loop = self._loop(cached)
         except Exception as exc:
             self._forget(builder, params)
             raise self._failed("training", exc) from exc
-        t2 = time.perf_counter()
-        loss = float(hist.history["loss"][-1])
-        if not math.isfinite(loss):
-            self._forget(builder, params)
-            raise ConfigFailed(f"loss became {loss} while training {builder} {params} on {n} rows "
-                               f"(learning rate too high, or non-finite values in the data)")
-        weights, opt, seeds = _numpy_state(model)
-        # The last step can turn weights non-finite even when the epoch's mean loss was finite.
-        if not all(np.isfinite(a).all() for a in weights if a.dtype.kind == "f"):
-            self._forget(builder, params)
-            raise ConfigFailed(f"loss became nan: weights turned non-finite while training {builder} {params}")
-        new_state = _pack(weights, opt, seeds)
-        t3 = time.perf_counter()
-        return new_state, {"loss": loss, "n": n, "load_s": t1 - t0, "train_s": t2 - t1, "save_s": t3 - t2}
+        traces = (loop.train_traces, loop.eval_traces)
+        t1 = time.perf_counter()
+        n = len(x)
+        stats = {"loss": None, "n": n, "load_s": t1 - t0, "data_s": 0.0, "train_s": 0.0, "save_s": 0.0}
+        new_state = ckpt  # an empty partition leaves the checkpoint as it is
+        if n:
+            xt, yt = self._tensor(x, features=True), self._tensor(y)
+            t2 = time.perf_counter()
+            try:
+                loss = loop.train(xt, yt, hop_order(n, seed), int(params.get("batch_size", 64)))
+            except Exception as exc:
+                self._forget(builder, params)
+                raise self._failed("training", exc) from exc
+            t3 = time.perf_counter()
+            # A diverged config fails; its cached model stays (shared with other configs; every hop reloads it).
+            if not math.isfinite(loss):
+                raise ConfigFailed(f"loss became {loss} while training {builder} {params} on {n} rows "
+                                   f"(learning rate too high, or non-finite values in the data)")
+            weights, opt, seeds = _numpy_state(cached.model)
+            # The last step can turn weights non-finite even when the epoch's mean loss was finite.
+            if not all(np.isfinite(a).all() for a in weights if a.dtype.kind == "f"):
+                raise ConfigFailed(f"loss became nan: weights turned non-finite while training {builder} {params}")
+            new_state = _pack(weights, opt, seeds)
+            stats.update(loss=loss, data_s=t2 - t1, train_s=t3 - t2, save_s=time.perf_counter() - t3)
+        if val is not None:
+            t4 = time.perf_counter()
+            stats["metrics"] = self._evaluate(builder, params, loop, *val)
+            stats["eval_s"] = time.perf_counter() - t4
+        stats.update(arch=self._configs[_params_key(builder, params)][0], traced=loop.train_traces > traces[0],
+                     eval_traced=loop.eval_traces > traces[1])
+        return new_state, stats
 
     def evaluate(self, builder: str, params: dict, ckpt: bytes, x, y) -> dict:
         """{"loss", <compiled metrics by Keras name>, "n"} over (x, y); {"n": 0} for no rows."""
-        n = len(x)
-        if n == 0:
+        if len(x) == 0:
             return {"n": 0}
-        model = self._model(builder, params)
-        load_checkpoint(model, ckpt)
+        cached = self._cached(builder, params)
+        load_checkpoint(cached.model, ckpt)
         try:
-            # Few steps: evaluate() has a per-step cost.
-            logs = model.evaluate(model_inputs(model, x, self.info.feature_spans), y, batch_size=8192, verbose=0,
-                                  return_dict=True)
+            loop = self._loop(cached)
         except Exception as exc:
             self._forget(builder, params)
             raise self._failed("evaluation", exc) from exc
-        out = {k: float(v) for k, v in logs.items()}
-        out["n"] = n
-        return out
+        return self._evaluate(builder, params, loop, x, y)
+
+    def traces(self) -> dict[str, tuple[int, int]]:
+        """{architecture: (train loop traces, eval loop traces)} of the cached models."""
+        return {a: (c.loop.train_traces, c.loop.eval_traces) if c.loop else (0, 0) for a, c in self._models.items()}
 
     def keras_model(self, builder: str, params: dict, ckpt: bytes) -> keras.Model:
         """A fresh, uncached compiled model holding `ckpt` (e.g. to log to MLflow)."""
@@ -436,10 +471,24 @@ class HopTrainer:
         return model
 
     def clear(self) -> None:
-        """Drop every cached model."""
+        """Drop every cached model and data tensor."""
         self._models.clear()
+        self._configs.clear()
+        self._tensors.clear()
 
     # ------------------------------------------------------------------ internals
+
+    def _evaluate(self, builder: str, params: dict, loop: CompiledLoop, x, y) -> dict:
+        n = len(x)
+        if n == 0:
+            return {"n": 0}
+        try:
+            out = loop.evaluate(self._tensor(x, features=True), self._tensor(y))
+        except Exception as exc:
+            self._forget(builder, params)
+            raise self._failed("evaluation", exc) from exc
+        out["n"] = n
+        return out
 
     def _build(self, builder: str, params: dict) -> keras.Model:
         fn = self._builders.get(builder)
@@ -457,25 +506,63 @@ class HopTrainer:
             raise self._failed(f"building {builder}", exc) from exc
         return model
 
-    def _model(self, builder: str, params: dict) -> keras.Model:
+    def _adopt(self, builder: str, params: dict, model: keras.Model) -> _Cached:
+        """Record the config's architecture and learning rate; cache `model` unless its architecture is cached."""
         key = _params_key(builder, params)
-        model = self._models.get(key)
-        if model is None:
-            model = self._build(builder, params)
-            self._remember(key, model)
-        else:
-            self._models.move_to_end(key)
-        return model
-
-    def _remember(self, key, model) -> None:
-        self._models[key] = model
-        self._models.move_to_end(key)
+        arch = architecture_key(builder, model) or "config:" + hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+        self._configs[key] = (arch, learning_rate_of(model))
+        cached = self._models.get(arch)
+        if cached is None:
+            cached = self._models[arch] = _Cached(model)
+        self._models.move_to_end(arch)
         while len(self._models) > self.max_models:
             self._models.popitem(last=False)
+        return cached
+
+    def _cached(self, builder: str, params: dict) -> _Cached:
+        known = self._configs.get(_params_key(builder, params))
+        cached = self._models.get(known[0]) if known else None
+        if cached is None:  # a config new to this worker (or evicted): build it once to learn its architecture
+            return self._adopt(builder, params, self._build(builder, params))
+        self._models.move_to_end(known[0])
+        return cached
+
+    def _model(self, builder: str, params: dict) -> keras.Model:
+        """The cached model that runs this config's hops."""
+        return self._cached(builder, params).model
+
+    def _loop(self, cached: _Cached) -> CompiledLoop:
+        if cached.loop is None:
+            model = cached.model
+            x, y = _dummy_batch(self.info)
+            model_inputs(model, x, self.info.feature_spans)  # SpecError naming a model input no column fills
+            declared = _declared_inputs(model)
+            routes = input_columns(model, self.info.feature_spans) if len(declared) > 1 else {}
+            loop = CompiledLoop(model, self.info.input_shape, route(model, self.info.feature_spans, declared, routes))
+            loop.build(x, y)
+            cached.loop = loop
+        return cached.loop
+
+    def _tensor(self, a, features: bool = False):
+        """`a` as a float32 tensor, converted once per array object (the worker keeps its arrays)."""
+        hit = self._tensors.get(id(a))
+        if hit is not None and hit[0] is a:
+            self._tensors.move_to_end(id(a))
+            return hit[1]
+        arr = np.asarray(a, dtype=np.float32)
+        if features:
+            arr = arr.reshape((len(arr),) + tuple(self.info.input_shape))
+        tensor = tf.constant(arr)
+        self._tensors[id(a)] = (a, tensor)
+        while len(self._tensors) > _MAX_TENSORS:
+            self._tensors.popitem(last=False)
+        return tensor
 
     def _forget(self, builder: str, params: dict) -> None:
-        # A failed config stops; free its model (after an OOM especially).
-        self._models.pop(_params_key(builder, params), None)
+        # A config that raised (an OOM especially) frees its architecture's model; the next hop rebuilds it.
+        known = self._configs.pop(_params_key(builder, params), None)
+        if known:
+            self._models.pop(known[0], None)
 
     @staticmethod
     def _failed(what: str, exc: BaseException) -> ConfigFailed:

@@ -9,6 +9,7 @@ import pytest
 
 from cerebro_ops.builders import cnn, mlp
 from cerebro_ops.errors import ConfigFailed, DataError, SpecError, StoreError
+from cerebro_ops.train_loop import hop_order
 from cerebro_ops.trainer import (DataInfo, HopTrainer, check_builder, data_info, dump_checkpoint, import_builder,
                                  load_checkpoint)
 from tests import builders_for_tests as tb
@@ -47,15 +48,26 @@ def trainers():
     return HopTrainer(INFO), HopTrainer(INFO)  # two "workers", each with its own model cache
 
 
+def _keras_sub_epoch(model, x, y, seed: int, batch_size: int) -> None:
+    """Plain Keras: train_on_batch over the batches of x in the hop's order (a permutation from its seed)."""
+    order = hop_order(len(x), seed)
+    for i in range(0, len(x), batch_size):
+        rows = order[i:i + batch_size]
+        model.train_on_batch(x[rows], y[rows])
+
+
+def _sequential(params: dict, init_seed: int = 5, hops=HOPS) -> dict[str, np.ndarray]:
+    """One plain Keras model object, trained hop after hop (no checkpoints) on the same data sequence."""
+    keras.utils.set_random_seed(init_seed)
+    model = tb.tiny(params, INFO)
+    for part, seed, _ in hops:
+        _keras_sub_epoch(model, *PARTS[part], seed, params["batch_size"])
+    return _arrays(dump_checkpoint(model))
+
+
 @pytest.fixture(scope="module")
 def reference_state():
-    """Plain Keras: one model object, sequential fit() calls over the same data sequence and seeds."""
-    keras.utils.set_random_seed(5)
-    model = tb.tiny(PARAMS, INFO)
-    for part, seed, _ in HOPS:
-        keras.utils.set_random_seed(seed)
-        model.fit(*PARTS[part], batch_size=PARAMS["batch_size"], epochs=1, shuffle=True, verbose=0)
-    return _arrays(dump_checkpoint(model))
+    return _sequential(PARAMS)
 
 
 def test_checkpoint_round_trip_into_cached_model(trainers):
@@ -77,8 +89,8 @@ def test_checkpoint_round_trip_into_cached_model(trainers):
 
 def test_mop_hops_equal_sequential_keras(trainers, reference_state):
     """Hopping over 2 partitions through bytes checkpoints, alternating between worker A (model reused from its
-    cache on hop 3) and worker B (a second HopTrainer, its own freshly built model), equals plain sequential Keras
-    on the same data sequence and seeds EXACTLY: max abs diff == 0.0 for weights, optimizer variables (Adam
+    cache on hop 3) and worker B (a second HopTrainer, its own freshly built model), equals plain Keras
+    train_on_batch calls on one model object over the same batches EXACTLY: max abs diff == 0.0 for weights, optimizer variables (Adam
     moments, iterations) and dropout seed states. Exact, not < 1e-6, because every float op is the same op on the
     same values in the same order (same process, op determinism, 1 thread); any difference means lost state."""
     workers = dict(zip("AB", trainers))
@@ -102,8 +114,7 @@ def test_weights_only_checkpoint_diverges(reference_state):
         for v in model.optimizer.variables:
             if "learning_rate" not in v.path:
                 v.assign(np.zeros(v.shape, v.dtype))
-        keras.utils.set_random_seed(seed)
-        model.fit(*PARTS[part], batch_size=PARAMS["batch_size"], epochs=1, shuffle=True, verbose=0)
+        _keras_sub_epoch(model, *PARTS[part], seed, PARAMS["batch_size"])
     got = {f"w{i}": w for i, w in enumerate(model.get_weights())}
     assert _max_diff(got, reference_state, "w") > 0
 
@@ -133,6 +144,64 @@ def test_evaluate_and_keras_model(trainers):
     assert model is not a._model(TINY, PARAMS)
     assert _max_diff(_arrays(dump_checkpoint(model)), _arrays(state)) == 0.0
     assert a.evaluate(TINY, PARAMS, state, PARTS[1][0][:0], PARTS[1][1][:0]) == {"n": 0}
+
+
+def test_loop_matches_keras_fit_on_a_fixed_order():
+    """The compiled loop is Keras's own train step: with the rows already in the hop's order and no shuffle,
+    one hop equals model.fit(shuffle=False) on those rows (to float rounding: fit's iterator is another graph)."""
+    x, y = PARTS[0]
+    order = hop_order(len(x), 11)
+    t = HopTrainer(INFO)
+    state = t.initial_checkpoint(TINY, PARAMS, seed=5)
+    state, stats = t.train(TINY, PARAMS, state, x, y, seed=11)
+    keras.utils.set_random_seed(5)
+    ref = tb.tiny(PARAMS, INFO)
+    hist = ref.fit(x[order], y[order], batch_size=PARAMS["batch_size"], epochs=1, shuffle=False, verbose=0)
+    assert _max_diff(_arrays(state), _arrays(dump_checkpoint(ref)), "w") < 1e-6
+    assert _max_diff(_arrays(state), _arrays(dump_checkpoint(ref)), "o") < 1e-6
+    assert stats["loss"] == pytest.approx(hist.history["loss"][-1], abs=1e-6)
+
+
+LR_HOPS = [(0, 11, None), (1, 12, None), (0, 13, None)]
+
+
+def test_configs_differing_in_learning_rate_share_one_traced_loop():
+    """Two learning rates (and two batch sizes) of one architecture, interleaved hop by hop on one worker:
+    one cached model, the train loop traced once; each config's result equals training it alone."""
+    configs = [PARAMS, {**PARAMS, "learning_rate": 1e-3}, {**PARAMS, "learning_rate": 1e-3, "batch_size": 16}]
+    t = HopTrainer(INFO)
+    states = [t.initial_checkpoint(TINY, p, seed=5) for p in configs]
+    traced = []
+    for part, seed, _ in LR_HOPS:
+        for i, p in enumerate(configs):
+            states[i], stats = t.train(TINY, p, states[i], *PARTS[part], seed=seed)
+            traced.append(stats["traced"])
+    assert len(t.traces()) == 1 and list(t.traces().values())[0][0] == 1, t.traces()
+    assert traced == [True] + [False] * (len(traced) - 1)
+    got = [_arrays(s) for s in states]
+    for i, p in enumerate(configs):
+        assert _max_diff(got[i], _sequential(p, hops=LR_HOPS)) == 0.0, f"config {i} differs from training it alone"
+        lr = [k for k in got[i] if k.startswith("o")][1]  # o1 is the optimizer's learning-rate variable
+        assert float(got[i][lr]) == pytest.approx(p["learning_rate"])
+    assert _max_diff(got[0], got[1], "w") > 1e-3 and _max_diff(got[1], got[2], "w") > 1e-3
+    other = {**PARAMS, "units": 6}
+    t.train(TINY, other, t.initial_checkpoint(TINY, other, seed=5), *PARTS[0], seed=1)
+    assert len(t.traces()) == 2, "another architecture gets its own model and trace"
+
+
+def test_evaluation_in_the_last_hop_equals_evaluating_its_checkpoint(trainers):
+    a, b = trainers
+    x_val, y_val = _data(70, 7)
+    state = a.initial_checkpoint(TINY, PARAMS, seed=5)
+    state, _ = a.train(TINY, PARAMS, state, *PARTS[0], seed=11)
+    state, stats = b.train(TINY, PARAMS, state, *PARTS[1], seed=12, val=(x_val, y_val))
+    assert stats["eval_s"] > 0 and stats["metrics"]["n"] == 70
+    assert stats["metrics"] == a.evaluate(TINY, PARAMS, state, x_val, y_val)
+    fresh = HopTrainer(INFO).keras_model(TINY, PARAMS, state)
+    want = fresh.evaluate(x_val, y_val, batch_size=8192, verbose=0, return_dict=True)
+    assert set(want) | {"n"} == set(stats["metrics"])
+    for k, v in want.items():
+        assert stats["metrics"][k] == pytest.approx(v, abs=1e-6)
 
 
 # ------------------------------------------------------------------------------------- failures

@@ -1,0 +1,173 @@
+"""The compiled loops of a hop: one sub-epoch of training, or one evaluation, as a single graph call.
+
+Adapter module (TensorFlow/Keras). Why not ``model.fit``: each fit call pays 80-340 ms of fixed setup
+(data adapter, callbacks, iterator) before its first batch; a hop is one fit call, so that setup was paid W
+times per model per epoch. Here the batches run inside one ``tf.function`` (a ``tf.range`` loop over Keras's
+own ``train_step``/``test_step``, so the loss, gradients, optimizer update and metrics are Keras's), on data
+that is already a tensor, shuffled by a permutation drawn from the hop seed.
+
+Why the loop takes the batch size and the data with an unknown number of rows: the graph is traced once per
+model architecture and serves every config of that architecture (batch sizes included) and every partition.
+
+Why an architecture fingerprint: configs that differ only in the learning rate (or the batch size) build the
+same graph. Keyed by the fingerprint, they share one cached model and one traced function; the learning
+rate is an optimizer variable, so it is state like the weights and comes with the checkpoint.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+EVAL_BATCH = 8192  # few steps: an evaluation step has a fixed cost
+
+
+# --------------------------------------------------------------------------------------------- fingerprint
+
+def architecture_key(builder: str, model: keras.Model) -> str | None:
+    """A short hash of everything that shapes the traced graph: the model's config (layer names replaced by
+    their position, since Keras numbers auto-named layers per process), its variables' shapes, and the
+    compile config with the optimizer's learning rate (a variable) and name left out.
+    None when the model cannot describe itself (e.g. a subclassed model without get_config)."""
+    try:
+        config = model.get_config()
+        compiled = model.get_compile_config() or {}
+    except Exception:  # NotImplementedError for subclassed models, or anything a custom get_config raises
+        return None
+    names = {model.name: "<model>"}
+    names.update({layer.name: f"<layer{i}>" for i, layer in enumerate(model.layers)})
+    optimizer = _optimizer_without_learning_rate(compiled.get("optimizer"))
+    if optimizer is None:
+        return None
+    described = {
+        "builder": builder,
+        "config": _renamed(config, names),
+        "compile": {**{k: v for k, v in compiled.items() if k != "optimizer"}, "optimizer": optimizer},
+        "variables": [(tuple(v.shape), str(v.dtype)) for v in model.variables],
+        "optimizer_variables": [(tuple(v.shape), str(v.dtype)) for v in model.optimizer.variables],
+    }
+    text = json.dumps(described, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _optimizer_without_learning_rate(opt) -> Any:
+    """The serialised optimizer minus its learning rate, or None when the rate is not a plain number (a
+    schedule is part of the graph, so it stays in the fingerprint)."""
+    if not isinstance(opt, dict):
+        return opt
+    cfg = dict(opt.get("config") or {})
+    lr = cfg.get("learning_rate")
+    if isinstance(lr, (int, float)):
+        cfg.pop("learning_rate")
+    cfg.pop("name", None)
+    return {**opt, "config": cfg}
+
+
+def _renamed(obj, names: Mapping[str, str]):
+    if isinstance(obj, str):
+        return names.get(obj, obj)
+    if isinstance(obj, dict):
+        return {k: _renamed(v, names) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_renamed(v, names) for v in obj]
+    return obj
+
+
+def learning_rate_of(model: keras.Model) -> float | None:
+    """The optimizer's learning rate when it is a plain value (a variable in Keras 3), else None."""
+    opt = model.optimizer
+    lr = getattr(opt, "_learning_rate", None)
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule) or lr is None:
+        return None
+    return float(keras.ops.convert_to_numpy(opt.learning_rate))
+
+
+def set_learning_rate(model: keras.Model, lr: float | None) -> None:
+    if lr is not None:
+        model.optimizer.learning_rate.assign(lr)
+
+
+# --------------------------------------------------------------------------------------------- routing
+
+def route(model: keras.Model, spans: Mapping[str, tuple[int, int]] | None, declared: list, routes: dict):
+    """A graph function: a batch of flat feature rows -> what the model takes (see trainer.model_inputs)."""
+    if len(declared) <= 1:
+        as_dict = bool(declared) and isinstance(getattr(model, "_inputs_struct", None), dict)
+        return (lambda x: {declared[0][0]: x}) if as_dict else (lambda x: x)
+    pieces = []
+    for name, shape in declared:
+        start, end = spans[routes[name]]
+        target = shape if all(isinstance(d, int) for d in shape) else (end - start,)
+        pieces.append((name, start, end, target))
+
+    def route(x):
+        flat = tf.reshape(x, (tf.shape(x)[0], -1))
+        return {name: tf.reshape(flat[:, s:e], (-1,) + tuple(t)) for name, s, e, t in pieces}
+    return route
+
+
+# --------------------------------------------------------------------------------------------- loops
+
+class CompiledLoop:
+    """The traced train and evaluation functions of one cached model (one per architecture per worker).
+
+    `train_traces` / `eval_traces` count how often each function was traced (the counter is bumped by the
+    Python body, which only runs while TensorFlow traces)."""
+
+    def __init__(self, model: keras.Model, feature_shape: tuple[int, ...], route):
+        self.model = model
+        self.route = route
+        self.train_traces = 0
+        self.eval_traces = 0
+        x_spec = tf.TensorSpec((None,) + tuple(feature_shape), tf.float32)
+        y_spec = tf.TensorSpec((None,), tf.float32)
+        self._train = tf.function(self._train_body, input_signature=(
+            x_spec, y_spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.int32)))
+        self._eval = tf.function(self._eval_body, input_signature=(x_spec, y_spec, tf.TensorSpec((), tf.int32)))
+
+    def build(self, x_row: np.ndarray, y_row: np.ndarray) -> None:
+        """Create the compiled loss and metric variables (as fit does first) so the traced loop creates none."""
+        batch = (self.route(tf.constant(x_row)), tf.constant(y_row))
+        self.model._symbolic_build(data_batch=batch)
+
+    def train(self, x: tf.Tensor, y: tf.Tensor, order: np.ndarray, batch_size: int) -> float:
+        """One pass over the rows x[order] in batches of `batch_size`; the mean loss over the pass (as fit
+        reports it: batch losses weighted by batch size)."""
+        logs = self._train(x, y, tf.constant(order, tf.int32), tf.constant(int(batch_size), tf.int32))
+        return float(logs["loss"])
+
+    def evaluate(self, x: tf.Tensor, y: tf.Tensor, batch_size: int = EVAL_BATCH) -> dict[str, float]:
+        logs = self._eval(x, y, tf.constant(int(batch_size), tf.int32))
+        return {k: float(v) for k, v in logs.items()}
+
+    def _train_body(self, x, y, order, batch_size):
+        self.train_traces += 1
+        model = self.model
+        for m in model.metrics:
+            m.reset_state()
+        n = tf.shape(order)[0]
+        for i in tf.range((n + batch_size - 1) // batch_size):
+            rows = order[i * batch_size:tf.minimum((i + 1) * batch_size, n)]
+            model.train_step((self.route(tf.gather(x, rows)), tf.gather(y, rows)))
+        return model.get_metrics_result()
+
+    def _eval_body(self, x, y, batch_size):
+        self.eval_traces += 1
+        model = self.model
+        for m in model.metrics:
+            m.reset_state()
+        n = tf.shape(x)[0]
+        for i in tf.range((n + batch_size - 1) // batch_size):
+            start = i * batch_size
+            end = tf.minimum(start + batch_size, n)
+            model.test_step((self.route(x[start:end]), y[start:end]))
+        return model.get_metrics_result()
+
+
+def hop_order(n: int, seed: int) -> np.ndarray:
+    """The row order of a hop: a permutation drawn from the hop seed (the same on every worker and run)."""
+    return np.random.default_rng(int(seed)).permutation(n).astype(np.int32)
