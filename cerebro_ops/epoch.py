@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from .hop_order import EpochOrder, HopOrder
 from .hop_server import HopServer
 from .run_state import ModelStatus
 from .scheduler import EVAL, TRAIN, MopScheduler, Unit
@@ -206,6 +207,8 @@ class EpochContext:
     meta: dict
     deterministic: bool = True
     max_hop_retries: int = 2
+    hop_order: str = "cost_aware"           # spec train.hop_order: cost_aware | fixed (see hop_order.py)
+    replay_store: Store | None = None       # a replay: the recorded run's store, whose hop orders it reuses
 
 
 @dataclass
@@ -227,6 +230,17 @@ class EpochResult:
 
 
 # ------------------------------------------------------------------------------------------------- pass
+def epoch_hop_order(ctx: EpochContext, model_set: list[str], records: RecordLog) -> HopOrder:
+    """The epoch's hop order: recorded with the epoch (resume, repair, replay), else chosen from the unit
+    costs of the previous epoch's hop records."""
+    started = bool(records.done(ctx.epoch, model_set))
+    replay_of = None
+    if ctx.replay_store is not None:
+        replay_of = (ctx.replay_store, bool(RecordLog(ctx.replay_store).done(ctx.epoch, model_set)))
+    previous = records.read(ctx.epoch - 1) if ctx.epoch > 1 else []
+    return EpochOrder(ctx.store, ctx.epoch, model_set).get(ctx.hop_order, previous, started, replay_of)
+
+
 class EpochPass:
     """One pass of the workers over an epoch's scheduler; the hop server's handler.
 
@@ -240,7 +254,7 @@ class EpochPass:
         live = sorted(ctx.start_ckpt)
         previous = records.done(ctx.epoch, live)
         self.sched = MopScheduler(model_set, ctx.workers, ctx.epoch, ctx.seed, done=map(_unit_of, previous),
-                                  max_retries=ctx.max_hop_retries)
+                                  max_retries=ctx.max_hop_retries, order=epoch_hop_order(ctx, model_set, records))
         for other in set(model_set) - set(live):
             self.sched.drop_model(other)
         self.results = {m: ModelResult(m, ckpt=ctx.start_ckpt[m]) for m in live}

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import random
 import statistics
+import zlib
 from dataclasses import dataclass
 from typing import ClassVar, Iterable, Mapping
 
 from .scheduler import TRAIN, visit_orders
+from .spec import HOP_ORDERS
 
-FIXED = "fixed"
-COST_AWARE = "cost_aware"
-HOP_ORDERS = (COST_AWARE, FIXED)
+COST_AWARE, FIXED = HOP_ORDERS
 
 
 class HopOrder:
@@ -121,7 +121,7 @@ def make_order(policy: str, costs: Mapping[str, float], model_ids: Iterable[str]
         raise ValueError(f"unknown hop order {policy!r}; use one of {', '.join(HOP_ORDERS)}")
     ids = set(model_ids)
     known = {m: c for m, c in costs.items() if m in ids}
-    if policy == FIXED or not known:
+    if policy == FIXED or not known or max(known.values()) <= 0:  # no times measured: nothing to go by
         return LeastAdvancedFirst()
     return LongestRemainingWorkFirst(known)
 
@@ -136,18 +136,35 @@ def order_from_description(desc: Mapping) -> HopOrder:
 
 
 class EpochOrder:
-    """The hop order of one epoch in the run's store (`hops/order-e{epoch}.json`): chosen by the epoch's first
-    pass from the previous epoch's hop records, read back by a resumed or repair pass, so the orders never
-    change within an epoch. `store` needs read_json(name, default=) and write_json(name, obj)."""
+    """The hop order of one epoch of one model set in the run's store (`hops/order-e{epoch}-{set}.json`; a
+    TPE batch is its own model set): chosen by the epoch's first pass from the previous epoch's hop records,
+    read back by a resumed or repair pass, so the orders never change within an epoch, and by a replay from
+    the recorded run, so the replay trains with the recorded orders. `store` needs write_json(name,
+    obj), read_json(name) and exists(name)."""
 
-    def __init__(self, store, epoch: int):
-        self.store, self.epoch = store, epoch
-        self.name = f"hops/order-e{epoch}.json"
+    def __init__(self, store, epoch: int, model_set: Iterable[str]):
+        self.store, self.epoch, self.models = store, epoch, sorted(model_set)
+        digest = zlib.crc32(",".join(self.models).encode()) & 0xFFFFFFFF
+        self.name = f"hops/order-e{epoch}-{digest:08x}.json"
 
-    def get(self, policy: str, model_ids: Iterable[str], previous_records: Iterable[dict]) -> HopOrder:
-        recorded = self.store.read_json(self.name, default=None)
-        if recorded:
-            return order_from_description(recorded)
-        order = make_order(policy, unit_costs(previous_records), model_ids)
-        self.store.write_json(self.name, {"epoch": self.epoch, "requested": policy, **order.describe()})
+    def get(self, policy: str, previous_records: Iterable[dict], started: bool = False,
+            replay_of=None) -> HopOrder:
+        """`started`: this epoch already has finished units; `replay_of`: (store, started there) of the run a
+        replay re-runs. An epoch started before hop orders were recorded ran with today's rule."""
+        desc = _read(self.store, self.name)
+        if desc is None and replay_of is not None:
+            recorded_store, recorded_started = replay_of
+            desc = _read(recorded_store, self.name)
+            if desc is None and recorded_started:
+                desc = LeastAdvancedFirst().describe()
+        if desc is None and started:
+            desc = LeastAdvancedFirst().describe()
+        order = order_from_description(desc) if desc else make_order(policy, unit_costs(previous_records),
+                                                                     self.models)
+        self.store.write_json(self.name, {"epoch": self.epoch, "requested": policy, "models": self.models,
+                                          **order.describe()})
         return order
+
+
+def _read(store, name: str) -> dict | None:
+    return store.read_json(name) if store.exists(name) else None

@@ -23,6 +23,7 @@ BUILDER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-
 TASKS = ("binary", "multiclass", "regression")
 METHODS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "asha", "hyperband")
+HOP_ORDERS = ("cost_aware", "fixed")  # see hop_order.py
 DISTRIBUTIONS = ("choice", "uniform", "quniform", "loguniform", "qloguniform", "int")
 SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "on_data_change")
 MAX_EPOCHS = 1000
@@ -103,6 +104,7 @@ class TrainSpec:
     metric: str = "val_loss"
     direction: str = "min"
     deterministic: bool = True
+    hop_order: str = "cost_aware"
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ _DATA_KEYS = {"source", "label", "task", "format", "numeric", "categorical", "ar
 _MODEL_KEYS = {"builder"}
 _SEARCH_KEYS = {"method", "num_configs", "batch_size", "space"}
 _PRUNING_KEYS = {"method", "min_epochs", "reduction_factor"}
-_TRAIN_KEYS = {"epochs", "workers", "metric", "direction", "deterministic"}
+_TRAIN_KEYS = {"epochs", "workers", "metric", "direction", "deterministic", "hop_order"}
 _RUNTIME_KEYS = {"spark_master", "store", "tracking_uri", "experiment", "max_hop_retries"}
 
 
@@ -386,7 +388,12 @@ def _parse_train(d: Mapping, data: DataSpec) -> TrainSpec:
     if direction not in ("min", "max"):
         raise SpecError("train.direction", f"{direction!r} is not a direction", "use min or max")
     deterministic = _get(d, "deterministic", bool, "train.", True)
-    return TrainSpec(epochs=epochs, workers=workers, metric=metric, direction=direction, deterministic=deterministic)
+    hop_order = _get(d, "hop_order", str, "train.", "cost_aware")
+    if hop_order not in HOP_ORDERS:
+        raise SpecError("train.hop_order", f"{hop_order!r} is not a hop order",
+                        "use cost_aware (heavy models first, from the previous epoch's hop times) or fixed")
+    return TrainSpec(epochs=epochs, workers=workers, metric=metric, direction=direction, deterministic=deterministic,
+                     hop_order=hop_order)
 
 
 def _parse_runtime(d: Mapping, name: str, workers: int) -> RuntimeSpec:

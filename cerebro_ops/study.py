@@ -218,8 +218,10 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
             from .spark.epoch_job import spark_launcher
             launcher = spark_launcher(_spark(snapshot, spark), snapshot.train.workers)
         train = snapshot.train
+        replayed = repository(spec, state.replay_of.run_id).store if state.replay_of else None
         ctx = EpochContext(store, epoch, state.configs, live, snapshot.model_builder, snapshot.seed, train.workers,
-                           store.url("data"), state.meta, train.deterministic, snapshot.runtime.max_hop_retries)
+                           store.url("data"), state.meta, train.deterministic, snapshot.runtime.max_hop_retries,
+                           hop_order=train.hop_order, replay_store=replayed)
         result = EpochDriver(ctx, launcher, hooks=FaultHooks.from_env(), on_record=on_record).run()
         models, wall = result.models, result.wall_s
     else:
