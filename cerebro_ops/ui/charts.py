@@ -72,7 +72,7 @@ class LineChart:
 
 
 def line_chart(key: str, title: str, data: list[Curve], palette: dict[str, str], best: str | None,
-               epochs: int, width: int = 900, height: int = 340) -> LineChart:
+               epochs: int, width: int = 1220, height: int = 340) -> LineChart:
     """Every config's curve of one metric over the epochs; the best config's drawn last (on top), thicker."""
     left, top, right, bottom = 64, 16, width - 16, height - 40
     chart = LineChart(key, title, width, height, left, top, right, bottom, [], [], [])
@@ -157,7 +157,7 @@ def _eval_s(r: dict) -> float:
 
 
 def gantt(records: list[dict], palette: dict[str, str], model_batch: dict[str, int], workers: int,
-          width: int = 1100, lane_h: int = 34) -> Gantt:
+          width: int = 1220, lane_h: int = 34) -> Gantt:
     """Workers x time. The epochs (per TPE batch) are drawn side by side with the time between them cut out
     (and printed), so idle time inside an epoch stays visible at any run length."""
     left, right_pad = 84, 12

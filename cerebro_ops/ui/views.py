@@ -232,10 +232,10 @@ def hop_records(spec: StudySpec, state: RunState) -> list[dict]:
     if st.exists("hoplog.jsonl"):
         recs = [json.loads(line) for line in st.read_bytes("hoplog.jsonl").decode().splitlines() if line.strip()]
     else:
-        for name in st.listdir("hops"):
-            if name.startswith("e") and name[1:].isdigit():
-                folder = f"hops/{name}"
-                recs += [st.read_json(f"{folder}/{n}") for n in st.listdir(folder) if n.endswith(".json")]
+        paths = [st.path(f"hops/{e}/{n}") for e in st.listdir("hops") if e.startswith("e") and e[1:].isdigit()
+                 for n in st.listdir(f"hops/{e}") if n.endswith(".json")]
+        # one batched read: thousands of small records (no exists() per file; object stores fetch in parallel)
+        recs = [json.loads(b) for b in st.fs.cat(paths, on_error="omit").values()] if paths else []
     ok = [r for r in recs if r.get("status", "ok") == "ok" and "start" in r and "end" in r]
     return sorted(ok, key=lambda r: (r["start"], r.get("epoch", 0), str(r.get("model_id"))))
 

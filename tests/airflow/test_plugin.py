@@ -243,7 +243,7 @@ def test_runs_list(client):
     assert runs == ["r2", "r1"]  # newest first
     assert "training: epoch 3/4" in page and "finished: champion v3 promoted" in page
     assert "seed=0" in page and "epochs=4" in page
-    assert 'href="/dags/cerebro_syn/runs/r1">DAG run</a>' in page
+    assert 'href="/dags/cerebro_syn/runs/r1" target="_top">DAG run</a>' in page
     assert "0.8209" in page  # r1's best val_accuracy (m00 after 4 epochs)
 
 
