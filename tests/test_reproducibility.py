@@ -28,7 +28,8 @@ def make_spec(tmp, store, source):
         "search": {"method": "tpe", "num_configs": 3, "batch_size": 2,
                    "space": {"learning_rate": {"loguniform": [1e-3, 3e-2]}, "hidden_units": [4, 8],
                              "batch_size": {"quniform": [64, 256, 64]}}},
-        "train": {"epochs": 2, "workers": 2, "metric": "val_accuracy"},
+        # fixed: two independent runs compare bit for bit; cost_aware orders depend on measured hop times
+        "train": {"epochs": 2, "workers": 2, "metric": "val_accuracy", "hop_order": "fixed"},
         "runtime": {"spark_master": "local[2]", "store": str(tmp / store),
                     "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"}})
 
