@@ -41,10 +41,10 @@ class Progress:
         ok = rec.get("status") == "ok"
         if ok:
             self.done += 1
-        if rec.get("kind") == "eval" and ok:
+        if ok and rec.get("metrics"):  # a model's last hop of the epoch (or an older run's eval unit)
             v = rec["metrics"].get(self.metric[4:])
             if v is not None and (self.best is None or (v < self.best if self.direction == "min" else v > self.best)):
-                self.best = v  # per-shard value: indicative only, the leaderboard has the combined one
+                self.best = v
         best = f"{self.metric}~{self.best:.4f}" if self.best is not None else f"{self.metric}~-"
         if self._bar is not None:
             if ok:
@@ -98,7 +98,7 @@ def cmd_run(args) -> int:
         if run_id is None:
             print("no unfinished run to resume; starting a new one", file=sys.stderr)
     n = spec.search.num_configs if spec.search.method == "tpe" else len(sample_configs(spec))
-    progress = Progress(n * spec.train.workers * 2, spec.train.epochs, spec.train.metric, spec.train.direction)
+    progress = Progress(n * spec.train.workers, spec.train.epochs, spec.train.metric, spec.train.direction)
     t0 = time.time()
     try:
         result = study.run(spec, run_id=run_id, overrides=_overrides(args), progress=progress)

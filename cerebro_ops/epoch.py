@@ -1,7 +1,8 @@
 """One MOP epoch, driver side: scheduler + hop server + hop records in the store.
 
-`EpochDriver(EpochContext(...), launch).run()` trains every live model one sub-epoch on each partition,
-then evaluates it. The pieces, each in one place:
+`EpochDriver(EpochContext(...), launch).run()` trains every live model one sub-epoch on each partition;
+the last hop of each model also evaluates it (the record of that hop carries the validation metrics).
+The pieces, each in one place:
 - `RecordLog`: the hop records in the store (one small JSON file per finished unit, written before the
   scheduler moves on; a re-run of the epoch reads them and does not redo those units);
 - `EpochPass`: one pass of the workers over the epoch's scheduler (unit payloads, results, failures);
@@ -97,8 +98,8 @@ class RecordLog:
         return live
 
     def invalidate(self, epoch: int, model_id: str, ptr: dict | None) -> int | None:
-        """Delete the train record that wrote the checkpoint `ptr` (and the model's evaluations of that
-        epoch, made from it), so the hop is redone. Returns that record's epoch, or None if not found."""
+        """Delete the train record that wrote the checkpoint `ptr` (and an older run's eval records of the
+        model in that epoch, made from it), so the hop is redone. Returns that record's epoch, or None."""
         if not ptr:
             return None
         for e in (epoch, epoch - 1):
@@ -275,6 +276,7 @@ class EpochPass:
         if u.kind == TRAIN:
             msg["seed"] = derive_seed(ctx.seed, u.model_id, ctx.epoch, u.partition)
             msg["ckpt_out"] = f"ckpt/{u.model_id}/e{ctx.epoch}-h{u.hop}.npz"
+            msg["evaluate"] = u.hop == ctx.workers - 1  # the last hop also evaluates the trained model
         return msg
 
     def on_done(self, worker: int, u: Unit, rec: dict) -> None:
@@ -313,7 +315,7 @@ class EpochPass:
         return self.log.invalidate(self.ctx.epoch, model_id, self.pointer[model_id])
 
     def summarise(self) -> None:
-        """Per model: train loss and validation metrics, each averaged by example count."""
+        """Per model: train loss averaged by example count, and the validation metrics of its last hop."""
         failed = set(self.sched.failed_models())  # rolled-back models too, until their repair replaces them
         for m, res in self.results.items():
             if m in failed:
@@ -322,24 +324,32 @@ class EpochPass:
                 continue
             ok = [r for r in self.records if r["model_id"] == m and r.get("status") == "ok"]
             train = [r for r in ok if r["kind"] == TRAIN and r["n"]]  # an empty partition reports no loss
-            evals = [r for r in ok if r["kind"] == EVAL and r["n"]]
             n = sum(r["n"] for r in train)
             res.train_loss = sum(r["loss"] * r["n"] for r in train) / n if n else None
-            n_val = sum(r["n"] for r in evals)
-            keys = sorted({k for r in evals for k in r["metrics"] if k != "n"})
-            res.val = {k: sum(r["metrics"][k] * r["n"] for r in evals) / n_val for k in keys} if n_val else {}
+            res.val = _val_metrics(ok)
             res.ckpt = self.pointer[m]
 
 
+def _val_metrics(ok: list[dict]) -> dict:
+    """Validation metrics (Keras names, without val_) from a model's finished records of one epoch: those of
+    its last train hop, which evaluated it; an older run's eval records (one per validation shard) averaged
+    by example count."""
+    evaluated = [r for r in ok if r["kind"] == TRAIN and r.get("metrics")]
+    if evaluated:
+        last = max(evaluated, key=lambda r: r["hop"])
+        return {k: v for k, v in last["metrics"].items() if k != "n"} if last["metrics"].get("n") else {}
+    evals = [r for r in ok if r["kind"] == EVAL and r["n"]]
+    n_val = sum(r["n"] for r in evals)
+    keys = sorted({k for r in evals for k in r["metrics"] if k != "n"})
+    return {k: sum(r["metrics"][k] * r["n"] for r in evals) / n_val for k in keys} if n_val else {}
+
+
 def _log_hop(rec: dict) -> None:
-    if rec["kind"] == TRAIN:
-        log.info("hop epoch=%d model=%s partition=%d worker=%s %.2fs (train %.2fs) loss=%.4f", rec["epoch"],
-                 rec["model_id"], rec["partition"], rec.get("worker"), rec["end"] - rec["start"],
-                 rec.get("train_s", 0.0), rec.get("loss", float("nan")))
-    else:
-        log.info("eval epoch=%d model=%s partition=%d worker=%s %.2fs %s", rec["epoch"], rec["model_id"],
-                 rec["partition"], rec.get("worker"), rec["end"] - rec["start"],
-                 " ".join(f"{k}={v:.4f}" for k, v in sorted(rec["metrics"].items()) if k != "n"))
+    val = " ".join(f"val_{k}={v:.4f}" for k, v in sorted(rec.get("metrics", {}).items()) if k != "n")
+    log.info("hop epoch=%d model=%s partition=%d worker=%s %.2fs (train %.2fs) loss=%.4f%s", rec["epoch"],
+             rec["model_id"], rec["partition"], rec.get("worker"), rec["end"] - rec["start"],
+             rec.get("train_s", 0.0), rec.get("loss") if rec.get("loss") is not None else float("nan"),
+             f" {val}" if val else "")
 
 
 # --------------------------------------------------------------------------------------- server, workers
@@ -384,7 +394,7 @@ class EpochDriver:
     """Runs one epoch: a pass over every live model, then the repair of the models it rolled back.
 
     A checkpoint that fails its checksum when a worker loads it is not fatal: the train record that wrote
-    it is invalidated (deleted, with the model's evaluations of that epoch), the model is paused for the
+    it is invalidated (deleted), the model is paused for the
     rest of the pass, and once the workers are done the invalidated hop is redone from the previous good
     checkpoint -- in the previous epoch if the bad file was this epoch's starting checkpoint -- before the
     model finishes this epoch (at most MAX_REPAIRS times, then the model fails).

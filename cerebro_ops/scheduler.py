@@ -3,7 +3,8 @@
 Rules (one epoch):
 - worker w owns partition w; the data never moves, models do;
 - every live model trains one sub-epoch on every partition exactly once, in a visit order fixed by the
-  seed, then is evaluated on every partition's validation shard;
+  seed; its last hop also evaluates it (on the validation split every worker holds), so a model is done
+  after its W train hops;
 - a model is on at most one worker at a time; a worker runs at most one unit at a time;
 - a worker that asks for work gets a runnable unit whenever one exists (no idling, no sleep-polling).
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 TRAIN = "train"
-EVAL = "eval"
+EVAL = "eval"  # a unit kind of older runs' hop records (evaluation is now part of the last train hop)
 
 
 @dataclass(frozen=True, order=True)
@@ -26,7 +27,7 @@ class Unit:
     model_id: str
     partition: int
     kind: str = TRAIN
-    hop: int = 0  # position in the model's visit order (train); the partition again for eval
+    hop: int = 0  # position in the model's visit order
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -51,7 +52,6 @@ def visit_orders(model_ids: Iterable[str], workers: int, epoch: int, seed: int) 
 class _ModelState:
     order: list[int]
     trained: int = 0           # hops done
-    evaluated: set[int] = field(default_factory=set)
     busy_on: int | None = None
     failed: bool = False
     attempts: dict[tuple, int] = field(default_factory=dict)
@@ -77,35 +77,29 @@ class MopScheduler:
 
     # ------------------------------------------------------------------ queries
     def remaining_for(self, worker: int) -> list[Unit]:
-        """For each live model, the next unit it still needs on this worker (runnable now or later; its
-        evaluation there comes after its training). Empty once the worker has nothing left to do."""
+        """For each live model, the next unit it still needs on this worker (runnable now or later). Empty
+        once the worker has nothing left to do."""
         out = []
         for m, model in self.models.items():
             if model.failed:
                 continue
             if model.trained < self.workers and worker in model.order[model.trained:]:
                 out.append(Unit(m, worker, TRAIN, model.order.index(worker)))
-            elif worker not in model.evaluated:
-                out.append(Unit(m, worker, EVAL, worker))
         return out
 
     def runnable_for(self, worker: int) -> list[Unit]:
         """Units this worker could start right now, best first."""
         if worker in self.running:
             return []
-        train, evals = [], []
+        train = []
         for m, model in self.models.items():
             if model.failed or model.busy_on is not None:
                 continue
-            if model.trained < self.workers:
-                if model.order[model.trained] == worker:
-                    train.append((model.trained, m))
-            elif worker not in model.evaluated:
-                evals.append(m)
+            if model.trained < self.workers and model.order[model.trained] == worker:
+                train.append((model.trained, m))
         # the least advanced model first keeps all models moving (or the hop order's pick); ties by id
         first = self.order.priority if self.order else (lambda m, done, workers: (done, m))
-        units = [Unit(m, worker, TRAIN, k) for k, m in sorted(train, key=lambda t: first(t[1], t[0], self.workers))]
-        return units + [Unit(m, worker, EVAL, worker) for m in sorted(evals)]
+        return [Unit(m, worker, TRAIN, k) for k, m in sorted(train, key=lambda t: first(t[1], t[0], self.workers))]
 
     def finished(self) -> bool:
         return not self.running and all(not self.remaining_for(w) for w in range(self.workers))
@@ -170,13 +164,12 @@ class MopScheduler:
         model = self.models.get(u.model_id)
         if model is None:
             return
-        if u.kind == TRAIN:
-            if u.hop != model.trained or model.order[u.hop] != u.partition:
-                raise ValueError(f"out-of-order hop {u} for {u.model_id} (expected hop {model.trained} "
-                                 f"on partition {model.order[model.trained] if model.trained < self.workers else '-'})")
-            model.trained += 1
-        else:
-            model.evaluated.add(u.partition)
+        if u.kind != TRAIN:
+            return  # an older run's eval unit: nothing left to schedule for it
+        if u.hop != model.trained or model.order[u.hop] != u.partition:
+            raise ValueError(f"out-of-order hop {u} for {u.model_id} (expected hop {model.trained} "
+                             f"on partition {model.order[model.trained] if model.trained < self.workers else '-'})")
+        model.trained += 1
 
     def _check_running(self, worker: int, unit: Unit) -> None:
         if self.running.get(worker) != unit:

@@ -1,8 +1,10 @@
 """Worker side of an epoch: runs inside a Spark Python worker, pinned to one partition.
 
-The partition is read once and kept in memory; TensorFlow and the compiled models stay warm in module
-globals across hops and across epochs (Spark reuses Python workers). A hop = load the model's checkpoint
-from the store, train one sub-epoch on the local partition, save the new checkpoint atomically, report.
+The partition and the whole validation split are read once and kept in memory; TensorFlow, the compiled
+models and the data tensors stay warm in module globals across hops and across epochs (Spark reuses Python
+workers). A hop = load the model's checkpoint from the store, train one sub-epoch on the local partition,
+save the new checkpoint atomically, report; a model's last hop of the epoch also evaluates it on the
+validation split, before the model leaves the worker.
 """
 from __future__ import annotations
 
@@ -66,6 +68,8 @@ def run_worker(task: EpochTask, partition: int) -> dict:
     data: dict = {}
 
     def split(name: str):
+        if name == "val":  # the whole split, the same arrays for every partition this process serves
+            return _validation_split(task.data_url, shape)
         if name not in data:
             data[name] = load_partition(task.data_url, name, partition, shape)
         return data[name]
@@ -122,16 +126,25 @@ def _run_unit(trainer, store, msg: dict, split) -> dict:
         except Exception as exc:
             raise ConfigFailed(f"the model builder failed: {type(exc).__name__}: {exc}") from exc
     read_s = time.perf_counter() - t0
-    if unit["kind"] == "eval":
-        x, y = split("val")
-        metrics = trainer.evaluate(builder, params, ckpt, x, y)
-        return {"metrics": metrics, "n": int(metrics.get("n", len(x))), "read_s": read_s}
     x, y = split("train")
-    new_ckpt, stats = trainer.train(builder, params, ckpt, x, y, msg["seed"])
+    val = split("val") if msg.get("evaluate") else None
+    new_ckpt, stats = trainer.train(builder, params, ckpt, x, y, msg["seed"], val=val)
     t1 = time.perf_counter()
     sha = store.write_blob(msg["ckpt_out"], new_ckpt)
     write_s = time.perf_counter() - t1
     return {**stats, "ckpt": msg["ckpt_out"], "sha256": sha, "read_s": read_s, "write_s": write_s}
+
+
+def _validation_split(data_url: str, shape: tuple):
+    """All validation rows, read once per worker process (thread) and kept across hops and epochs."""
+    from .reader import load_split
+
+    cache = _LOCAL.__dict__.setdefault("val", {})
+    key = (data_url.rstrip("/"), shape)
+    if key not in cache:
+        cache.clear()  # another run's data: keep one split
+        cache[key] = load_split(data_url, "val", shape)
+    return cache[key]
 
 
 def _maybe_exit(store, partition: int, nth: int) -> None:

@@ -13,8 +13,8 @@ from cerebro_ops.store import Store
 def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, calls=None, *,
                   fails=None, eval_loss=None, seen=None):
     """fail: a model whose every hop reports a config failure (NaN loss); fails: the same for every unit whose
-    message this predicate accepts; eval_loss(params, trained partitions, partition): the validation loss an
-    eval unit reports (default: the number of partitions trained on); seen: gets (builder, model_id, kind,
+    message this predicate accepts; eval_loss(params, trained partitions): the validation loss a model's last
+    hop reports (default: the number of partitions trained on); seen: gets (builder, model_id, kind,
     partition) of every unit handed out;
     die_once: (model, partition) whose unit loses its connection once, then the task is retried;
     corrupt_after_write: a checkpoint path suffix garbled (once) right after it is written;
@@ -44,11 +44,6 @@ def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, c
                 except StoreError as exc:
                     client.failed(u, str(exc), config_failed=False, ckpt_corrupt=True)
                     continue
-                if u["kind"] == "eval":
-                    loss = eval_loss(msg["params"], state, u["partition"]) if eval_loss else float(len(state))
-                    client.result(u, {"metrics": {"loss": loss, "n": 10}, "n": 10,
-                                      "start": 0, "end": 0, "worker": w})
-                    continue
                 state = state + [u["partition"]]
                 sha = store.write_blob(msg["ckpt_out"], json.dumps(state).encode())
                 # garble before reporting: once reported, another worker may load the file at once
@@ -56,8 +51,11 @@ def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, c
                         and msg["ckpt_out"] not in garbled:
                     garbled.add(msg["ckpt_out"])
                     store.write_bytes(msg["ckpt_out"], b"\x00half-written")
-                client.result(u, {"loss": 1.0, "n": 10, "ckpt": msg["ckpt_out"], "sha256": sha,
-                                  "start": 0, "end": 0, "worker": w})
+                rec = {"loss": 1.0, "n": 10, "ckpt": msg["ckpt_out"], "sha256": sha, "start": 0, "end": 0, "worker": w}
+                if msg.get("evaluate"):  # the model's last hop: evaluated on the validation split
+                    loss = eval_loss(msg["params"], state) if eval_loss else float(len(state))
+                    rec.update(metrics={"loss": loss, "n": 10}, eval_s=0.0)
+                client.result(u, rec)
         except ConnectionError:
             return  # the driver went away (an injected crash): the task ends, as a Spark task would
         finally:

@@ -17,15 +17,15 @@ from .fake_workers import fake_launcher
 FAIL_ABOVE = 0.05
 
 
-def val_loss(params: dict, trained: int, partition: int) -> float:
+def val_loss(params: dict, trained: int) -> float:
     return ((math.log10(params["learning_rate"]) + 2) ** 2 + (params["units"] - 10) ** 2 / 50
-            + 1 / (1 + trained) + partition / 100)
+            + 1 / (1 + trained))
 
 
 def scoring_launcher(workers: int, seen: list | None = None):
     """Fake workers; `seen` gets (builder, model_id, kind, partition) of every unit handed out."""
     return fake_launcher(workers, seen=seen, fails=lambda msg: msg["params"]["learning_rate"] > FAIL_ABOVE,
-                         eval_loss=lambda params, trained, partition: val_loss(params, len(trained), partition))
+                         eval_loss=lambda params, trained: val_loss(params, len(trained)))
 
 
 class RecordingTracker:

@@ -11,7 +11,7 @@ from cerebro_ops.store import Store
 from .fake_workers import fake_launcher
 
 CONFIGS = {f"m{i}": {"i": i} for i in range(4)}
-UNITS = len(CONFIGS) * 3 * 2  # models x partitions x (train, eval)
+UNITS = len(CONFIGS) * 3  # models x partitions (the last hop of each model also evaluates it)
 
 
 def _run(tmp_path, epoch=1, start=None, hooks=FaultHooks(), on_record=None, **kw):
@@ -36,6 +36,8 @@ def test_every_model_trains_on_every_partition_and_is_evaluated(tmp_path):
         assert r.train_loss == 1.0
     recs = load_records(store, 1)
     assert len(recs) == UNITS
+    evaluated = [(r["model_id"], r["hop"]) for r in recs if "metrics" in r]
+    assert sorted(evaluated) == [(m, 2) for m in sorted(CONFIGS)], "each model's last hop, and only it, evaluates"
     assert sorted(map(_key, seen)) == sorted(map(_key, recs)), "on_record sees each stored record once"
     assert store.read_json("hops/models-e1.json") == sorted(CONFIGS)
 
@@ -156,3 +158,21 @@ def test_corrupt_checkpoint_rolls_back_or_else_counts_as_transient():
     asked = []
     v = judge_failure(Failure(0, u, "checksum", False, True), sched, lambda m: asked.append(m))
     assert v.status == "retry" and asked == [u.model_id] and sched.failed_models() == []
+
+
+def test_an_older_run_with_eval_records_resumes_with_their_metrics(tmp_path):
+    """Records written when evaluation was a unit of its own (one per validation shard) still summarise:
+    the metrics are their example-weighted mean, and nothing is redone."""
+    store, first = _run(tmp_path)
+    for r in load_records(store, 1):
+        if "metrics" in r:  # as an older run stored it: the last hop without metrics, eval units beside it
+            r.pop("metrics")
+            store.write_json(f"hops/e1/{r['model_id']}-train-p{r['partition']}.json", r)
+            for p, (loss, n) in enumerate([(1.0, 10), (4.0, 30), (2.0, 0)]):
+                store.write_json(f"hops/e1/{r['model_id']}-eval-p{p}.json", {
+                    "epoch": 1, "model_id": r["model_id"], "partition": p, "kind": "eval", "hop": p, "status": "ok",
+                    "metrics": {"loss": loss, "n": n}, "n": n, "start": 0, "end": 0, "worker": p})
+    calls = []
+    _, again = _run(tmp_path, calls=calls)
+    assert calls == []
+    assert all(r.val == {"loss": (1.0 * 10 + 4.0 * 30) / 40} for r in again.models.values())
