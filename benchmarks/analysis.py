@@ -13,7 +13,8 @@ def _mean(xs):
 def hop_metrics(records: list[dict], workers: int, epoch_starts: dict[int, float], run_start: float) -> dict:
     ok = [r for r in records if r.get("status", "ok") == "ok"]
     train = [r for r in ok if r["kind"] == "train"]
-    evals = [r for r in ok if r["kind"] == "eval"]
+    evals = [r for r in ok if r["kind"] == "eval"]  # older runs: evaluation as units of its own
+    evaluated = [r for r in train if r.get("metrics")]  # a model's last hop, which also evaluated it
     t0 = min(r["start"] for r in ok)
     t1 = max(r["end"] for r in ok)
     makespan = t1 - t0
@@ -35,15 +36,14 @@ def hop_metrics(records: list[dict], workers: int, epoch_starts: dict[int, float
         boundary.append(nxt - prev_end)
     epoch_span = {e: max(r["end"] for r in ok if r["epoch"] == e) - min(r["start"] for r in ok if r["epoch"] == e)
                   for e in epochs}
-    sched = [(r["end"] - r["start"]) - (r.get("train_s") or 0) - (r.get("read_s") or 0) - (r.get("write_s") or 0)
-             for r in train]
-    # "warm" hops: the worker has run this model before (its compiled model is cached, fit is traced);
-    # a (worker, model)'s first hop also builds the model (inside load_s, or read_s when there is no checkpoint
-    # yet) and traces train_function (inside train_s).
+    sched = [_wall(r) - (r.get("train_s") or 0) - (r.get("read_s") or 0) - (r.get("write_s") or 0)
+             - (r.get("eval_s") or 0) for r in train]
+    # "warm" hops: no tracing in the hop. Records that say so ("traced") are taken at their word; older ones
+    # count a (worker, model)'s first hop as cold (it built the model and traced fit's train function).
     seen, warm = set(), []
     for r in sorted(ok, key=lambda r: r["start"]):
         key = (r["worker"], r["model_id"])
-        if r["kind"] == "train" and key in seen:
+        if r["kind"] == "train" and ((not r["traced"]) if "traced" in r else key in seen):
             warm.append(r)
         seen.add(key)
     wgaps = []
@@ -54,11 +54,17 @@ def hop_metrics(records: list[dict], workers: int, epoch_starts: dict[int, float
     first_start = t0
     e1 = epoch_starts.get(1)
     return {
-        "hops_train": len(train), "hops_eval": len(evals), "workers": workers,
+        "hops_train": len(train), "hops_eval": len(evals), "evaluations": len(evaluated) + len(evals),
+        "workers": workers,
         "makespan_s": makespan, "sum_train_s": sum_train, "sum_unit_wall_s": busy,
         "efficiency": sum_train / (workers * makespan) if makespan > 0 else None,
         "busy_fraction": busy / (workers * makespan) if makespan > 0 else None,
         "idle_s": workers * makespan - busy,
+        # evaluation: inside the last train hops (eval_s), or older runs' eval units (their wall time)
+        "sum_eval_s": sum(r["eval_s"] for r in evaluated if r.get("eval_s") is not None) + sum(map(_wall, evals)),
+        "eval_per_model_epoch_s": _mean([r.get("eval_s") for r in evaluated] + [
+            sum(map(_wall, g)) for g in _groups(evals, ("epoch", "model_id")).values()]),
+        "traces": traces_per_architecture(train),
         "per_hop": {
             "train_s": _mean([r.get("train_s") for r in train]),
             "wall_s": _mean([r["end"] - r["start"] for r in train]),
@@ -71,6 +77,7 @@ def hop_metrics(records: list[dict], workers: int, epoch_starts: dict[int, float
             "sched_s": _mean(sched),   # hop wall - train_s - read_s - write_s (load_s+save_s+bookkeeping)
             "gap_s": _mean(gaps),      # between units on a worker within an epoch
             "eval_wall_s": _mean([r["end"] - r["start"] for r in evals]),
+            "eval_s": _mean([r.get("eval_s") for r in evaluated]),  # in the hops that evaluated
             # everything that is not training, spread over the training hops (incl. eval units, idle, epoch gaps)
             "all_in_overhead_s": (workers * makespan - sum_train) / len(train) if train else None,
         },
@@ -84,8 +91,8 @@ def hop_metrics(records: list[dict], workers: int, epoch_starts: dict[int, float
             "save_s": _mean([r.get("save_s") for r in warm]),
             "ckpt_load_plus_save_s": _mean([(r.get("read_s") or 0) + (r.get("load_s") or 0)
                                             + (r.get("write_s") or 0) + (r.get("save_s") or 0) for r in warm]),
-            "sched_s": _mean([(r["end"] - r["start"]) - (r.get("train_s") or 0) - (r.get("read_s") or 0)
-                              - (r.get("write_s") or 0) for r in warm]),
+            "sched_s": _mean([_wall(r) - (r.get("train_s") or 0) - (r.get("read_s") or 0)
+                              - (r.get("write_s") or 0) - (r.get("eval_s") or 0) for r in warm]),
             "gap_s": _mean(wgaps),
         },
         "cold_hop_extra_train_s": ((_mean([r.get("train_s") for r in train if r not in warm]) or 0)
@@ -96,6 +103,31 @@ def hop_metrics(records: list[dict], workers: int, epoch_starts: dict[int, float
         "cold_start_from_epoch1_s": (first_start - e1) if e1 else None,
         "first_hop_wall_s": min((r for r in ok), key=lambda r: r["start"])["end"] - first_start,
     }
+
+
+def _wall(r: dict) -> float:
+    return r["end"] - r["start"]
+
+
+def _groups(records: list[dict], keys: tuple) -> dict:
+    out = defaultdict(list)
+    for r in records:
+        out[tuple(r.get(k) for k in keys)].append(r)
+    return out
+
+
+def traces_per_architecture(train: list[dict]) -> dict:
+    """How often each worker traced each architecture's train loop (records with "arch" and "traced").
+
+    A worker is (partition, pid): a Spark task of a later epoch may run in another Python worker process,
+    which traces again. `max` is the figure to hold to 1; None for records that do not say."""
+    said = [r for r in train if "arch" in r and "traced" in r]
+    if not said:
+        return {"max": None, "mean": None, "total": None, "architectures": None, "worker_processes": None}
+    counts = {k: sum(bool(r["traced"]) for r in g) for k, g in _groups(said, ("worker", "pid", "arch")).items()}
+    return {"max": max(counts.values()), "mean": statistics.fmean(counts.values()), "total": sum(counts.values()),
+            "architectures": len({r["arch"] for r in said}),
+            "worker_processes": len({(r["worker"], r.get("pid")) for r in said})}
 
 
 def gantt(records: list[dict], path: str, title: str) -> None:
@@ -118,6 +150,9 @@ def gantt(records: list[dict], path: str, title: str) -> None:
         if r["kind"] == "train" and r.get("train_s"):  # the pure-training part, as a thin dark line
             ax.plot([r["start"] - t0 + (r.get("read_s") or 0) + (r.get("load_s") or 0)] * 2,
                     [y - 0.35, y + 0.35], color="black", linewidth=0.5)
+        if r["kind"] == "train" and r.get("eval_s"):  # the evaluation in a model's last hop, before its write
+            ax.barh(y, r["eval_s"], left=r["end"] - t0 - (r.get("write_s") or 0) - r["eval_s"], height=0.7,
+                    color="none", edgecolor="black", linewidth=0.4, hatch="///")
     for e in sorted({r["epoch"] for r in ok}):
         s = min(r["start"] for r in ok if r["epoch"] == e) - t0
         ax.axvline(s, color="grey", linestyle=":", linewidth=1)
@@ -126,7 +161,7 @@ def gantt(records: list[dict], path: str, title: str) -> None:
     ax.set_xlabel("seconds since the first hop started")
     ax.set_ylim(-0.6, len(workers) + 0.1)
     handles = [Patch(facecolor=colour[m], edgecolor="black", label=m) for m in models]
-    handles.append(Patch(facecolor="white", edgecolor="black", hatch="///", label="eval unit"))
+    handles.append(Patch(facecolor="white", edgecolor="black", hatch="///", label="evaluation"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()

@@ -239,7 +239,7 @@ def run_workload(name: str, wl: dict, work: Path, airflow: bool) -> dict:
     RESULTS.mkdir(parents=True, exist_ok=True)
     analysis.gantt(mop["records"], str(RESULTS / f"gantt_{name}.png"),
                    f"{name}: MOP hop log, {len(mop['configs'])} configs × {wl['epochs']} epochs, W={W} "
-                   f"(makespan {ms:.1f}s, efficiency {metrics['efficiency']:.2f}; hatched = eval units)")
+                   f"(makespan {ms:.1f}s, efficiency {metrics['efficiency']:.2f}; hatched = evaluation)")
     out["workload_wall_s"] = time.time() - t_wl
     return out
 
@@ -251,6 +251,10 @@ def hop_summary(metrics: dict) -> dict:
         "hop_overhead_s": (pw["wall_s"] - pw["train_s"] + (pw["gap_s"] or 0.0)) if pw["n"] else None,
         "ckpt_load_save_all_s": ph["ckpt_load_plus_save_s"],
         "ckpt_load_save_s": pw["ckpt_load_plus_save_s"] if pw["n"] else None,
+        "train_s_per_hop": ph["train_s"],
+        "eval_per_model_epoch_s": metrics["eval_per_model_epoch_s"],
+        "eval_fraction": metrics["sum_eval_s"] / metrics["sum_unit_wall_s"] if metrics["sum_unit_wall_s"] else None,
+        "traces_per_arch_worker_max": metrics["traces"]["max"],
     }
 
 

@@ -47,7 +47,7 @@ def test_corrupt_checkpoint_between_epochs_rolls_back_and_redoes_the_hop(tmp_pat
     assert store.read_blob(last["ckpt"], last["sha256"])
     # every unit of epoch 2 is recorded exactly once
     keys = [(r["model_id"], r["kind"], r["partition"]) for r in load_records(store, 2)]
-    assert len(keys) == len(set(keys)) == len(CONFIGS) * W * 2
+    assert len(keys) == len(set(keys)) == len(CONFIGS) * W  # train hops; the last one evaluates
 
 
 def test_corrupt_checkpoint_within_an_epoch(tmp_path):
@@ -61,7 +61,7 @@ def test_corrupt_checkpoint_within_an_epoch(tmp_path):
     assert any(r.get("status") == "rollback" and r["model_id"] == "m2" for r in res.records)
     assert len(calls) == 2  # the epoch pass, then the repair pass for m2
     keys = [(r["model_id"], r["kind"], r["partition"]) for r in load_records(store, 1)]
-    assert len(keys) == len(set(keys)) == len(CONFIGS) * W * 2
+    assert len(keys) == len(set(keys)) == len(CONFIGS) * W  # train hops; the last one evaluates
 
 
 def test_checkpoint_corrupt_every_time_fails_only_that_model(tmp_path):

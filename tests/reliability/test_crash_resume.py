@@ -2,7 +2,7 @@
 
 - reference run: a Spark worker process exits mid-hop once (CEREBRO_FAULT_WORKER_EXIT=1:1); Spark retries
   the task (local[N] runs as local[N,4]) and the epoch completes;
-- crashed run: the driver is SIGKILLed after its 11th hop record (CEREBRO_FAULT_KILL_AFTER_HOPS=11, mid
+- crashed run: the driver is SIGKILLed after its 6th hop record (CEREBRO_FAULT_KILL_AFTER_HOPS=6, mid
   epoch 2), then `run --run-id R --resume` finishes it without redoing a recorded hop, and ends with the
   same metrics as the reference run (deterministic mode, same seed).
 """
@@ -81,22 +81,22 @@ def test_worker_death_mid_hop_is_retried_by_spark(setup, reference):
     assert {r["status"] for r in reference.values()} == {"FINISHED"}
     assert all(r["epochs"] == 2 for r in reference.values())
     recs = hop_records(tmp, "ref")
-    assert len(recs) == 2 * 2 * 2 * 2  # models x partitions x (train, eval) x epochs, each once
+    assert len(recs) == 2 * 2 * 2  # models x partitions x epochs, each once (the last hop evaluates)
 
 
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(setup, reference):
     tmp, spec = setup
-    p, wall1 = cli(spec, "--run-id", "r1", env={"CEREBRO_FAULT_KILL_AFTER_HOPS": "11"})
+    p, wall1 = cli(spec, "--run-id", "r1", env={"CEREBRO_FAULT_KILL_AFTER_HOPS": "6"})
     assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr[-3000:])
     before = hop_records(tmp, "r1")
-    assert len(before) == 11
+    assert len(before) == 6
     state = json.loads((run_dir(tmp, "r1") / "state.json").read_text())
     assert state["epochs_done"] == 1  # killed in the middle of epoch 2
 
     p, wall2 = cli(spec, "--run-id", "r1", "--resume")
     assert p.returncode == 0, p.stderr[-3000:]
     after = hop_records(tmp, "r1")
-    assert len(after) == 16
+    assert len(after) == 8
     for name, rec in before.items():  # completed hops were not redone
         assert after[name]["start"] == rec["start"] and after[name].get("pid") == rec.get("pid"), name
     got = leaderboard(tmp, "r1")
