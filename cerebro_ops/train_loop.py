@@ -168,6 +168,6 @@ class CompiledLoop:
         return model.get_metrics_result()
 
 
-def hop_order(n: int, seed: int) -> np.ndarray:
+def row_order(n: int, seed: int) -> np.ndarray:
     """The row order of a hop: a permutation drawn from the hop seed (the same on every worker and run)."""
     return np.random.default_rng(int(seed)).permutation(n).astype(np.int32)

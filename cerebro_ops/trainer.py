@@ -40,7 +40,7 @@ import tensorflow as tf  # noqa: E402
 
 quiet_keras()
 
-from .train_loop import (CompiledLoop, architecture_key, hop_order, learning_rate_of, route,  # noqa: E402
+from .train_loop import (CompiledLoop, architecture_key, learning_rate_of, route, row_order,  # noqa: E402
                          set_learning_rate)
 
 # A worker's arrays: its train partition and the validation split (x and y each), plus slack.
@@ -424,7 +424,7 @@ class HopTrainer:
             xt, yt = self._tensor(x, features=True), self._tensor(y)
             t2 = time.perf_counter()
             try:
-                loss = loop.train(xt, yt, hop_order(n, seed), int(params.get("batch_size", 64)))
+                loss = loop.train(xt, yt, row_order(n, seed), int(params.get("batch_size", 64)))
             except Exception as exc:
                 self._forget(builder, params)
                 raise self._failed("training", exc) from exc

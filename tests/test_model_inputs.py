@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cerebro_ops.errors import ConfigFailed, DataError, SpecError
-from cerebro_ops.train_loop import hop_order
+from cerebro_ops.train_loop import row_order
 from cerebro_ops.trainer import (DataInfo, HopTrainer, check_builder, data_info, dump_checkpoint, model_inputs,
                                  sanitized_name)
 
@@ -127,7 +127,7 @@ def test_per_column_hops_equal_sequential_keras():
     ref = per_column(PARAMS, INFO)
     bs = PARAMS["batch_size"]
     for (x, y), seed in zip(parts, (21, 22)):
-        order = hop_order(len(x), seed)
+        order = row_order(len(x), seed)
         for i in range(0, len(x), bs):
             b = x[order[i:i + bs]]
             cols = {"x1": b[:, 0:1], "dep_time": b[:, 1:2], "color": b[:, 2:6], "patch": b[:, 6:10].reshape(-1, 2, 2)}

@@ -9,7 +9,7 @@ import pytest
 
 from cerebro_ops.builders import cnn, mlp
 from cerebro_ops.errors import ConfigFailed, DataError, SpecError, StoreError
-from cerebro_ops.train_loop import hop_order
+from cerebro_ops.train_loop import row_order
 from cerebro_ops.trainer import (DataInfo, HopTrainer, check_builder, data_info, dump_checkpoint, import_builder,
                                  load_checkpoint)
 from tests import builders_for_tests as tb
@@ -50,7 +50,7 @@ def trainers():
 
 def _keras_sub_epoch(model, x, y, seed: int, batch_size: int) -> None:
     """Plain Keras: train_on_batch over the batches of x in the hop's order (a permutation from its seed)."""
-    order = hop_order(len(x), seed)
+    order = row_order(len(x), seed)
     for i in range(0, len(x), batch_size):
         rows = order[i:i + batch_size]
         model.train_on_batch(x[rows], y[rows])
@@ -150,7 +150,7 @@ def test_loop_matches_keras_fit_on_a_fixed_order():
     """The compiled loop is Keras's own train step: with the rows already in the hop's order and no shuffle,
     one hop equals model.fit(shuffle=False) on those rows (to float rounding: fit's iterator is another graph)."""
     x, y = PARTS[0]
-    order = hop_order(len(x), 11)
+    order = row_order(len(x), 11)
     t = HopTrainer(INFO)
     state = t.initial_checkpoint(TINY, PARAMS, seed=5)
     state, stats = t.train(TINY, PARAMS, state, x, y, seed=11)
