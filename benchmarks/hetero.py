@@ -43,6 +43,7 @@ def run_order(order: str, work: Path, source: Path, rows: int, epochs: int, work
     from cerebro_ops.spec import load_spec
 
     wl = {"builder": MLP, "data": FLIGHTS_DATA, "epochs": epochs, "workers": workers, "space": GRID}
+    (work / order).mkdir(parents=True, exist_ok=True)
     path = write_spec(f"hetero_{order}", wl, work / order, source)
     raw = yaml.safe_load(path.read_text())
     raw["train"]["hop_order"] = order

@@ -144,19 +144,23 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.simulate")
     ap.add_argument("--quick", action="store_true", help="W = 8, 16 only")
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args(argv)
     ws = [8, 16] if args.quick else [8, 16, 64, 256]
     cases = []
     t0 = time.time()
-    print(f"{'W':>4} {'M':>5} {'seed':>4} {'spread':>6}  " + "  ".join(f"{p:>11}" for p in POLICIES), flush=True)
+    print("makespan / LB (makespan / LB with the busiest worker's load as a bound too), epochs >= 2")
+    print(f"{'W':>4} {'M':>5} {'seed':>4} {'spread':>6}  " + "  ".join(f"{p:>13}" for p in POLICIES), flush=True)
     for w in ws:
-        for m in (2 * w, 4 * w):
+        # W = 256: one seed, M = 2W, one learned epoch (the scheduler scans every model per request, and
+        # 131k units take minutes per epoch on this machine)
+        for m in (2 * w, 4 * w) if w < 256 else (2 * w,):
             for s in range(args.seeds if w < 256 else 1):
-                c = run_case(w, m, args.epochs, s)
+                c = run_case(w, m, args.epochs if w < 256 else 2, s)
                 cases.append(c)
-                print(f"{w:>4} {m:>5} {s:>4} {c['mean_spread']:>5.0f}x  "
-                      + "  ".join(f"{c['policies'][p]['ratio_mean']:>11.3f}" for p in POLICIES), flush=True)
+                print(f"{w:>4} {m:>5} {s:>4} {c['mean_spread']:>5.0f}x  " + "  ".join(
+                    f"{c['policies'][p]['ratio_mean']:>5.3f} ({c['policies'][p]['ratio_tight_mean']:.3f})"
+                    for p in POLICIES), flush=True)
     out = {"about": "makespan / LB per epoch >= 2 (costs learned from the epoch before); see the module doc",
            "levels": LEVELS, "model_sigma": MODEL_SIGMA, "hop_sigma": HOP_SIGMA, "wall_s": time.time() - t0,
            "cases": cases}
