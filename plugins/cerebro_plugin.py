@@ -176,13 +176,15 @@ def _curves_ctx(view) -> dict:
             "palette": palette, "best": best}
 
 
-def _gantt_ctx(view) -> dict:
+def _gantt_ctx(view, scale: str) -> dict:
     from cerebro_ops.ui import charts, views
 
     records = views.hop_records(view.spec, view.state)
     palette = charts.colours(list(view.state.models))
-    return {"gantt": charts.gantt(records, palette, views.model_batches(view.state), view.spec.train.workers),
-            "palette": palette, "records": len(records)}
+    equal = scale == "epoch"
+    return {"gantt": charts.gantt(records, palette, views.model_batches(view.state), view.spec.train.workers,
+                                  equal_epochs=equal),
+            "palette": palette, "records": len(records), "scale": "epoch" if equal else "time"}
 
 
 def create_app() -> FastAPI:
@@ -243,9 +245,11 @@ def create_app() -> FastAPI:
         return render(request, "cerebro/curves.html", tab="curves", **ctx, **_curves_ctx(ctx["view"]))
 
     @app.get("/studies/{study}/runs/{run_id}/gantt", response_class=HTMLResponse)
-    def gantt_page(request: Request, study: str, run_id: str, user: Any = Depends(current_user)) -> Response:
+    def gantt_page(request: Request, study: str, run_id: str, scale: str = "time",
+                   user: Any = Depends(current_user)) -> Response:
+        """`scale=epoch`: every epoch the same width (a slow first epoch does not squeeze the others)."""
         ctx = _run_page_ctx(study, run_id, user)
-        return render(request, "cerebro/gantt.html", tab="gantt", **ctx, **_gantt_ctx(ctx["view"]))
+        return render(request, "cerebro/gantt.html", tab="gantt", **ctx, **_gantt_ctx(ctx["view"], scale))
 
     @app.get("/api/studies/{study}/runs/{run_id}/version")
     def run_version(study: str, run_id: str, user: Any = Depends(current_user)) -> JSONResponse:

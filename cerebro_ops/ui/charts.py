@@ -157,10 +157,11 @@ def _eval_s(r: dict) -> float:
 
 
 def gantt(records: list[dict], palette: dict[str, str], model_batch: dict[str, int], workers: int,
-          width: int = 1220, lane_h: int = 34) -> Gantt:
+          width: int = 1220, lane_h: int = 34, equal_epochs: bool = False) -> Gantt:
     """Workers x time. The epochs (per TPE batch) are drawn side by side with the time between them cut out
-    (and printed), so idle time inside an epoch stays visible at any run length."""
-    left, right_pad = 84, 12
+    (and printed), so idle time inside an epoch stays visible at any run length. `equal_epochs`: every epoch
+    gets the same width (its own time scale), so short epochs after a slow first one stay readable."""
+    left, right_pad, cut = 84, 12, 14  # cut: the drawn width of the cut-out between two epochs, in pixels
     lanes_ids = sorted({int(r.get("worker", 0)) for r in records} | set(range(workers)))
     g = Gantt(width, 0, left, lane_h, [f"worker {w}" for w in lanes_ids])
     g.height = 28 + lane_h * len(lanes_ids) + 30
@@ -173,24 +174,24 @@ def gantt(records: list[dict], palette: dict[str, str], model_batch: dict[str, i
     ordered = sorted(groups.items(), key=lambda kv: min(r["start"] for r in kv[1]))
     spans = [(min(r["start"] for r in rs), max(r["end"] for r in rs)) for _, rs in ordered]
     in_epochs = sum(b - a for a, b in spans)
-    cut = in_epochs * 0.015  # the drawn width of a cut-out between two epochs
-    total = in_epochs + cut * (len(spans) - 1)
-    scale = (width - left - right_pad) / total if total > 0 else 1.0
+    avail = width - left - right_pad - cut * (len(spans) - 1)
     lane_of = {w: i for i, w in enumerate(lanes_ids)}
-    offset = 0.0
-    between = 0.0
+    batches = len({k[0] for k, _ in ordered}) > 1
+    x0, between = float(left), 0.0
     for i, ((key, rs), (a, b)) in enumerate(zip(ordered, spans)):
         gap = a - spans[i - 1][1] if i else 0.0
         between += max(gap, 0.0)
-        if i:
-            offset += cut
+        span = max(b - a, 1e-9)
+        w_px = avail / len(spans) if equal_epochs else avail * span / max(in_epochs, 1e-9)
+        scale = w_px / span
 
-        def px(t: float, a=a, offset=offset) -> float:
-            return round(left + (offset + t - a) * scale, 2)
+        def px(t: float, a=a, x0=x0, scale=scale) -> float:
+            return round(x0 + (t - a) * scale, 2)
 
         batch, epoch = key
-        batch_label = f" (batch {batch + 1})" if len({k[0] for k, _ in ordered}) > 1 else ""
-        g.epochs.append(EpochMark(px(a), f"epoch {epoch}{batch_label} · {_fmt_s(b - a)}", _fmt_s(gap) if i else ""))
+        label = f"epoch {epoch}{f' (batch {batch + 1})' if batches else ''} · {_fmt_s(b - a)}"
+        g.epochs.append(EpochMark(px(a), label if w_px >= 12 * len(label) * 0.55 else f"e{epoch}",
+                                  (_fmt_s(gap) if w_px >= 70 else "") if i else ""))
         per_lane: dict[int, list[dict]] = defaultdict(list)
         for r in rs:
             per_lane[lane_of[int(r.get("worker", 0))]].append(r)
@@ -202,7 +203,7 @@ def gantt(records: list[dict], palette: dict[str, str], model_batch: dict[str, i
                     g.idle.append(Gap(px(t), round((r["start"] - t) * scale, 2), lane,
                                       f"idle {_fmt_s(r['start'] - t)}"))
                 t = max(t, r["end"])
-        offset += b - a
+        x0 += w_px + cut
     g.stats = hop_stats(records, len(lanes_ids), in_epochs, between)
     return g
 

@@ -211,6 +211,11 @@ def test_gantt_bar_per_hop_eval_distinct_idle_and_efficiency(client, study):
     overhead = sum(r["end"] - r["start"] - r["train_s"] - r.get("eval_s", 0) for r in recs) / len(recs)
     assert f'id="hop-overhead">{overhead * 1000:.0f} ms<' in page
     assert len(re.findall(r">epoch \d · [\d.]+ m?s</text>", page)) == 4  # one mark per epoch
+    # ?scale=epoch: every epoch the same width, the same bars
+    equal = client.get("/studies/syn/runs/r1/gantt?scale=epoch").text
+    assert "<b>each epoch the same width</b>" in equal and equal.count('<g class="hop train"') == 36
+    marks = [float(x) for x in re.findall(r'<line x1="([\d.]+)" x2="[\d.]+" y1="18"', equal)]
+    assert len(marks) == 4 and len({round(b - a, 1) for a, b in zip(marks, marks[1:])}) == 1
 
     recs2 = _records(study["store"], "r2")  # separate eval units
     page2 = client.get("/studies/syn/runs/r2/gantt").text

@@ -2,9 +2,11 @@
 with the simple auth manager on a free 127.0.0.1 port, and headless Chromium driven through Selenium."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -86,15 +88,17 @@ def api_server(finished_study, tmp_path_factory):
         except OSError:
             pass
         if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             raise RuntimeError(f"api-server did not start:\n{(home / 'api-server.log').read_text()[-4000:]}")
         time.sleep(1)
     yield {"base": base, "home": home, "proc": proc}
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and any worker it forked
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
     log.close()
 
 

@@ -140,6 +140,9 @@ def test_pages_of_a_finished_run(api_server, finished_study, browser, tmp_path):
     assert busy.endswith("%") and 0 < float(busy[:-1]) <= 100
     assert browser.find_element(By.ID, "hop-overhead").text
     no_alert(browser)
+    browser.find_element(By.LINK_TEXT, "each epoch the same width").click()  # short epochs readable too
+    wait_for(browser, lambda d: d.current_url.endswith("?scale=epoch"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#gantt g.hop")) == len(hops)
     shoot(browser, tmp_path, "ui-gantt")
 
 
