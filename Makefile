@@ -77,5 +77,13 @@ bench: $(STAMP)
 bench-smoke: $(STAMP)
 	$(PY) -m benchmarks.run --smoke
 
+# The multi-host stack of docker/ (Postgres, Spark master + 2 workers, MLflow server, Airflow components).
+.PHONY: stack-up stack-down
+stack-up:
+	docker compose -f docker/docker-compose.yml up -d --build
+
+stack-down:
+	docker compose -f docker/docker-compose.yml down
+
 clean:
 	rm -rf .cerebro
