@@ -18,15 +18,18 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import secrets
 import signal
+import socket
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from .errors import CerebroError, ClusterError
 from .hop_order import EpochOrder, HopOrder
-from .hop_server import HopServer
+from .hop_server import HopServer, HopTimeouts, WorkersMissing
 from .run_state import ModelStatus
 from .scheduler import EVAL, TRAIN, MopScheduler, Unit
 from .store import Store
@@ -354,20 +357,43 @@ def _log_hop(rec: dict) -> None:
 
 # --------------------------------------------------------------------------------------- server, workers
 class WorkerSession:
-    """The hop server and the workers' launcher of a pass: started together, stopped together."""
+    """The hop server and the workers' launcher of a pass: started together, stopped together.
 
-    def __init__(self, launch: Callable[[EpochTask], None], host: str | None = None):
+    Where the hop server listens -- exactly the address the workers are told, never 0.0.0.0 -- is the first of:
+    1. `host` given to EpochDriver (tests);
+    2. the environment variable CEREBRO_DRIVER_HOST: this host's address as the Spark workers reach it;
+    3. what the launcher says (`launch.advertised_host()`): 127.0.0.1 for a local master, spark.driver.host
+       for a classic cluster master; nothing for a remote Spark Connect server (set CEREBRO_DRIVER_HOST);
+    4. 127.0.0.1.
+    A host name is resolved once, here; the workers get the IP address the server is bound to.
+    Each pass makes a new random secret that only its workers get (`EpochTask.secret`).
+    """
+
+    def __init__(self, launch: Callable[[EpochTask], None], host: str | None = None,
+                 timeouts: HopTimeouts = HopTimeouts()):
         self.launch = launch
-        # Workers on other hosts reach the driver at CEREBRO_DRIVER_HOST; locally everything stays on loopback.
-        self.advertised = host or os.environ.get("CEREBRO_DRIVER_HOST", "127.0.0.1")
-        self.bind = "127.0.0.1" if self.advertised in ("127.0.0.1", "localhost") else "0.0.0.0"
+        self.host = host
+        self.timeouts = timeouts
+
+    def advertised_host(self) -> tuple[str, str]:
+        """(host, where it came from), by the rule above."""
+        if self.host:
+            return self.host, "the driver's host argument"
+        if os.environ.get(DRIVER_HOST_ENV):
+            return os.environ[DRIVER_HOST_ENV], DRIVER_HOST_ENV
+        suggest = getattr(self.launch, "advertised_host", None)
+        suggested = suggest() if suggest else None
+        return (suggested, "the Spark configuration") if suggested else ("127.0.0.1", "the default")
 
     def serve(self, hop_pass: EpochPass) -> None:
         """Launch the workers and serve them until the pass's scheduler is finished; raise if the server
-        failed or the workers stopped before that."""
+        failed, a worker did not connect in time, or the workers stopped before the end."""
         ctx, sched = hop_pass.ctx, hop_pass.sched
-        with HopServer(sched, hop_pass, host=self.bind) as server:
-            task = EpochTask(self.advertised, server.port, ctx.store.uri, ctx.data_url, ctx.meta, ctx.deterministic)
+        host, source = self.advertised_host()
+        secret = secrets.token_bytes(32)
+        with _bound_server(sched, hop_pass, host, source, secret, self.timeouts) as server:
+            task = EpochTask(server.host, server.port, ctx.store.uri, ctx.data_url, ctx.meta, ctx.deterministic,
+                             secret=secret, heartbeat_s=self.timeouts.heartbeat_s)
             errors: list[BaseException] = []
 
             def launch():
@@ -380,13 +406,61 @@ class WorkerSession:
 
             launcher = threading.Thread(target=launch, name=f"epoch-{ctx.epoch}-launcher", daemon=True)
             launcher.start()
-            server.wait(until=lambda: not launcher.is_alive())
+            try:
+                server.wait(until=lambda: not launcher.is_alive())
+            except WorkersMissing as exc:
+                server.stop()  # the connected workers get "done" and end their tasks
+                cancel = getattr(self.launch, "cancel", None)
+                if cancel:
+                    cancel()  # the tasks still waiting for a slot
+                launcher.join(timeout=30)
+                raise self._missing(ctx, exc, f"{server.host}:{server.port}", source) from None
             launcher.join()
             if server.error is not None:
                 raise server.error
             if not sched.finished():
+                if errors and isinstance(errors[0], CerebroError):
+                    raise errors[0]
                 raise RuntimeError(f"epoch {ctx.epoch}: the workers stopped before the epoch finished"
                                    + (f": {errors[0]}" if errors else ""))
+
+    def _missing(self, ctx: EpochContext, exc: WorkersMissing, address: str, source: str) -> ClusterError:
+        slots_of = getattr(self.launch, "task_slots", None)
+        slots = slots_of() if slots_of else None
+        room = (f"the Spark application has {slots} task slot(s)" if slots is not None
+                else "the Spark application may have fewer free task slots than workers")
+        if exc.never:
+            problem = (f"epoch {ctx.epoch}: only {exc.workers - len(exc.missing)} of {exc.workers} workers "
+                       f"connected within {exc.waited_s:.0f} s (missing: {exc.missing}); {room}; the workers "
+                       f"were told to connect to {address} (from {source})")
+            fix = (f"give the Spark application at least {exc.workers} free task slots (cores) or lower "
+                   f"train.workers; if the workers run on other hosts, set {DRIVER_HOST_ENV} to this host's "
+                   "address they can reach; raise runtime.connect_timeout_s if executors start slowly")
+        else:
+            problem = (f"epoch {ctx.epoch}: worker(s) {exc.missing} lost their connection and did not come "
+                       f"back within {exc.waited_s:.0f} s; {room}")
+            fix = ("check the Spark executors' logs (executor lost, out of memory?) and that the application "
+                   "keeps enough task slots; raise runtime.connect_timeout_s if task retries start slowly")
+        return ClusterError("train.workers", problem, fix)
+
+
+# Where the workers reach this driver's hop server, if not where Spark says (see WorkerSession).
+DRIVER_HOST_ENV = "CEREBRO_DRIVER_HOST"
+
+
+def _bound_server(sched: MopScheduler, handler: EpochPass, host: str, source: str, secret: bytes,
+                  timeouts: HopTimeouts) -> HopServer:
+    """A hop server bound to `host`'s IPv4 address (which is then what the workers are told)."""
+    try:
+        ip = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+    except OSError as exc:
+        raise ClusterError(DRIVER_HOST_ENV, f"the hop server's host {host!r} (from {source}) does not resolve: "
+                           f"{exc}", "set it to an IPv4 address of this host that the Spark workers can reach") from None
+    try:
+        return HopServer(sched, handler, host=ip, secret=secret, timeouts=timeouts)
+    except OSError as exc:
+        raise ClusterError(DRIVER_HOST_ENV, f"the hop server cannot listen on {ip} ({host!r}, from {source}): "
+                           f"{exc}", "set it to an address of this host that the Spark workers can reach") from None
 
 
 # ----------------------------------------------------------------------------------------------- driver
@@ -401,10 +475,10 @@ class EpochDriver:
     """
 
     def __init__(self, ctx: EpochContext, launch: Callable[[EpochTask], None], *, hooks: FaultHooks = FaultHooks(),
-                 on_record: RecordHook | None = None, host: str | None = None):
+                 on_record: RecordHook | None = None, host: str | None = None, timeouts: HopTimeouts = HopTimeouts()):
         self.ctx = ctx
         self.records = RecordLog(ctx.store, hooks.after_write)
-        self.session = WorkerSession(launch, host)
+        self.session = WorkerSession(launch, host, timeouts)
         self.on_record = on_record
 
     def run(self) -> EpochResult:

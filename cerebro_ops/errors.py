@@ -36,6 +36,12 @@ class DataError(FieldError):
     what = "data"
 
 
+class ClusterError(FieldError):
+    """The Spark application cannot run the epoch's workers, or they cannot reach the driver."""
+
+    what = "cluster setting"
+
+
 class StoreError(CerebroError):
     """A store path is invalid or a checkpoint is unusable."""
 

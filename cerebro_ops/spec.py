@@ -114,6 +114,8 @@ class RuntimeSpec:
     tracking_uri: str = ""
     experiment: str = ""
     max_hop_retries: int = 2
+    connect_timeout_s: float = 120.0  # every epoch worker must connect to the driver within this
+    worker_lost_s: float = 60.0       # a worker silent this long (no heartbeat) is lost; its unit runs again
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,8 @@ _MODEL_KEYS = {"builder"}
 _SEARCH_KEYS = {"method", "num_configs", "batch_size", "space"}
 _PRUNING_KEYS = {"method", "min_epochs", "reduction_factor"}
 _TRAIN_KEYS = {"epochs", "workers", "metric", "direction", "deterministic", "hop_order"}
-_RUNTIME_KEYS = {"spark_master", "store", "tracking_uri", "experiment", "max_hop_retries"}
+_RUNTIME_KEYS = {"spark_master", "store", "tracking_uri", "experiment", "max_hop_retries", "connect_timeout_s",
+                 "worker_lost_s"}
 
 
 def load_spec(path: str | os.PathLike) -> StudySpec:
@@ -415,8 +418,14 @@ def _parse_runtime(d: Mapping, name: str, workers: int) -> RuntimeSpec:
     retries = _get(d, "max_hop_retries", int, "runtime.", 2)
     if not 0 <= retries <= 10:
         raise SpecError("runtime.max_hop_retries", f"{retries} is out of range", "use an integer in [0, 10]")
+    connect = float(_get(d, "connect_timeout_s", (int, float), "runtime.", 120.0))
+    if not 1 <= connect <= 86400:
+        raise SpecError("runtime.connect_timeout_s", f"{connect:g} is out of range", "use seconds in [1, 86400]")
+    lost = float(_get(d, "worker_lost_s", (int, float), "runtime.", 60.0))
+    if not 15 <= lost <= 86400:  # workers send a heartbeat every 5 s
+        raise SpecError("runtime.worker_lost_s", f"{lost:g} is out of range", "use seconds in [15, 86400]")
     return RuntimeSpec(spark_master=master, store=store, tracking_uri=tracking, experiment=experiment,
-                       max_hop_retries=retries)
+                       max_hop_retries=retries, connect_timeout_s=connect, worker_lost_s=lost)
 
 
 def _parse_pruning(d: Mapping, epochs: int) -> PruningSpec:

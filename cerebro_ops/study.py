@@ -205,6 +205,7 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
     Idempotent: a finished epoch is not trained again; an epoch or batch beyond the run's (a run triggered
     with fewer epochs or configs than the DAG has steps for) is a no-op."""
     from .epoch import EpochContext, EpochDriver, FaultHooks
+    from .hop_server import HopTimeouts
 
     repo, state, snapshot = open_run(spec, run_id)
     skip = _epoch_skip(state, epoch, batch)
@@ -222,7 +223,8 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
         ctx = EpochContext(store, epoch, state.configs, live, snapshot.model_builder, snapshot.seed, train.workers,
                            store.url("data"), state.meta, train.deterministic, snapshot.runtime.max_hop_retries,
                            hop_order=train.hop_order, replay_store=replayed)
-        result = EpochDriver(ctx, launcher, hooks=FaultHooks.from_env(), on_record=on_record).run()
+        timeouts = HopTimeouts(connect_s=snapshot.runtime.connect_timeout_s, lost_s=snapshot.runtime.worker_lost_s)
+        result = EpochDriver(ctx, launcher, hooks=FaultHooks.from_env(), on_record=on_record, timeouts=timeouts).run()
         models, wall = result.models, result.wall_s
     else:
         models, wall = {}, 0.0

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -38,6 +38,10 @@ class EpochTask:
     data_url: str       # where the W partitions live
     meta: dict
     deterministic: bool = True
+    # The epoch's hop secret: random per pass, made by the driver; the worker proves it knows it when it
+    # connects (hop_server.HopClient). Not in repr, so it stays out of logs and Spark UI task descriptions.
+    secret: bytes = field(default=b"", repr=False)
+    heartbeat_s: float = 5.0  # how often the worker tells the driver it is alive, busy or not
 
 
 def _trainer(task: EpochTask):
@@ -74,7 +78,7 @@ def run_worker(task: EpochTask, partition: int) -> dict:
             data[name] = load_partition(task.data_url, name, partition, shape)
         return data[name]
 
-    client = HopClient(task.host, task.port, partition)
+    client = HopClient(task.host, task.port, partition, secret=task.secret, heartbeat_s=task.heartbeat_s)
     hops = 0
     busy = 0.0
     try:

@@ -11,19 +11,21 @@ from cerebro_ops.store import Store
 
 
 def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, calls=None, *,
-                  fails=None, eval_loss=None, seen=None):
+                  fails=None, eval_loss=None, seen=None, silent_once=None):
     """fail: a model whose every hop reports a config failure (NaN loss); fails: the same for every unit whose
     message this predicate accepts; eval_loss(params, trained partitions): the validation loss a model's last
     hop reports (default: the number of partitions trained on); seen: gets (builder, model_id, kind,
     partition) of every unit handed out;
     die_once: (model, partition) whose unit loses its connection once, then the task is retried;
+    silent_once: (model, partition) whose worker freezes once mid-unit (no heartbeat, no reply, connection
+    open) until the driver gives up on it and closes the connection; then the task is retried;
     corrupt_after_write: a checkpoint path suffix garbled (once) right after it is written;
     calls: a list that gets one item per launch (one per pass of the driver: the epoch, then each repair)."""
-    died, garbled = set(), set()
+    died, garbled, froze = set(), set(), set()
 
     def work(task, w):
         store = Store(task.store_uri)
-        client = HopClient(task.host, task.port, w)
+        client = HopClient(task.host, task.port, w, secret=task.secret, heartbeat_s=task.heartbeat_s)
         try:
             while True:
                 msg = client.next()
@@ -39,6 +41,13 @@ def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, c
                     died.add(die_once)
                     client.close()  # the task dies mid-hop: its connection drops
                     return work(task, w)  # ... and Spark retries the task
+                if silent_once and (u["model_id"], u["partition"]) == silent_once and silent_once not in froze:
+                    froze.add(silent_once)
+                    client._stop.set()  # frozen: the heartbeat stops too
+                    while client.sock.recv(1):  # until the driver declares it lost and hangs up
+                        pass
+                    client.close()
+                    return work(task, w)  # the task fails on the closed connection; Spark retries it
                 try:
                     state = json.loads(store.read_blob(msg["ckpt_in"], msg["sha_in"])) if msg["ckpt_in"] else []
                 except StoreError as exc:

@@ -1,28 +1,110 @@
 """The Spark job of one epoch: W tasks, each serving one partition's worker loop."""
 from __future__ import annotations
 
+import logging
+import os
+import re
+import uuid
 from functools import partial
-from typing import Callable
 
+from ..errors import ClusterError
 from ..output import worker_environment
 from ..worker import EpochTask, spark_entry
 
+log = logging.getLogger("cerebro_ops.spark")
+
 RESULT_SCHEMA = "partition long, hops long, busy_s double, pid long"
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
-def spark_launcher(spark, workers: int) -> Callable[[EpochTask], None]:
+class SparkLauncher:
     """Launch W long-lived worker tasks; one Spark job per epoch, not per hop.
 
     `spark.range(0, W, 1, W)` yields exactly one row per Spark partition, so task w serves partition w.
-    mapInPandas (not the RDD API) works with classic Spark and with Spark Connect alike.
+    mapInPandas (not the RDD API) works with classic Spark and with Spark Connect alike. All W tasks must
+    run at the same time (they hand models to each other), so a local master with fewer than W task slots
+    is refused before the job starts; on a cluster, whose executors may still be coming up, the driver's
+    connect timeout (runtime.connect_timeout_s) turns a shortage into an error instead.
     """
 
-    def launch(task: EpochTask) -> None:
-        ids = spark.range(0, workers, 1, workers).withColumnRenamed("id", "partition")
-        entry = partial(spark_entry, task, env=worker_environment())  # quiet or verbose, as the driver is
-        rows = ids.mapInPandas(entry, schema=RESULT_SCHEMA).collect()
-        served = sorted(int(r["partition"]) for r in rows)
-        if served != list(range(workers)):
-            raise RuntimeError(f"expected workers 0..{workers - 1}, Spark ran {served}")
+    def __init__(self, spark, workers: int):
+        self.spark = spark
+        self.workers = workers
+        self.tag = f"cerebro-epoch-{uuid.uuid4().hex[:12]}"
 
-    return launch
+    # ------------------------------------------------------------------ what the driver asks
+    def is_connect(self) -> bool:
+        return type(self.spark).__module__.startswith("pyspark.sql.connect")
+
+    def master(self) -> str:
+        try:
+            return self.spark.conf.get("spark.master", "") or ""
+        except Exception:  # a Spark Connect server may not expose it
+            return ""
+
+    def task_slots(self) -> int | None:
+        """How many tasks the application can run at once, if Spark says; None when it cannot be known."""
+        cpus = int(self._conf("spark.task.cpus", "1") or 1)
+        m = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", self.master())
+        if m:
+            n = m.group(1) or "1"
+            return ((os.cpu_count() or 1) if n == "*" else int(n)) // cpus
+        if self.is_connect():
+            return None
+        try:  # what Spark's own barrier-stage check uses: free slots of the executors registered now
+            jsc = self.spark.sparkContext._jsc.sc()
+            return int(jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile()))
+        except Exception:
+            return None
+
+    def advertised_host(self) -> str | None:
+        """Where this application's executors reach the driver process: loopback for a local master
+        (classic, or a Spark Connect server on this host); spark.driver.host for a classic cluster
+        application; None when Spark cannot tell (a remote Spark Connect server: set CEREBRO_DRIVER_HOST)."""
+        local = self.master().startswith("local")
+        if not self.is_connect():
+            return "127.0.0.1" if local else self._conf("spark.driver.host", None)
+        server = getattr(getattr(self.spark, "client", None), "host", None)
+        return "127.0.0.1" if local and server in LOOPBACK else None
+
+    def _conf(self, key: str, default):
+        try:
+            return self.spark.conf.get(key, default)
+        except Exception:
+            return default
+
+    # ------------------------------------------------------------------ launching
+    def __call__(self, task: EpochTask) -> None:
+        self.check_slots()
+        ids = self.spark.range(0, self.workers, 1, self.workers).withColumnRenamed("id", "partition")
+        entry = partial(spark_entry, task, env=worker_environment())  # quiet or verbose, as the driver is
+        self.spark.addTag(self.tag)  # per thread: cancel() interrupts this epoch's job only
+        try:
+            rows = ids.mapInPandas(entry, schema=RESULT_SCHEMA).collect()
+        finally:
+            self.spark.removeTag(self.tag)
+        served = sorted(int(r["partition"]) for r in rows)
+        if served != list(range(self.workers)):
+            raise RuntimeError(f"expected workers 0..{self.workers - 1}, Spark ran {served}")
+
+    def check_slots(self) -> None:
+        slots = self.task_slots()
+        if slots is None or slots >= self.workers:
+            return
+        if self.master().startswith("local"):
+            raise ClusterError("train.workers", f"{self.workers} workers must run at once, but the master "
+                               f"{self.master()} runs {slots} task(s) at a time",
+                               f"use runtime.spark_master: local[{self.workers}] or lower train.workers")
+        log.warning("the Spark application has %d free task slot(s) now for %d workers; the epoch waits up to "
+                    "runtime.connect_timeout_s for more executors", slots, self.workers)
+
+    def cancel(self) -> None:
+        """Interrupt this launcher's running job (the driver gave up waiting for its workers)."""
+        try:
+            self.spark.interruptTag(self.tag)
+        except Exception:
+            log.debug("could not interrupt the epoch job", exc_info=True)
+
+
+def spark_launcher(spark, workers: int) -> SparkLauncher:
+    return SparkLauncher(spark, workers)
