@@ -17,7 +17,7 @@ export AIRFLOW_CONN_SPARK_DEFAULT ?= {"conn_type":"spark","host":"local[2]"}
 export TF_CPP_MIN_LOG_LEVEL := 2
 export MLFLOW_TRACKING_URI := sqlite:///$(ROOT)/.cerebro/mlflow.db
 
-.PHONY: install test test-fast demo demo-cli mlflow-ui airflow-ui airflow-init spark-connect bench bench-smoke clean
+.PHONY: install test test-fast demo demo-cli mlflow-ui airflow-ui airflow-down airflow-init spark-connect bench bench-smoke clean
 
 STAMP := $(VENV)/.installed
 
@@ -61,8 +61,16 @@ demo-cli: $(STAMP)
 mlflow-ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
 
-airflow-ui: $(STAMP) airflow-init
-	$(VENV)/bin/airflow standalone
+# The local Airflow, ready to use (scripts/airflow_local.py): login admin, password in
+# .cerebro/airflow/passwords.json (default admin); DAGs unpaused; api-server on 127.0.0.1:8080; LocalExecutor
+# with one slot per CPU; a Spark Connect server whose warm session every epoch task joins. Ctrl-C or
+# `make airflow-down` stops every process it started. AIRFLOW_UI_ARGS="--no-spark": a Spark application per task.
+airflow-ui: $(STAMP)
+	@test -f .cerebro/data/dummy.parquet || $(PY) -m cerebro_ops.cli make-data dummy --out .cerebro/data
+	$(PY) scripts/airflow_local.py up $(AIRFLOW_UI_ARGS)
+
+airflow-down:
+	$(PY) scripts/airflow_local.py down
 
 # A Spark Connect server: with AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type":"spark_connect","host":"sc://127.0.0.1","port":15002}'
 # every epoch task joins one warm session (≈ 2 s per task instead of ≈ 15 s for a new application).
