@@ -186,8 +186,11 @@ def test_the_driver_trains_epoch_2_in_the_cost_aware_visit_orders(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- the spec option
-def test_spec_hop_order_defaults_to_cost_aware_and_is_validated():
-    assert parse_spec(MIN).train.hop_order == "cost_aware"
+def test_spec_hop_order_default_follows_determinism_and_is_validated():
+    # deterministic runs (the default) must match across independent runs: orders from seed and epoch only
+    assert parse_spec(MIN).train.hop_order == "fixed"
+    assert parse_spec(with_("train.deterministic", False)).train.hop_order == "cost_aware"
+    assert parse_spec(with_("train.hop_order", "cost_aware")).train.hop_order == "cost_aware"
     assert parse_spec(with_("train.hop_order", "fixed")).train.hop_order == "fixed"
     for bad in ("fastest", 3):
         with pytest.raises(SpecError) as exc:
