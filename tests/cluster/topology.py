@@ -85,9 +85,12 @@ def worker_command(host: str, master_host: str = DRIVER.ip) -> list[str]:
             "--host", host, "--cores", str(WORKER_CORES)]
 
 
-def mlflow_command(host: str, backend: str, artifacts: str) -> list[str]:
+def mlflow_command(host: str, backend: str, artifacts: str, served_as: str) -> list[str]:
+    """`served_as`: the name clients use (the Host header); MLflow accepts only localhost and RFC 1918
+    addresses unless told (DNS-rebinding protection), and 198.18.0.0/15 or a service name is neither."""
     return ["mlflow", "server", "--backend-store-uri", backend, "--serve-artifacts",
-            "--artifacts-destination", artifacts, "--host", host, "--port", str(MLFLOW_PORT)]
+            "--artifacts-destination", artifacts, "--host", host, "--port", str(MLFLOW_PORT),
+            "--allowed-hosts", f"{served_as}:{MLFLOW_PORT}"]
 
 
 def airflow_command(component: str) -> list[str]:
