@@ -67,7 +67,9 @@ class LoginRequired(Exception):
 
 
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.rstrip("/").split(URL_PREFIX, 1)[-1].startswith("/api")
+    """Pages (HTML) vs the JSON endpoints under /api, by the path inside this app."""
+    path, root = request.url.path, request.scope.get("root_path", "")
+    return not (path[len(root):] if root and path.startswith(root) else path).startswith("/api/")
 
 
 async def current_user(request: Request) -> Any:
