@@ -101,13 +101,19 @@ def run_worker(task: EpochTask, partition: int) -> dict:
                 continue
             end = time.time()
             busy += end - start
-            record.update(start=start, end=end, worker=partition, pid=os.getpid())
+            record.update(start=start, end=end, worker=partition, pid=os.getpid(), rss_peak_kb=_peak_rss_kb())
             _maybe_exit(store, partition, hops)
             client.result(unit, record)
             hops += 1
     finally:
         client.close()
     return {"partition": partition, "hops": hops, "busy_s": busy, "pid": os.getpid()}
+
+
+def _peak_rss_kb() -> int:
+    """This worker process's peak resident memory so far (kB), for the memory comparison of the benchmarks."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _run_unit(trainer, store, msg: dict, split) -> dict:
