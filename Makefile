@@ -17,7 +17,7 @@ export AIRFLOW_CONN_SPARK_DEFAULT ?= {"conn_type":"spark","host":"local[2]"}
 export TF_CPP_MIN_LOG_LEVEL := 2
 export MLFLOW_TRACKING_URI := sqlite:///$(ROOT)/.cerebro/mlflow.db
 
-.PHONY: install test test-fast demo demo-cli mlflow-ui airflow-ui airflow-down airflow-init spark-connect bench bench-smoke clean
+.PHONY: install test test-fast demo demo-cli mlflow-ui airflow-ui airflow-down airflow-init spark-connect bench bench-smoke bench-report clean
 
 STAMP := $(VENV)/.installed
 
@@ -77,13 +77,22 @@ airflow-down:
 spark-connect: $(STAMP)
 	$(VENV)/bin/spark-submit --class org.apache.spark.sql.connect.service.SparkConnectServer \
 	  --master "local[2,4]" --conf spark.connect.grpc.binding.port=15002 \
+	  --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.sql.shuffle.partitions=8 \
 	  --conf spark.connect.session.manager.defaultSessionTimeout=-1 spark-internal
 
+# Every benchmark step one after another on an idle machine (smoke, flights_full, hetero, simulate,
+# hop_server_load, cerebro_dl, airflow_real, ui_load; 1-2 hours), then benchmarks/RESULTS.md with its
+# Targets table; a failed step is reported there and the others still run. Logs: .cerebro/bench-logs/.
 bench: $(STAMP)
 	$(PY) -m benchmarks.run --full
 
+# CI (.ci/run): the smoke workload and a W=8 simulation, asserting loose ratios (≈ 4 min).
 bench-smoke: $(STAMP)
 	$(PY) -m benchmarks.run --smoke
+
+# RESULTS.md again from benchmarks/results/*.json, without running anything.
+bench-report:
+	$(PY) -m benchmarks.report
 
 # The multi-host stack of docker/ (Postgres, Spark master + 2 workers, MLflow server, Airflow components).
 .PHONY: stack-up stack-down

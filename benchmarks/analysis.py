@@ -183,3 +183,17 @@ def accuracy(mop_val: dict[str, float], seq_val: dict[str, list[float]]) -> dict
     best_mop = min((m for m in mop_val if mop_val[m] is not None), key=lambda m: mop_val[m]) if mop_val else None
     return {"per_config": rows, "best_seq": best_seq, "best_mop": best_mop, "same_best": best_seq == best_mop,
             "n_within_spread": sum(r["within_spread"] for r in rows.values()), "n_configs": len(rows)}
+
+
+def peak_rss(records: list[dict]) -> dict:
+    """Peak resident memory of each worker process (MB) from the hop records' rss_peak_kb (the process's
+    high-water mark when it reported the hop; the last record of a process holds its peak). None when the
+    records do not say (older runs)."""
+    said = [r for r in records if r.get("rss_peak_kb")]
+    if not said:
+        return {"max_mb": None, "per_process_mb": None}
+    per = {}
+    for r in said:
+        k = f"worker {r['worker']} pid {r.get('pid')}"
+        per[k] = max(per.get(k, 0), r["rss_peak_kb"] / 1024)
+    return {"max_mb": max(per.values()), "per_process_mb": dict(sorted(per.items()))}

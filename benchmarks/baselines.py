@@ -114,18 +114,24 @@ def _serve(conn, rank: int) -> None:
             conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"))
 
 
+def _peak_rss_kb() -> int:
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _handle(ctx: _Ctx, cmd: str, kw: dict) -> Any:
     if cmd == "load":  # pre-load data so timed phases measure training only
         x, y = ctx.split(kw["data_url"], kw["meta"], "train", kw.get("partition"))
         xv, yv = ctx.split(kw["data_url"], kw["meta"], "val")
-        return {"bytes": int(x.nbytes + y.nbytes + xv.nbytes + yv.nbytes), "rows": len(x)}
+        return {"bytes": int(x.nbytes + y.nbytes + xv.nbytes + yv.nbytes), "rows": len(x),
+                "train_bytes": int(x.nbytes + y.nbytes), "val_bytes": int(xv.nbytes + yv.nbytes)}
     if cmd == "train":  # a list of configs, one after another
         x, y = ctx.split(kw["data_url"], kw["meta"], "train", kw.get("partition"))
         xv, yv = ctx.split(kw["data_url"], kw["meta"], "val")
         t0 = time.time()
         res = {mid: train_config(kw["builder"], p, kw["meta"], x, y, xv, yv, kw["epochs"], kw["seed"])
                for mid, p in kw["configs"]}
-        return {"start": t0, "end": time.time(), "configs": res}
+        return {"start": t0, "end": time.time(), "configs": res, "rss_peak_kb": _peak_rss_kb()}
     if cmd == "fit_setup":
         return _fit_setup(ctx, kw["builder"], kw["params"], kw["meta"], kw["data_url"])
     if cmd == "dp_init":  # data parallel: a fresh model per config, same init on every worker
@@ -209,6 +215,7 @@ def run_baselines(pool: Pool, builder: str, configs: dict[str, dict], meta: dict
     out: dict = {"pool_startup_s": pool.startup_s}
     full = pool.all([("load", {"data_url": data_url, "meta": meta})] * workers)
     out["data_bytes_full_copy"] = full[0]["bytes"]
+    out["data_bytes_train"], out["data_bytes_val"] = full[0].get("train_bytes"), full[0].get("val_bytes")
 
     # Sequential reference: one process (worker 0), configs one after another, per seed.
     seq = []
@@ -244,7 +251,7 @@ def run_baselines(pool: Pool, builder: str, configs: dict[str, dict], meta: dict
     busy: dict[int, tuple] = {}
     t0 = time.time()
     first_start, last_end = None, 0.0
-    tp_val = {}
+    tp_val, tp_rss = {}, {}
     while queue or busy:
         for r in range(workers):
             if r not in busy and queue:
@@ -257,9 +264,12 @@ def run_baselines(pool: Pool, builder: str, configs: dict[str, dict], meta: dict
         first_start = ans["start"] if first_start is None else min(first_start, ans["start"])
         last_end = max(last_end, ans["end"])
         tp_val[m] = ans["configs"][m]["val_loss"][-1]
+        tp_rss[r] = ans["rss_peak_kb"]
     out["task_parallel"] = {"makespan_s": last_end - min(first_start, t0), "val_loss": tp_val,
                             "data_bytes": workers * out["data_bytes_full_copy"],
-                            "data_bytes_mop": out["data_bytes_full_copy"]}
+                            # a MOP worker keeps its train partition and the whole validation split
+                            "data_bytes_mop": out["data_bytes_train"] + workers * out["data_bytes_val"],
+                            "rss_peak_kb_per_process": [tp_rss[r] for r in sorted(tp_rss)]}
 
     # Data-parallel model averaging: one config at a time, W workers on their partitions, average per epoch.
     if data_parallel:

@@ -1,8 +1,15 @@
-"""Benchmark driver: `python -m benchmarks.run [--smoke|--full] [--only NAME] [--airflow] [--with-cerebro-dl]`.
+"""Benchmark driver: `python -m benchmarks.run [--smoke|--full] [--only NAME] [--airflow] [--keep]`.
 
-Per workload, in one invocation and one after another (never overlapping): the MOP study through the real
-CLI code path (study.run on local[W] Spark), then the plain-Keras baselines on the same prepared data.
-Writes benchmarks/results/<name>.json, benchmarks/results/gantt_<name>.png and regenerates RESULTS.md.
+`--full` (`make bench`) runs, in one invocation and one after another (never overlapping), the steps of
+FULL_STEPS: the smoke and flights_full workloads (the MOP study through the CLI code path, then the
+plain-Keras baselines on the same prepared data), then the other benchmark scripts, each in its own process
+(hetero, simulate, hop_server_load, cerebro_dl, airflow_real, ui_load). Every step writes its
+benchmarks/results/<step>.json, stamped with the load average at its start and end; a failed step is
+recorded (results/bench_full.json) and reported in RESULTS.md, and the next step still runs.
+
+`--smoke` (`make bench-smoke`, CI) runs the smoke workload and a small simulation and asserts loose targets
+(ratios, not seconds): see SMOKE_CHECKS. `--only NAME` runs just the named steps (flights100k, ... too).
+RESULTS.md is regenerated at the end (`python -m benchmarks.report` regenerates it from the JSONs alone).
 """
 from __future__ import annotations
 
@@ -47,7 +54,25 @@ WORKLOADS = {
                        space={"filters": [8, 16], "learning_rate": [0.001, 0.003], "dense_units": [32, 64],
                               "batch_size": [32]}, seeds=[0, 1, 2]),
 }
-FULL_ORDER = ["flights100k", "flights_full", "flights_hetero", "digits_cnn"]
+# The other benchmark scripts, each run as `python -m <module> <args>` in its own process; (args, timeout s).
+SCRIPTS = {
+    # heterogeneous grid through the study code path; 100k rows so that epochs last long enough to compare
+    "hetero": (["benchmarks.hetero", "--rows", "100000", "--epochs", "3"], 3600),
+    "simulate": (["benchmarks.simulate"], 3600),
+    "hop_server_load": (["benchmarks.hop_server_load"], 1200),
+    "cerebro_dl": (["benchmarks.cerebro_dl"], 3600),
+    "airflow_real": (["benchmarks.airflow_real", "--workload", "flights_full"], 5400),
+    "ui_load": (["benchmarks.ui_load"], 1200),   # prints its JSON; written to results/ui_load.json here
+}
+FULL_STEPS = ["smoke", "flights_full", "hetero", "simulate", "hop_server_load", "cerebro_dl", "airflow_real",
+              "ui_load"]
+STEP_NAMES = sorted([*WORKLOADS, *SCRIPTS])
+LOGS = ROOT / ".cerebro" / "bench-logs"
+
+# make bench-smoke: loose floors, so that a loaded CI machine does not flake (see smoke_checks).
+SMOKE_SPEEDUP_TARGET = 1.0
+SMOKE_SPEEDUP_FLOOR = 0.6 * SMOKE_SPEEDUP_TARGET
+SMOKE_MAX_TRACES = 2
 
 
 # ----------------------------------------------------------------------------------------------- env
@@ -190,6 +215,7 @@ def run_workload(name: str, wl: dict, work: Path, airflow: bool) -> dict:
     mop = run_mop(spec_path)
     W = wl["workers"]
     metrics = analysis.hop_metrics(mop["records"], W, mop["epoch_start"], mop["run_start"])
+    metrics["rss"] = analysis.peak_rss(mop["records"])
     print(f"[{name}] MOP makespan {metrics['makespan_s']:.1f}s eff {metrics['efficiency']:.3f}; baselines ...",
           flush=True)
     # The study's Spark Python workers hold TF; they are idle now (no job runs) and do not take CPU.
@@ -244,17 +270,23 @@ def run_workload(name: str, wl: dict, work: Path, airflow: bool) -> dict:
     return out
 
 
+def _overhead(h: dict) -> float:
+    """A hop's time that is neither training nor evaluation (wall − train_s − eval_s), plus the gap before it."""
+    return (h["sched_s"] or 0.0) + (h["read_s"] or 0.0) + (h["write_s"] or 0.0) + (h["gap_s"] or 0.0)
+
+
 def hop_summary(metrics: dict) -> dict:
     ph, pw = metrics["per_hop"], metrics["per_warm_hop"]
     return {
-        "hop_overhead_all_s": ph["wall_s"] - ph["train_s"] + (ph["gap_s"] or 0.0),
-        "hop_overhead_s": (pw["wall_s"] - pw["train_s"] + (pw["gap_s"] or 0.0)) if pw["n"] else None,
+        "hop_overhead_all_s": _overhead(ph),
+        "hop_overhead_s": _overhead(pw) if pw["n"] else None,
         "ckpt_load_save_all_s": ph["ckpt_load_plus_save_s"],
         "ckpt_load_save_s": pw["ckpt_load_plus_save_s"] if pw["n"] else None,
         "train_s_per_hop": ph["train_s"],
         "eval_per_model_epoch_s": metrics["eval_per_model_epoch_s"],
         "eval_fraction": metrics["sum_eval_s"] / metrics["sum_unit_wall_s"] if metrics["sum_unit_wall_s"] else None,
         "traces_per_arch_worker_max": metrics["traces"]["max"],
+        "mop_rss_peak_mb": metrics.get("rss", {}).get("max_mb"),
     }
 
 
@@ -277,54 +309,194 @@ def sane(res: dict) -> list[str]:
     return problems
 
 
+def smoke_checks(res: dict) -> list[str]:
+    """make bench-smoke's loose targets on the smoke workload (beyond `sane`).
+
+    Speed-up floor 0.6 (target 1.0): the smoke study is small (4 configs × 2 epochs on 16k train rows), so the
+    first hops' tracing and the Spark round trips weigh more than in flights_full, and on a CI box shared
+    with other jobs MOP's W processes compete for the CPUs while the sequential reference (one process)
+    mostly does not; such load moved the measured ratio by up to ≈ 40 % here. A real regression (a hop
+    that re-traces its loop every time, a lost worker, serialised hops) brings it to ≈ 0.3-0.5."""
+    s, problems = res["summary"], []
+    if not s["speedup"] >= SMOKE_SPEEDUP_FLOOR:
+        problems.append(f"MOP speed-up over sequential {s['speedup']:.2f} < {SMOKE_SPEEDUP_FLOOR:.2f} "
+                        f"(loose floor, 0.6 × the target {SMOKE_SPEEDUP_TARGET})")
+    acc = res["accuracy"]
+    if not acc["same_best"]:
+        problems.append(f"best config differs: sequential {acc['best_seq']}, MOP {acc['best_mop']}")
+    off = [m for m, row in acc["per_config"].items() if not row["within_2x_spread"]]
+    if off:
+        problems.append(f"val loss outside 2 × the sequential seeds' spread: {off}")
+    train = [r for r in res["mop"]["records"] if r.get("kind") == "train" and r.get("status", "ok") == "ok"]
+    unsaid = [r for r in train if "traced" not in r or "arch" not in r]
+    if not train or unsaid:
+        problems.append(f"{len(unsaid)} of {len(train)} train hop records lack the traced/arch flags")
+    traces = res["metrics"]["traces"]["max"]
+    if traces is None or traces > SMOKE_MAX_TRACES:
+        problems.append(f"traces per architecture per worker {traces} > {SMOKE_MAX_TRACES}")
+    return problems
+
+
+def simulate_check(workers: int = 8, seeds: int = 3) -> tuple[dict, list[str]]:
+    """The cost-aware hop order (longest remaining work first, spread) on the simulated clock at a small W:
+    its makespan over the epochs with learned costs must not exceed the fixed order's, per case."""
+    from .simulate import run_case
+
+    cases, problems = [], []
+    for m in (2 * workers, 4 * workers):
+        for seed in range(seeds):
+            c = run_case(workers, m, 3, seed)
+            ms = {p: sum(e["makespan"] for e in c["policies"][p]["per_epoch"] if e["epoch"] >= 2)
+                  for p in ("today", "lrw_spread")}
+            cases.append({"workers": workers, "models": m, "seed": seed, "fixed_makespan": ms["today"],
+                          "cost_aware_makespan": ms["lrw_spread"],
+                          "cost_aware_ratio_lb": c["policies"]["lrw_spread"]["ratio_mean"]})
+            if ms["lrw_spread"] > ms["today"] * (1 + 1e-9):
+                problems.append(f"simulate W={workers} M={m} seed {seed}: cost-aware makespan "
+                                f"{ms['lrw_spread']:.1f} > fixed {ms['today']:.1f}")
+    return {"cases": cases}, problems
+
+
+def _step_record(name: str, t0: float, load0: tuple, status: str, **extra) -> dict:
+    return {"step": name, "status": status, "started": dt.datetime.fromtimestamp(t0, dt.timezone.utc).strftime(
+        "%Y-%m-%d %H:%M:%S UTC"), "wall_s": round(time.time() - t0, 1), "loadavg_start": load0,
+        "loadavg_end": os.getloadavg(), **extra}
+
+
+def _stamp(path: Path, step: dict) -> None:
+    """Add the step's timing and load average to its result JSON (the scripts do not all record them)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(data, dict):
+        data["bench_step"] = {k: step[k] for k in ("started", "wall_s", "loadavg_start", "loadavg_end")}
+        path.write_text(json.dumps(data, indent=1, default=str))
+
+
+def run_script(name: str) -> dict:
+    """One benchmark script in its own process; ok when it exits 0 and (re)wrote results/<name>.json."""
+    args, timeout = SCRIPTS[name]
+    out = RESULTS / f"{name}.json"
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / f"{name}.log"
+    t0, load0 = time.time(), os.getloadavg()
+    print(f"[{name}] python -m {' '.join(args)} (log {log}) ...", flush=True)
+    try:
+        with open(log, "w") as fh:
+            p = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
+                               timeout=timeout)
+        rc = p.returncode
+    except subprocess.TimeoutExpired:
+        rc = f"timeout after {timeout} s"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    if name == "ui_load" and rc == 0:  # it prints its JSON (the last top-level object of the output)
+        start = text.rfind("\n{\n")
+        try:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(json.loads(text[start + 1:] if start >= 0 else text), indent=1))
+        except ValueError as exc:
+            rc = f"no JSON in its output ({exc})"
+    fresh = out.exists() and out.stat().st_mtime >= t0
+    if rc == 0 and fresh:
+        step = _step_record(name, t0, load0, "ok", log=str(log))
+        _stamp(out, step)
+    else:
+        why = f"exit {rc}" if rc != 0 else f"it did not write {out.name}"
+        step = _step_record(name, t0, load0, "failed", error=why, log=str(log), log_tail=text[-3000:])
+    print(f"[{name}] {step['status']} in {step['wall_s']:.0f} s"
+          + (f": {step['error']}; last lines:\n{text[-1500:]}" if step["status"] != "ok" else ""), flush=True)
+    return step
+
+
+def run_workload_step(name: str, work: Path, airflow: bool, info: dict) -> tuple[dict, dict | None]:
+    t0, load0 = time.time(), os.getloadavg()
+    try:
+        res = run_workload(name, WORKLOADS[name], work / name, airflow)
+    except Exception as exc:  # reported in RESULTS.md; the next step still runs
+        import traceback
+        tb = traceback.format_exc()
+        print(f"[{name}] FAILED: {type(exc).__name__}: {exc}\n{tb[-2000:]}", flush=True)
+        return _step_record(name, t0, load0, "failed", error=f"{type(exc).__name__}: {exc}", log_tail=tb[-3000:]), None
+    res["machine"] = {**info, "loadavg_start": load0, "loadavg_end": os.getloadavg()}
+    step = _step_record(name, t0, load0, "ok")
+    res["bench_step"] = {k: step[k] for k in ("started", "wall_s", "loadavg_start", "loadavg_end")}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=1, default=str))
+    s = res["summary"]
+    print(f"[{name}] done in {step['wall_s']:.0f}s: makespan {s['makespan_s']:.1f}s, T_seq {s['T_seq']:.1f}s,"
+          f" speed-up {s['speedup']:.2f} (ceiling {s['ceiling']:.2f}), efficiency {s['efficiency']:.3f}, "
+          f"overhead/warm hop {_ms(s['hop_overhead_s'])}, traces/arch/worker {s['traces_per_arch_worker_max']}, "
+          f"within spread {s['within_spread']}, same best {s['same_best']}", flush=True)
+    return step, res
+
+
+def _ms(v) -> str:
+    return "–" if v is None else f"{v * 1000:.0f} ms"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run")
     g = ap.add_mutually_exclusive_group()
-    g.add_argument("--smoke", action="store_true", help="small sanity run (≤ 3 min), asserts results are sane")
-    g.add_argument("--full", action="store_true", help="all workloads")
-    ap.add_argument("--only", action="append", choices=sorted(WORKLOADS), help="run just these workloads")
-    ap.add_argument("--airflow", action="store_true", help="also run `airflow dags test` (default in --full)")
-    ap.add_argument("--no-airflow", action="store_true")
-    ap.add_argument("--with-cerebro-dl", action="store_true", help="(--full) compare against cerebro-dl 1.1.1")
+    g.add_argument("--smoke", action="store_true", help="small run (≈ 4 min), asserts loose targets (CI)")
+    g.add_argument("--full", action="store_true", help="every step of FULL_STEPS, then RESULTS.md")
+    ap.add_argument("--only", action="append", choices=STEP_NAMES, help="run just these steps")
+    ap.add_argument("--airflow", action="store_true", help="also run `airflow dags test` per workload")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = ap.parse_args(argv)
     _env()
-    names = args.only or (["smoke"] if args.smoke or not args.full else FULL_ORDER)
-    def airflow_for(name: str) -> bool:  # smoke: only when asked for; --full: every workload
-        return not args.no_airflow and (args.airflow or (args.full and name != "smoke"))
+    names = args.only or (FULL_STEPS if args.full else ["smoke"])
+    mode = "full" if args.full and not args.only else ("smoke" if names == ["smoke"] else "only")
     work = Path(tempfile.mkdtemp(prefix="cerebro-bench-"))
     info = machine()
-    print(f"scratch {work}; machine {info}", flush=True)
-    rc = 0
+    t_run, load_run = time.time(), os.getloadavg()
+    print(f"scratch {work}; steps {names}; machine {info}", flush=True)
+    steps, problems = [], []
     try:
         for name in names:
-            t0 = time.time()
-            res = run_workload(name, WORKLOADS[name], work / name, airflow_for(name))
-            res["machine"] = {**info, "loadavg_end": os.getloadavg()}
-            if args.with_cerebro_dl and args.full:
-                res["cerebro_dl"] = {"status": "not run",
-                                     "reason": "cerebro-dl comparison not implemented yet (TODO); no numbers"}
-            (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=1, default=str))
-            s = res["summary"]
-            print(f"[{name}] done in {time.time() - t0:.0f}s: makespan {s['makespan_s']:.1f}s, T_seq {s['T_seq']:.1f}s,"
-                  f" speed-up {s['speedup']:.2f} (ceiling {s['ceiling']:.2f}), efficiency {s['efficiency']:.3f}, "
-                  f"within spread {s['within_spread']}, same best {s['same_best']}", flush=True)
-            if name == "smoke" or WORKLOADS[name].get("smoke"):
-                problems = sane(res)
-                took = time.time() - t0
-                print(f"[{name}] smoke wall {took:.0f}s (budget 180s; load average now {os.getloadavg()[0]:.1f})",
-                      flush=True)
-                if took > 180:
-                    print(f"WARNING: smoke took {took:.0f}s > 180s (not failed: wall time depends on machine load)")
-                if problems:
-                    print("SMOKE FAILED:\n  " + "\n  ".join(problems), flush=True)
-                    rc = 1
+            if name in SCRIPTS:
+                steps.append(run_script(name))
+                continue
+            step, res = run_workload_step(name, work, args.airflow, info)
+            steps.append(step)
+            if res is None:
+                problems.append(f"{name}: {step['error']}")
+            elif name == "smoke":
+                found = sane(res) + smoke_checks(res)
+                step["checks"] = found or "passed"
+                if mode == "smoke":  # in --full they are reported, the Targets table holds the real bar
+                    problems += [f"smoke: {p}" for p in found]
+        if mode == "smoke":
+            t0, load0 = time.time(), os.getloadavg()
+            sim, found = simulate_check()
+            steps.append(_step_record("simulate_w8", t0, load0, "ok" if not found else "failed", result=sim,
+                                      checks=found or "passed"))
+            problems += found
+            print(f"[simulate_w8] cost-aware vs fixed makespan over epochs 2-3 at W=8: " + ", ".join(
+                f"{c['cost_aware_makespan'] / c['fixed_makespan']:.3f}" for c in sim["cases"]), flush=True)
+        took = time.time() - t_run
+        record = {"mode": mode, "steps_requested": names, "machine": info,
+                  "started": dt.datetime.fromtimestamp(t_run, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                  "wall_s": round(took, 1), "loadavg_start": load_run, "loadavg_end": os.getloadavg(),
+                  "steps": steps, "problems": problems}
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        if mode != "only":
+            (RESULTS / f"bench_{mode}.json").write_text(json.dumps(record, indent=1, default=str))
         from .report import write_results_md
-        write_results_md()
+        print(f"wrote {write_results_md()}", flush=True)
+        print(f"{mode} run: {took:.0f} s, load average {load_run[0]:.1f} → {os.getloadavg()[0]:.1f}; steps: "
+              + ", ".join(f"{s['step']} {s['status']}" for s in steps), flush=True)
+        if mode == "smoke":
+            if took > 240:
+                print(f"WARNING: smoke took {took:.0f}s > 240s (not failed: wall time depends on machine load)")
+            if problems:
+                print("SMOKE FAILED:\n  " + "\n  ".join(problems), flush=True)
+                return 1
+            print("smoke checks passed", flush=True)
+        return 1 if problems or any(s["status"] != "ok" for s in steps) else 0
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    return rc
 
 
 if __name__ == "__main__":
