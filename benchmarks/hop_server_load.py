@@ -101,7 +101,7 @@ def _stop_at(server, when: float) -> None:
     that must visit its partition, and so everyone else, until the epoch is stopped)."""
     time.sleep(max(0.0, when - time.time()))
     if hasattr(server, "stop"):
-        server.stop(RuntimeError("load test over"))
+        server.stop()
     else:
         with server.cond:
             server.error = RuntimeError("load test over")
@@ -140,15 +140,48 @@ def run_level(workers: int, seconds: float) -> dict:
             "connected": len(handshakes), "client_errors": errors, "missed_wakes": missed, "epoch_finished": sched.finished()}
 
 
+def run_single(hops: int = 500, connects: int = 300) -> dict:
+    """One worker, no contention: what authentication adds to a connection and to a hop."""
+    sched = MopScheduler([f"m{i}" for i in range(hops)], 1, 1, 0)
+    secret = secrets.token_bytes(32)
+    server_kwargs = {"secret": secret} if "secret" in inspect.signature(HopServer).parameters else {}
+    with HopServer(sched, ZeroWorkHandler(sched), host="127.0.0.1", **server_kwargs) as server:
+        setup = []
+        for _ in range(connects):
+            t = time.perf_counter()
+            client = HopClient(server.host, server.port, 0, **_client_kwargs(secret))
+            setup.append(time.perf_counter() - t)
+            client.close()
+        client = HopClient(server.host, server.port, 0, **_client_kwargs(secret))
+        msg, rtts = client.next(), []
+        while not msg.get("done"):
+            t = time.perf_counter()
+            client.result(msg["unit"], {"n": 0})
+            msg = client.next()
+            rtts.append(time.perf_counter() - t)
+        client.close()
+    return {"connect_p50_ms": round(1e3 * _pct(setup, 0.5), 3), "hop_rtt_p50_ms": round(1e3 * _pct(rtts, 0.5), 3),
+            "hop_rtt_p99_ms": round(1e3 * _pct(rtts, 0.99), 3), "hops": len(rtts)}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", default="8,64,256")
     ap.add_argument("--seconds", type=float, default=6.0, help="measured time per level")
     ap.add_argument("--out", default=str(RESULTS / "hop_server_load.json"))
+    ap.add_argument("--wake-all", action="store_true",
+                    help="wake every waiting worker on each change (the old notify_all), for comparison")
     args = ap.parse_args(argv)
+    if args.wake_all:
+        import cerebro_ops.hop_server as hs
+        hs._may_run_next = lambda sched, model_id: None
+    single = run_single()
+    print(f"one worker: connect+handshake p50 {single['connect_p50_ms']} ms, hop round trip p50 "
+          f"{single['hop_rtt_p50_ms']} ms, p99 {single['hop_rtt_p99_ms']} ms")
     levels = [run_level(int(w), args.seconds) for w in args.workers.split(",")]
     report = {"machine": f"{platform.machine()} {mp.cpu_count()} cpus", "seconds_per_level": args.seconds,
-              "client_processes": CLIENT_PROCESSES, "levels": levels}
+              "client_processes": CLIENT_PROCESSES, "wake": "all" if args.wake_all else "targeted",
+              "single_worker": single, "levels": levels}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'workers':>8} {'models':>7} {'units':>8} {'units/s':>9} {'rtt p50 ms':>11} {'rtt p99 ms':>11} "
