@@ -383,9 +383,12 @@ def run_script(name: str) -> dict:
     t0, load0 = time.time(), os.getloadavg()
     print(f"[{name}] python -m {' '.join(args)} (log {log}) ...", flush=True)
     try:
+        # without the Makefile's AIRFLOW_* (its AIRFLOW_HOME is the project's): ui_load resets the Airflow
+        # db of the AIRFLOW_HOME it finds, and sets a throw-away one when there is none
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         with open(log, "w") as fh:
             p = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
-                               timeout=timeout)
+                               timeout=timeout, env=env)
         rc = p.returncode
     except subprocess.TimeoutExpired:
         rc = f"timeout after {timeout} s"
