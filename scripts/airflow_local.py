@@ -37,6 +37,7 @@ USER = "admin"
 DEFAULT_PASSWORD = "admin"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 STOP_GRACE_S = 20.0
+KEEP_WARM_S = 30.0  # below Spark's one-minute idle timeout of Python workers
 SIMPLE_AUTH = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 BIN = Path(sys.executable).parent
 
@@ -132,9 +133,11 @@ def component_command(name: str, port: int) -> list[str]:
     return cmd
 
 
-def warm_spark(url: str, tasks: int) -> None:
+def warm_spark(url: str, tasks: int, every: float = KEEP_WARM_S) -> None:
     """Import TensorFlow and cerebro-ops' trainer in `tasks` Python workers of the shared Connect session,
-    the session every epoch task joins: the first epoch trains on warm workers too."""
+    the session every epoch task joins, then touch them every `every` s: Spark stops Python workers that
+    have been idle for a minute (a fixed timeout), e.g. during a long prepare step or between DAG runs, and
+    the next epoch would import TensorFlow again."""
     from cerebro_ops.output import worker_environment
     from cerebro_ops.spark.session import get_spark
 
@@ -146,9 +149,18 @@ def warm_spark(url: str, tasks: int) -> None:
         import cerebro_ops.trainer  # noqa: F401
         yield from batches
 
+    def touch():
+        spark.range(0, tasks, 1, tasks).mapInPandas(body, schema="id long").collect()
+
     t0 = time.monotonic()
-    spark.range(0, tasks, 1, tasks).mapInPandas(body, schema="id long").collect()
+    touch()
     print(f"warmed {tasks} Spark Python workers in {time.monotonic() - t0:.1f} s", flush=True)
+    while every > 0:
+        time.sleep(every)
+        try:
+            touch()
+        except Exception as exc:  # noqa: BLE001 - a busy or restarting server: try again next time
+            print(f"keep-warm job failed: {type(exc).__name__}: {str(exc)[:200]}", flush=True)
 
 
 # ------------------------------------------------------------------------------------------ processes
@@ -268,7 +280,7 @@ class Supervisor:
         try:
             if migrate:
                 print("airflow: migrating the metadata database ...", flush=True)
-                res = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True)
+                res = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True, check=False)
                 if res.returncode != 0:
                     print(res.stdout[-3000:] + res.stderr[-3000:], file=sys.stderr)
                     return 1
@@ -434,17 +446,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start Airflow (and Spark Connect) and wait; Ctrl-C stops everything")
-    up.add_argument("--port", type=int, default=int(os.environ.get("CEREBRO_AIRFLOW_PORT", 8080)))
-    up.add_argument("--spark-port", type=int, default=int(os.environ.get("CEREBRO_SPARK_CONNECT_PORT", 15002)))
+    up.add_argument("--port", type=int, default=int(os.environ.get("CEREBRO_AIRFLOW_PORT", "8080")))
+    up.add_argument("--spark-port", type=int, default=int(os.environ.get("CEREBRO_SPARK_CONNECT_PORT", "15002")))
     up.add_argument("--no-spark", action="store_true", help="no Spark Connect server: each epoch task starts Spark")
     up.add_argument("--no-migrate", action="store_true", help="skip `airflow db migrate`")
     sub.add_parser("down", help="stop what `up` started")
     warm = sub.add_parser("warm", help="import TensorFlow in the Spark Connect server's Python workers")
     warm.add_argument("--spark-url", required=True)
     warm.add_argument("--tasks", type=int, default=os.cpu_count() or 2)
+    warm.add_argument("--every", type=float, default=KEEP_WARM_S, help="seconds between keep-warm jobs (0: once)")
     args = parser.parse_args(argv)
     if args.command == "warm":
-        warm_spark(args.spark_url, args.tasks)
+        warm_spark(args.spark_url, args.tasks, args.every)
         return 0
     return cmd_up(args) if args.command == "up" else cmd_down(args)
 

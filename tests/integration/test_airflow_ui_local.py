@@ -96,7 +96,7 @@ def test_airflow_ui_local_ready_warm_and_stops_clean(tmp_path):
                      and c.laddr.port == port]
         assert listening and {c.laddr.ip for c in listening} == {"127.0.0.1"}, listening
         exposed = [(p.pid, p.name(), c.laddr) for p in _run_processes(token_line.split()[1])
-                   for c in _listening(p) if c.laddr.ip not in ("127.0.0.1", "::1")]
+                   for c in _listening(p) if not _loopback(c.laddr.ip)]
         assert exposed == [], f"listening beyond loopback: {exposed}"
         print(f"\nready+run in {time.monotonic() - t0:.0f} s; tasks: {summary}; worker pids {pids}")
     finally:
@@ -141,3 +141,11 @@ def _listening(p) -> list:
         return [c for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN]
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return []
+
+
+def _loopback(ip: str) -> bool:
+    import ipaddress
+
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    mapped = getattr(addr, "ipv4_mapped", None)  # a JVM's IPv6 socket on 127.0.0.1 shows as ::ffff:127.0.0.1
+    return (mapped or addr).is_loopback
