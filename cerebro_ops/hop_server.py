@@ -243,6 +243,8 @@ class HopServer:
                     channel.send({"done": True} if in_flight is None
                                  else {"unit": _unit_dict(in_flight), **self.handler.payload(in_flight)})
                 elif op in ("result", "failed") and in_flight is not None and _unit_from(msg["unit"]) == in_flight:
+                    if op == "result":  # the worker's address as this server saw it: which host ran the hop
+                        msg["record"] = {**msg["record"], "peer": peer[0]}
                     if not self._finish(worker, conn, in_flight, msg):
                         log.warning("worker %d (%s) reported %s, which was taken back; closing", worker, address,
                                     in_flight)

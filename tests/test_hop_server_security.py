@@ -78,7 +78,7 @@ def test_a_correct_client_gets_units_and_its_results_are_recorded(server):
     client.result(msg["unit"], {"loss": 0.5})
     client.close()
     ((worker, unit, record),) = server.handler.done
-    assert (worker, unit.partition, record) == (0, 0, {"loss": 0.5})
+    assert (worker, unit.partition, record) == (0, 0, {"loss": 0.5, "peer": "127.0.0.1"})  # peer: the server's view
     assert server.refused == []
 
 
