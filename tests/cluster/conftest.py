@@ -118,6 +118,8 @@ def study_spec(path: Path, data: Path, store: Path, master: str, tracking: str) 
         # between a laptop and a cluster
         raw["train"]["hop_order"] = "fixed"
     raw["runtime"] = {"spark_master": master, "store": store.resolve().as_uri(), "tracking_uri": tracking}
+    if "connect_timeout_s" in getattr(spec_module, "_RUNTIME_KEYS", ()):
+        raw["runtime"]["connect_timeout_s"] = 300  # executors start slowly on a busy 2-CPU machine
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -161,7 +163,10 @@ def assert_same_leaderboard(got: dict, want: dict, tol: float = 1e-6) -> None:
 
 
 def hop_records(store: Path, run_id: str, epoch: int | None = None) -> list[dict]:
-    root = store / STUDY / "runs" / run_id / "hops"
+    """The run's hop records so far (also while it runs), from its folder in a local store."""
+    from cerebro_ops.store import safe_run_id
+
+    root = store / STUDY / "runs" / safe_run_id(run_id) / "hops"  # an Airflow run id has ':' and '+'
     files = sorted((root / f"e{epoch}").rglob("*.json") if epoch else root.glob("e*/**/*.json"))
     out = []
     for f in files:

@@ -79,7 +79,7 @@ def test_postgres_serves_both_databases(compose):
 
 def test_mlflow_server_proxies_artifacts_into_the_store(compose):
     ml = compose["services"][topo.COMPOSE_MLFLOW]
-    assert ml["command"] == topo.mlflow_command("0.0.0.0", topo.postgres_url(topo.MLFLOW_DB, topo.COMPOSE_POSTGRES),
+    assert ml["command"] == topo.mlflow_command("0.0.0.0", topo.postgres_url(topo.MLFLOW_DB, topo.COMPOSE_POSTGRES, "psycopg2"),
                                                 topo.COMPOSE_ARTIFACTS, topo.COMPOSE_MLFLOW)
     assert _ports(ml) == {topo.MLFLOW_PORT}
     assert f"store:{topo.COMPOSE_STORE}" in ml["volumes"]
