@@ -25,7 +25,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@command -v java >/dev/null || { echo "Java 17 is required (apt-get install openjdk-17-jre-headless)"; exit 1; }
 	@command -v uv >/dev/null || python3 -m pip install -q uv
 	@test -x $(PY) || uv venv -q -p python3.11 $(VENV) || uv venv -q $(VENV)
-	VIRTUAL_ENV=$(VENV) uv pip install -q -r requirements.txt
+	VIRTUAL_ENV=$(VENV) uv pip install -q --compile-bytecode -r requirements.txt
 	VIRTUAL_ENV=$(VENV) uv pip install -q --no-deps -e .
 	@touch $(STAMP)
 

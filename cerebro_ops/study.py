@@ -214,7 +214,9 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
         return {"epoch": epoch, "batch": batch, "skipped": skip}
     live = {m: state.models[m].ckpt for m in state.live_models()}
     store = repo.store
+    tracker = _tracker(snapshot)
     if live:
+        tracker.warm_up()  # a new task process opens MLflow while the epoch trains, not after it
         if launcher is None:
             from .spark.epoch_job import spark_launcher
             launcher = spark_launcher(_spark(snapshot, spark), snapshot.train.workers)
@@ -228,7 +230,6 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
         models, wall = result.models, result.wall_s
     else:
         models, wall = {}, 0.0
-    tracker = _tracker(snapshot)
     for m, res in models.items():
         rec = state.models[m]
         if res.status == ModelStatus.FAILED:

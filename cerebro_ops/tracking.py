@@ -134,11 +134,29 @@ class Tracker:
     # ------------------------------------------------------------------------------------ plumbing
     @property
     def client(self):
-        if self._client is None:
-            from mlflow import MlflowClient
+        with self._lock:  # a warm_up thread may be creating it
+            if self._client is None:
+                from mlflow import MlflowClient
 
-            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self._registry_uri)
-        return self._client
+                self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self._registry_uri)
+            return self._client
+
+    def warm_up(self) -> threading.Thread:
+        """Import MLflow and open its store in a background thread (seconds in a new process: MLflow, SQLAlchemy
+        and, for a database URI, its schema check), so that work overlaps with what the caller does meanwhile
+        (an epoch's training). Later calls wait for it through the client's lock; a failure here is only
+        logged (the first real call fails and reports as usual)."""
+        def open_client() -> None:
+            try:
+                from mlflow.entities import Metric  # noqa: F401 - imported by every _log
+
+                self.client  # noqa: B018 - creates the client and its store
+            except Exception as exc:  # noqa: BLE001 - tracking never stops training
+                log.warning("MLflow warm-up failed: %s", exc)
+
+        thread = threading.Thread(target=open_client, name="mlflow-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     @property
     def _registry_uri(self) -> str | None:
@@ -523,6 +541,25 @@ class Tracker:
             if "tensorflow" in flavors or "keras" in flavors:
                 return mlflow.tensorflow.load_model(model_uri)
         return self.load_raw_rows_model(model_uri).keras_model
+
+
+_DB_SCHEMES = ("sqlite:", "postgresql", "mysql", "mssql")
+
+
+def preload_mlflow(tracking_uri: str) -> threading.Thread:
+    """Import MLflow's client (and, for a database URI, its SQL store) in a background thread (seconds in a
+    new process), e.g. while a task joins Spark; a Tracker's first call then finds them imported. Never raises."""
+    def load() -> None:
+        try:
+            from mlflow import MlflowClient  # noqa: F401
+            if tracking_uri.startswith(_DB_SCHEMES):
+                import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+        except Exception as exc:  # noqa: BLE001 - only a head start; the real call reports failures
+            log.debug("MLflow preload failed: %s", exc)
+
+    thread = threading.Thread(target=load, name="mlflow-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def checkpoint_artifact(epoch: int) -> str:

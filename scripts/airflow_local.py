@@ -123,6 +123,25 @@ def spark_connect_command(port: int, cores: int) -> list[str]:
     return cmd + ["spark-internal"]
 
 
+def compile_bytecode() -> None:
+    """Write the .pyc files of this environment's packages and of cerebro_ops when PYTHONDONTWRITEBYTECODE is
+    set (common in containers): Python then never caches bytecode, and every Airflow task, a new process,
+    compiled Airflow, pandas, pyspark and MLflow from source again (≈ 10 s of an epoch task measured here).
+    Compiles only what is missing or stale; a read-only environment is left as it is."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return  # Python caches bytecode itself at the first import
+    import compileall
+    import sysconfig
+
+    print("airflow: PYTHONDONTWRITEBYTECODE is set; compiling the environment's bytecode once ...", flush=True)
+    repo = Path(__file__).resolve().parent.parent / "cerebro_ops"
+    for root in dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], str(repo)]):
+        try:
+            compileall.compile_dir(root, quiet=2, workers=0)
+        except OSError as exc:
+            print(f"airflow: could not compile {root}: {exc}", flush=True)
+
+
 def component_command(name: str, port: int) -> list[str]:
     cmd = [str(BIN / "airflow"), name]
     if name == "api-server":
@@ -278,6 +297,7 @@ class Supervisor:
         env = component_env(self.home, self.port, spark_url, self.token)
         self.write_pids()
         try:
+            compile_bytecode()
             if migrate:
                 print("airflow: migrating the metadata database ...", flush=True)
                 res = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True, check=False)

@@ -302,3 +302,28 @@ def test_registered_model_description_from_study(study, uri):
     c.update_registered_model("described", description="written by hand")
     tr.describe_model("described", "Synthetic regression")  # a description already there is kept
     assert c.get_registered_model("described").description == "written by hand"
+
+
+def test_warm_up_opens_the_client_in_the_background_and_later_calls_use_it(tmp_path, uri, experiment):
+    """An epoch task starts the warm-up before training; the metrics it logs afterwards land in the child run,
+    through the one client the warm-up created."""
+    from cerebro_ops.tracking import preload_mlflow
+
+    preload_mlflow(uri).join(timeout=120)
+    tr = Tracker(uri, experiment)
+    thread = tr.warm_up()
+    thread.join(timeout=120)
+    assert not thread.is_alive() and tr._client is not None
+    client = tr._client
+    parent = tr.start_study(make_spec(tmp_path), "r-warm", {})
+    child = tr.start_config(parent, "c0", {"lr": 0.1})
+    tr.log_epoch(child, 1, {"val_loss": 0.25})
+    assert tr.client is client
+    assert MlflowClient(uri).get_run(child).data.metrics["val_loss"] == 0.25
+
+
+def test_warm_up_failure_only_warns(caplog):
+    tr = Tracker("unknownscheme://nowhere", "x")
+    with caplog.at_level(logging.WARNING, logger="cerebro_ops.tracking"):
+        tr.warm_up().join(timeout=60)
+    assert any("MLflow warm-up failed" in r.getMessage() for r in caplog.records)

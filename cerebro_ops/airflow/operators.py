@@ -152,6 +152,9 @@ class CerebroEpochOperator(SparkStepOperator):
         from .. import study
 
         trains = study.epoch_needs_training(spec, run_id, self.epoch, self.batch)
+        if trains:  # the epoch's tracking needs MLflow: import it while this task joins Spark
+            from ..tracking import preload_mlflow
+            preload_mlflow(spec.runtime.tracking_uri)
         return study.run_epoch(spec, run_id, self.epoch, self.batch, spark=self.spark(spec) if trains else None)
 
 
