@@ -66,9 +66,12 @@ def _small_png(src: Path, dst: Path) -> None:
 
 
 def wait_for(driver, predicate, timeout: float = 30.0):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.25).until(lambda d: predicate(d))
+    # The live refresh swaps the page's content: an element read mid-swap is stale; read again next poll.
+    return WebDriverWait(driver, timeout, poll_frequency=0.25,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: predicate(d))
 
 
 def test_pages_of_a_finished_run(api_server, finished_study, browser, tmp_path):
