@@ -61,7 +61,7 @@ SCRIPTS = {
     "simulate": (["benchmarks.simulate"], 3600),
     "hop_server_load": (["benchmarks.hop_server_load"], 1200),
     "cerebro_dl": (["benchmarks.cerebro_dl"], 3600),
-    "airflow_real": (["benchmarks.airflow_real", "--workload", "flights_full"], 5400),
+    "airflow_real": (["benchmarks.airflow_real", "--workload", "flights_full", "--epochs", "5"], 5400),
     "ui_load": (["benchmarks.ui_load"], 1200),   # prints its JSON; written to results/ui_load.json here
 }
 FULL_STEPS = ["smoke", "flights_full", "hetero", "simulate", "hop_server_load", "cerebro_dl", "airflow_real",
