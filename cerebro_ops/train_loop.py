@@ -39,7 +39,11 @@ def architecture_key(builder: str, model: keras.Model) -> str | None:
     except Exception:  # NotImplementedError for subclassed models, or anything a custom get_config raises
         return None
     names = {model.name: "<model>"}
-    names.update({layer.name: f"<layer{i}>" for i, layer in enumerate(model.layers)})
+    # Every layer, nested ones and a Sequential's InputLayer included (model.layers leaves that one out, yet
+    # get_config names it): otherwise each build of a Sequential model would look like a new architecture.
+    flat = getattr(model, "_flatten_layers", None)
+    layers = list(flat(include_self=False)) if flat else list(model.layers)
+    names.update({layer.name: f"<layer{i}>" for i, layer in enumerate(layers)})
     optimizer = _optimizer_without_learning_rate(compiled.get("optimizer"))
     if optimizer is None:
         return None
@@ -55,8 +59,8 @@ def architecture_key(builder: str, model: keras.Model) -> str | None:
 
 
 def _optimizer_without_learning_rate(opt) -> Any:
-    """The serialised optimizer minus its learning rate, or None when the rate is not a plain number (a
-    schedule is part of the graph, so it stays in the fingerprint)."""
+    """The serialised optimizer minus its learning rate when that is a plain number (a schedule is part of the
+    graph, so it stays in the fingerprint); None when the model has no optimizer."""
     if not isinstance(opt, dict):
         return opt
     cfg = dict(opt.get("config") or {})
@@ -78,10 +82,10 @@ def _renamed(obj, names: Mapping[str, str]):
 
 
 def learning_rate_of(model: keras.Model) -> float | None:
-    """The optimizer's learning rate when it is a plain value (a variable in Keras 3), else None."""
+    """The optimizer's learning rate when it is a plain value (a variable in Keras 3); None for a schedule or a
+    callable, which cannot be assigned."""
     opt = model.optimizer
-    lr = getattr(opt, "_learning_rate", None)
-    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule) or lr is None:
+    if not isinstance(getattr(opt, "_learning_rate", None), keras.Variable):
         return None
     return float(keras.ops.convert_to_numpy(opt.learning_rate))
 

@@ -43,8 +43,9 @@ quiet_keras()
 from .train_loop import (CompiledLoop, architecture_key, learning_rate_of, route, row_order,  # noqa: E402
                          set_learning_rate)
 
-# A worker's arrays: its train partition and the validation split (x and y each), plus slack.
-_MAX_TENSORS = 6
+# A worker's arrays: its train partition and the validation split (x and y each). No more: a new epoch's
+# partition then pushes out the last one's tensors instead of holding a second copy for the epoch.
+_MAX_TENSORS = 4
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _BUILDER_FIX = "write 'package.module:function' naming a function importable on the driver and every worker"

@@ -19,6 +19,16 @@ def tiny(params, info):
     return model
 
 
+def tiny_sequential(params, info):
+    """The same MLP as a Sequential model (whose config names an auto-numbered InputLayer)."""
+    model = keras.Sequential([keras.Input(shape=info.input_shape),
+                              keras.layers.Dense(int(params.get("units", 8)), activation="relu"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.Adam(float(params.get("learning_rate", 1e-2))),
+                  loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
 def uncompiled(params, info):
     inputs = keras.Input(shape=info.input_shape)
     return keras.Model(inputs, keras.layers.Dense(1)(inputs))

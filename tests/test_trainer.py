@@ -189,6 +189,20 @@ def test_configs_differing_in_learning_rate_share_one_traced_loop():
     assert len(t.traces()) == 2, "another architecture gets its own model and trace"
 
 
+def test_sequential_models_of_one_architecture_share_one_traced_loop():
+    """Keras numbers a Sequential model's InputLayer per build; the fingerprint must not see that number."""
+    seq = "tests.builders_for_tests:tiny_sequential"
+    t = HopTrainer(INFO)
+    results = []
+    for lr in (1e-2, 1e-3):
+        p = {"units": 8, "batch_size": 32, "learning_rate": lr}
+        state, stats = t.train(seq, p, t.initial_checkpoint(seq, p, seed=5), *PARTS[0], seed=11)
+        results.append((stats["arch"], stats["traced"], _arrays(state)))
+    assert results[0][0] == results[1][0] and [r[1] for r in results] == [True, False]
+    assert len(t.traces()) == 1
+    assert _max_diff(results[0][2], results[1][2], "w") > 1e-4, "each config trains with its own learning rate"
+
+
 def test_evaluation_in_the_last_hop_equals_evaluating_its_checkpoint(trainers):
     a, b = trainers
     x_val, y_val = _data(70, 7)
