@@ -149,10 +149,22 @@ def _links(spec):
     return MlflowLinks(mlflow_ui_url(), experiment_id(spec.runtime.tracking_uri, spec.runtime.experiment), spec.name)
 
 
+def _usable_run_id(run_id: str, study_name: str) -> None:
+    """404 for a run id that cannot name a run folder (e.g. '..'), after the access check has passed."""
+    from cerebro_ops.errors import StoreError
+    from cerebro_ops.store import safe_run_id
+
+    try:
+        safe_run_id(run_id)
+    except StoreError:
+        raise HTTPException(404, f"no run {run_id!r} of study {study_name!r}") from None
+
+
 def _run_page_ctx(study_name: str, run_id: str, user: Any) -> dict:
     from cerebro_ops.ui import views
 
     study = readable_study(study_name, user)
+    _usable_run_id(run_id, study_name)
     if study.spec is None:
         raise HTTPException(404, f"study {study_name!r} has a broken spec: {study.error}")
     version = views.fingerprint(study.spec, run_id)  # before reading: a change meanwhile shows at the next poll
@@ -259,6 +271,7 @@ def create_app() -> FastAPI:
         from cerebro_ops.ui import views
 
         s = readable_study(study, user)
+        _usable_run_id(run_id, study)
         state = views.load_state(s.spec, run_id) if s.spec else None
         if state is None:
             raise HTTPException(404, f"no run {run_id!r} of study {study!r}")

@@ -124,6 +124,9 @@ def test_viewer_reads_every_page(client):
         assert r.status_code == 200, (path, r.text[:300])
     assert client.get("/studies/nope").status_code == 404
     assert client.get("/studies/syn/runs/zz").status_code == 404
+    # a run id that cannot name a run folder is a missing run, not a server error
+    assert client.get("/studies/syn/runs/...").status_code == 404
+    assert client.get("/api/studies/syn/runs/.../version").status_code == 404
     index = client.get("/").text
     assert ">syn</a>" in index and ">broken</a>" in index and "not valid YAML" in index
 
