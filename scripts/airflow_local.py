@@ -271,8 +271,9 @@ class Supervisor:
         self.write_pids()
 
     def write_pids(self) -> None:
-        lines = [f"token {self.token}", f"supervisor {os.getpid()}"]
-        lines += [f"{name} {p.pid}" for name, p in self.procs.items()]
+        # each pid with its start time: after a crash or a reboot the same pid may be another process
+        lines = [f"token {self.token}", f"supervisor {os.getpid()} {_started(os.getpid())}"]
+        lines += [f"{name} {p.pid} {_started(p.pid)}" for name, p in self.procs.items()]
         pids_file(self.home).write_text("\n".join(lines) + "\n")
 
     def wait_until(self, ready, what: str, timeout: float) -> None:
@@ -412,8 +413,8 @@ def cmd_up(args) -> int:
     home = airflow_home()
     if pids_file(home).exists():
         old = read_pids(home)
-        if psutil.pid_exists(old.get("supervisor", -1)):
-            print(f"airflow: already running (supervisor pid {old['supervisor']}); `make airflow-down` first",
+        if still_ours(old.get("supervisor")):
+            print(f"airflow: already running (supervisor pid {old['supervisor'][0]}); `make airflow-down` first",
                   file=sys.stderr)
             return 1
     for port, what in ((args.port, "api-server"), (args.spark_port if not args.no_spark else None, "Spark Connect")):
@@ -430,11 +431,31 @@ def cmd_up(args) -> int:
 
 
 def read_pids(home: Path) -> dict:
+    """{"token": str, name: (pid, start time)} from the pids file."""
     out: dict = {}
     for line in pids_file(home).read_text().splitlines():
         name, _, value = line.partition(" ")
-        out[name] = value if name == "token" else int(value)
+        if name == "token":
+            out[name] = value
+        else:
+            pid, _, started = value.partition(" ")
+            out[name] = (int(pid), float(started or 0))
     return out
+
+
+def _started(pid: int) -> float:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return 0.0
+
+
+def still_ours(pid_started: tuple[int, float] | None) -> bool:
+    """The recorded process is still running: same pid and the same start time (not a reused pid)."""
+    if not pid_started:
+        return False
+    pid, started = pid_started
+    return pid > 0 and started > 0 and psutil.pid_exists(pid) and _started(pid) == started
 
 
 def cmd_down(args) -> int:
@@ -443,20 +464,21 @@ def cmd_down(args) -> int:
         print("airflow: not running (no pids file)")
         return 0
     pids = read_pids(home)
-    sup = pids.get("supervisor")
-    if sup and psutil.pid_exists(sup):
-        os.kill(sup, signal.SIGTERM)
+    sup = pids.get("supervisor") if still_ours(pids.get("supervisor")) else None
+    if sup:
+        os.kill(sup[0], signal.SIGTERM)
         try:
-            psutil.Process(sup).wait(timeout=STOP_GRACE_S + 30)
+            psutil.Process(sup[0]).wait(timeout=STOP_GRACE_S + 30)
         except psutil.TimeoutExpired:
             pass
         except psutil.NoSuchProcess:
             pass
     # the supervisor is gone (or stuck): stop whatever is left of its run
-    groups = [v for k, v in pids.items() if k not in ("token", "supervisor")]
+    # only groups whose leader is still the process we started; the token finds the rest
+    groups = [v[0] for k, v in pids.items() if k not in ("token", "supervisor") and still_ours(v)]
     killed = stop_all(pids["token"], groups, grace=5) if "token" in pids else []
-    if sup and psutil.pid_exists(sup):
-        os.kill(sup, signal.SIGKILL)
+    if sup and still_ours(sup):
+        os.kill(sup[0], signal.SIGKILL)
     pids_file(home).unlink(missing_ok=True)
     print("airflow: stopped" + (f" (killed {killed})" if killed else ""))
     return 0
