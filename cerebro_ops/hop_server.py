@@ -371,8 +371,6 @@ def _may_run_next(sched: MopScheduler, model_id: str) -> set[int] | None:
             return None
         if model.trained < sched.workers:
             return {model.order[model.trained]}  # its next hop's partition
-        if hasattr(model, "evaluated"):  # schedulers with separate eval units: any partition not evaluated
-            return set(range(sched.workers)) - set(model.evaluated)
         return set()  # trained everywhere (its last hop evaluated it): nobody waits for it
     except (AttributeError, KeyError, IndexError, TypeError):
         return None

@@ -9,8 +9,8 @@ Rules (one epoch):
 - a worker that asks for work gets a runnable unit whenever one exists (no idling, no sleep-polling).
 
 Because each model's visit order is fixed in advance, the data each model sees, and so its weights, do
-not depend on timing: two runs with the same seed train the same models the same way, and a resumed
-epoch continues exactly where it stopped. The scheduler never touches training code.
+not depend on timing within the epoch: two runs with the same seed (and, for a cost-aware order, the same
+recorded costs) train the same models the same way, and a resumed epoch continues exactly where it stopped. The scheduler never touches training code.
 """
 from __future__ import annotations
 
