@@ -2,15 +2,16 @@
 
 Rules (one epoch):
 - worker w owns partition w; the data never moves, models do;
-- every live model trains one sub-epoch on every partition exactly once, in a visit order fixed by the
-  seed; its last hop also evaluates it (on the validation split every worker holds), so a model is done
+- every live model trains one sub-epoch on every partition exactly once, in a visit order fixed before the epoch
+  (by the seed; a cost-aware hop order also by recorded costs); its last hop also evaluates it (on the validation split every worker holds), so a model is done
   after its W train hops;
 - a model is on at most one worker at a time; a worker runs at most one unit at a time;
 - a worker that asks for work gets a runnable unit whenever one exists (no idling, no sleep-polling).
 
 Because each model's visit order is fixed in advance, the data each model sees, and so its weights, do
 not depend on timing within the epoch: two runs with the same seed (and, for a cost-aware order, the same
-recorded costs) train the same models the same way, and a resumed epoch continues exactly where it stopped. The scheduler never touches training code.
+recorded costs) train the same models the same way, and a resumed epoch continues exactly where it stopped.
+The scheduler never touches training code.
 """
 from __future__ import annotations
 
