@@ -17,7 +17,13 @@ from pathlib import Path
 from . import topology as topo
 from .netns import Hosts, host_env
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+def _pg_bin() -> Path:
+    """The newest PostgreSQL server installed by the Debian package (/usr/lib/postgresql/<major>/bin)."""
+    found = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()]
+    return max(found, key=lambda p: int(p.parent.name)) if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 PG_OS_USER = "postgres"  # initdb refuses to run as root
 
 
