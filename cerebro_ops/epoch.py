@@ -43,6 +43,12 @@ log = logging.getLogger("cerebro_ops.epoch")
 # what a crash or an OOM kill of the driver looks like. Then `cerebro-ops run SPEC --run-id R --resume`
 # must finish the run without redoing recorded hops.
 FAULT_KILL_AFTER_HOPS = "CEREBRO_FAULT_KILL_AFTER_HOPS"
+# And with CEREBRO_FAULT_HOLD_AFTER_PEER=IP:FILE the driver holds its hop server right after the first hop
+# record from a worker at address IP until FILE exists (at most HOLD_MAX_S): the hook runs under the server's
+# lock, so no worker gets or reports a unit meanwhile, and a test can kill that worker's host while it
+# still has units of the epoch left, whatever the timing of the hops.
+FAULT_HOLD_AFTER_PEER = "CEREBRO_FAULT_HOLD_AFTER_PEER"
+HOLD_MAX_S = 300.0
 
 # How many times a model's corrupt checkpoint is rolled back and its hop redone before the model fails.
 MAX_REPAIRS = 2
@@ -146,6 +152,32 @@ def _process_kill_hook(n: int) -> KillAfterRecords:
     return KillAfterRecords(n)  # one per process, so the count runs across the epochs of a run
 
 
+class HoldAfterPeer:
+    """A record hook that blocks, once, after the first record from `peer` until the file `release` exists."""
+
+    def __init__(self, peer: str, release: str, max_s: float = HOLD_MAX_S, poll_s: float = 0.05):
+        self.peer, self.release, self.max_s, self.poll_s = peer, release, max_s, poll_s
+        self.held = False
+
+    def __call__(self, rec: dict) -> None:
+        if self.held or rec.get("peer") != self.peer:
+            return
+        self.held = True
+        log.warning("fault injection: hop server held after the first hop from %s until %s exists",
+                    self.peer, self.release)
+        deadline = time.monotonic() + self.max_s  # bounded: a test that died must not hang the run
+        while not os.path.exists(self.release) and time.monotonic() < deadline:
+            time.sleep(self.poll_s)
+
+
+@functools.cache
+def _process_hold_hook(switch: str) -> HoldAfterPeer:
+    peer, _, release = switch.partition(":")
+    if not peer or not release:
+        raise ValueError(f"{FAULT_HOLD_AFTER_PEER} must be IP:FILE, not {switch!r}")
+    return HoldAfterPeer(peer, release)  # one per process: it holds once per run, not once per epoch
+
+
 @dataclass(frozen=True)
 class FaultHooks:
     """Test seams into the driver: `after_write` hooks see each hop record right after it is stored."""
@@ -153,9 +185,9 @@ class FaultHooks:
 
     @classmethod
     def from_env(cls) -> FaultHooks:
-        """The CEREBRO_FAULT_KILL_AFTER_HOPS switch (see above) as a hook; no hooks when it is unset."""
-        n = os.environ.get(FAULT_KILL_AFTER_HOPS)
-        return cls((_process_kill_hook(int(n)),)) if n else cls()
+        """The CEREBRO_FAULT_* switches (see above) as hooks; no hooks when they are unset."""
+        hold, n = os.environ.get(FAULT_HOLD_AFTER_PEER), os.environ.get(FAULT_KILL_AFTER_HOPS)
+        return cls(((_process_hold_hook(hold),) if hold else ()) + ((_process_kill_hook(int(n)),) if n else ()))
 
 
 # ----------------------------------------------------------------------------------------------- policy

@@ -1,10 +1,12 @@
 """The epoch driver (scheduler + hop server + store records) with fake workers: no Spark, no TensorFlow."""
 import json
+import threading
+import time
 
 import pytest
 
-from cerebro_ops.epoch import (FAULT_KILL_AFTER_HOPS, EpochContext, EpochDriver, Failure, FaultHooks,
-                               KillAfterRecords, judge_failure, load_records)
+from cerebro_ops.epoch import (FAULT_HOLD_AFTER_PEER, FAULT_KILL_AFTER_HOPS, EpochContext, EpochDriver, Failure,
+                               FaultHooks, HoldAfterPeer, KillAfterRecords, judge_failure, load_records)
 from cerebro_ops.scheduler import MopScheduler
 from cerebro_ops.store import Store
 
@@ -107,6 +109,7 @@ def test_injected_crash_after_n_records_then_resume_redoes_nothing(tmp_path):
 
 def test_env_switch_builds_one_kill_hook_per_process(monkeypatch):
     monkeypatch.delenv(FAULT_KILL_AFTER_HOPS, raising=False)
+    monkeypatch.delenv(FAULT_HOLD_AFTER_PEER, raising=False)
     assert FaultHooks.from_env() == FaultHooks()
     monkeypatch.setenv(FAULT_KILL_AFTER_HOPS, "11")
     (hook,) = FaultHooks.from_env().after_write
@@ -121,6 +124,45 @@ def test_kill_hook_fires_from_the_nth_record():
     for _ in range(4):
         hook({})
     assert fired == [3, 4]
+
+
+def test_hold_hook_stops_every_worker_until_released(tmp_path):
+    release = tmp_path / "release"
+    hold = HoldAfterPeer("127.0.0.1", str(release), poll_s=0.01)
+    stored_while_held = []
+
+    def release_later():
+        folder = tmp_path / "run" / "hops" / "e1"
+        while not (folder.exists() and list(folder.glob("*.json"))):
+            time.sleep(0.01)
+        time.sleep(0.5)  # unheld, the fake workers finish every unit in far less
+        stored_while_held.append(len(list(folder.glob("*.json"))))
+        release.touch()
+
+    threading.Thread(target=release_later, daemon=True).start()
+    store, res = _run(tmp_path, hooks=FaultHooks((hold,)))
+    assert hold.held and stored_while_held == [1]
+    assert len(load_records(store, 1)) == UNITS and all(r.status == "RUNNING" for r in res.models.values())
+
+
+def test_hold_hook_ignores_other_peers_and_gives_up_after_max_s(tmp_path):
+    other = HoldAfterPeer("198.18.0.99", str(tmp_path / "never"))
+    bounded = HoldAfterPeer("127.0.0.1", str(tmp_path / "never"), max_s=0.3)
+    t0 = time.monotonic()
+    store, _ = _run(tmp_path, hooks=FaultHooks((other, bounded)))
+    assert not other.held and bounded.held and time.monotonic() - t0 >= 0.3
+    assert len(load_records(store, 1)) == UNITS
+
+
+def test_env_switches_build_the_hold_hook_then_the_kill_hook(monkeypatch):
+    monkeypatch.setenv(FAULT_HOLD_AFTER_PEER, "198.18.0.12:/tmp/release")
+    monkeypatch.setenv(FAULT_KILL_AFTER_HOPS, "5")
+    hold, kill = FaultHooks.from_env().after_write
+    assert (hold.peer, hold.release, kill.n) == ("198.18.0.12", "/tmp/release", 5)
+    assert FaultHooks.from_env().after_write == (hold, kill), "one hold per process: it holds once per run"
+    monkeypatch.setenv(FAULT_HOLD_AFTER_PEER, "198.18.0.13")
+    with pytest.raises(ValueError, match="IP:FILE"):
+        FaultHooks.from_env()
 
 
 # ------------------------------------------------------------------------------------- failure policy
