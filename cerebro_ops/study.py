@@ -22,6 +22,7 @@ from typing import Callable
 
 from .errors import DataError, StudyFailed
 from .leaderboard import best_value, leaderboard_rows
+from .prepare_summary import summary_lines
 from .run_state import EpochEntry, ModelRecord, ModelStatus, ReplayOf, RunRepository, RunState, TpeBatches
 from .search import sample_configs
 from .source import check_source
@@ -153,12 +154,15 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
         raise
     tracker = _tracker(snapshot)
     state.mlflow_parent = tracker.start_study(snapshot, run_id, tags or {})
+    tracker.log_prepare_summary(state.mlflow_parent, state.meta.get("summary"))
     if state.mlflow_parent:
         for m, rec in state.models.items():
             rec.mlflow_run = tracker.start_config(state.mlflow_parent, m, rec.params)
     state.prepared = True
     repo.save(state)
     log.info("prepared run %s: %d configs, %s rows", run_id, len(configs), state.meta.get("rows"))
+    for line in summary_lines(state.meta.get("summary") or {}):
+        log.info("data: %s", line)
     return state
 
 
@@ -459,14 +463,21 @@ def _selected_model(repo, state, snapshot: StudySpec, best: str):
 
 def _score_champion(tracker, current: dict | None, val_rows, snapshot: StudySpec, run_id: str):
     """(the current champion's metric on these raw rows through its own encoding, or None; why it could not
-    be scored, or None). A champion that cannot score them is replaced."""
+    be scored, or None). A champion that cannot score them is replaced.
+
+    The champion is loaded as data only (its Keras file in safe mode and its encoding JSON, each checked against
+    the sha256 recorded at its registration: champion_check.py), never as the pyfunc it is registered as:
+    whoever can write the registry could point the alias at a model whose Python code would run here."""
+    from .champion_check import UntrustedChampion
+
     if current is None:
         return None, None
     try:
-        old = tracker.load_raw_rows_model(current["model_uri"])
+        old = tracker.load_champion_data(current)
         return _metric_of(old.keras_model, old.encoding, val_rows, snapshot.metric_key), None
     except Exception as exc:  # noqa: BLE001 - a champion that cannot score these rows is replaced
-        unusable = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        unusable = (text if isinstance(exc, UntrustedChampion) else f"{type(exc).__name__}: {text}")[:300]
         log.warning("champion v%s of %s could not be scored on run %s's validation rows (%s); it will be "
                     "replaced", current["version"], snapshot.name, run_id, unusable)
         return None, unusable
@@ -485,6 +496,7 @@ def _promotion_reason(metric: str, challenger: float, champ: float | None, curre
 
 def _metric_of(model, encoding, rows, key: str) -> float:
     """The compiled metric `key` of `model` on raw `rows` (features and label), encoded by `encoding`."""
+    from .encoding import in_label_units, loss_name
     from .serving import keras_inputs
 
     if encoding.label not in rows.columns:
@@ -492,6 +504,7 @@ def _metric_of(model, encoding, rows, key: str) -> float:
     x = keras_inputs(model, encoding.encode(rows), encoding.feature_spans)
     res = model.evaluate(x, encoding.encode_labels(rows[encoding.label]), batch_size=8192, verbose=0,
                          return_dict=True)
+    res = in_label_units(res, encoding.label_stats["std"] if encoding.label_stats else None, loss_name(model))
     if key not in res:
         raise DataError("train.metric", f"model reports {sorted(res)}, not {key!r}", "pick one of those")
     return float(res[key])

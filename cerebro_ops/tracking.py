@@ -267,6 +267,23 @@ class Tracker:
         return parent_id
 
     @_never_raise()
+    def log_prepare_summary(self, parent_id: str, summary: Mapping[str, Any]) -> None:
+        """What prepare did to the rows: metrics rows_read/rows_used/train_rows/val_rows/rows_dropped (and one
+        rows_dropped_<reason> each), param missing_policy, artifacts prepare_summary.json and .txt."""
+        from .prepare_summary import summary_lines
+
+        if not summary:
+            return
+        dropped = summary.get("dropped", {})
+        metrics = [(k, summary[k], 0) for k in ("rows_read", "rows_used", "train_rows", "val_rows")]
+        metrics.append(("rows_dropped", sum(dropped.values()), 0))
+        metrics += [(f"rows_dropped_{reason.replace(' ', '_')}", n, 0) for reason, n in dropped.items()]
+        self._log(parent_id, params={"missing_policy": summary.get("missing_policy")}, metrics=metrics)
+        self.client.log_text(parent_id, json.dumps(summary, indent=1, sort_keys=True, ensure_ascii=False),
+                             "prepare_summary.json")
+        self.client.log_text(parent_id, "\n".join(summary_lines(summary)) + "\n", "prepare_summary.txt")
+
+    @_never_raise()
     def start_config(self, parent_id: str, model_id: str, params: dict) -> str | None:
         """Nested child run for one config. Idempotent on (parent_id, model_id)."""
         key = (parent_id, model_id)
@@ -454,8 +471,35 @@ class Tracker:
             return serving.load(model_uri)
 
     def load_champion(self, model_name: str):
-        """The RawRowsModel of the version behind alias 'champion'."""
-        return self.load_raw_rows_model(f"models:/{model_name}@{CHAMPION_ALIAS}")
+        """The champion's Keras model and encoding (``.keras_model``, ``.encoding``), loaded as data after
+        checking their hashes (champion_check.py); raises champion_check.UntrustedChampion otherwise."""
+        from .champion_check import UntrustedChampion
+
+        current = self.champion(model_name)
+        if current is None:
+            raise UntrustedChampion(f"{model_name} has no version behind alias {CHAMPION_ALIAS!r}")
+        return self.load_champion_data(current)
+
+    def load_champion_data(self, current: Mapping[str, Any]):
+        """``current`` (from :meth:`champion`) as champion_check.ChampionData: only its Keras file and encoding
+        JSON are downloaded, checked against the sha256 tags of its registration, and loaded as data. Its
+        pyfunc (Python code) is never loaded."""
+        import tempfile
+
+        from .champion_check import load_verified
+
+        with tempfile.TemporaryDirectory(prefix="cerebro-champion-") as tmp:
+            return load_verified(current["version"], current["tags"], self._model_file(current["model_uri"]), tmp)
+
+    def _model_file(self, model_uri: str):
+        """download(path inside the model, local dir) -> local path, for one file of ``model_uri``."""
+        from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+        def download(rel: str, dst: str) -> str:
+            with self.mlflow_context():
+                return ModelsArtifactRepository(model_uri).download_artifacts(rel, dst_path=dst)
+
+        return download
 
     def log_keras_model(self, child_id: str, keras_model, input_example) -> str:
         """Log a Keras 3 model under the child run with the ``tensorflow`` flavor; return ``models:/<model_id>``.
@@ -483,7 +527,8 @@ class Tracker:
         """Register a new version of ``model_name`` from ``model_uri``, tag it and point alias 'champion' at it.
 
         Tags: ``cerebro.metric`` / ``cerebro.metric_value``, ``cerebro.replaced_version`` (the champion it
-        replaces, "" for the first) and ``cerebro.decision`` (why; also the version's description).
+        replaces, "" for the first), ``cerebro.decision`` (why; also the version's description) and, for a
+        raw-rows model, ``cerebro.registered_by`` and the sha256 of its two files (champion_check.py).
         """
         import mlflow
 
@@ -493,13 +538,24 @@ class Tracker:
         version_tags = {**{str(k): _param_str(v) for k, v in (tags or {}).items()},
                         "cerebro.metric": metric_name, "cerebro.metric_value": repr(float(metric_value)),
                         "cerebro.replaced_version": replaced or "", "cerebro.decision": reason,
-                        "cerebro.mlflow_run_id": mv.run_id or "", "cerebro.model_uri": model_uri}
+                        "cerebro.mlflow_run_id": mv.run_id or "", "cerebro.model_uri": model_uri,
+                        **self._registration_tags(model_uri)}
         for k, v in version_tags.items():
             self.client.set_model_version_tag(model_name, version, k, v)
         if reason:
             self.client.update_model_version(model_name, version, description=reason)
         self.client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
         return version
+
+    def _registration_tags(self, model_uri: str) -> dict[str, str]:
+        """The sha256 of the Keras file and encoding of the model being registered, and the marker that this
+        project registered it: what a later champion check verifies before loading anything of it."""
+        import tempfile
+
+        from .champion_check import registration_tags
+
+        with tempfile.TemporaryDirectory(prefix="cerebro-register-") as tmp:
+            return registration_tags(self._model_file(model_uri), tmp)
 
     @_never_raise()
     def describe_model(self, model_name: str, description: str) -> None:

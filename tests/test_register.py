@@ -120,8 +120,8 @@ def test_champion_and_challenger_each_scored_through_their_own_encoding(tmp_path
     assert d1["promoted"] is True and d1["version"] == "2" and d1["replaced"] == "1" and d1["champion"] is None
     assert d1["challenger"] == pytest.approx(loss_of(trainer, states[1], enc[1], vals[1]), rel=1e-5)
     assert d1["reason"].startswith(f"promoted: val_loss {d1['challenger']:.6g}; champion v1 could not be scored "
-                                   "on this run's validation rows (TypeError: models:/reg_demo/1 is not a raw-rows "
-                                   "model")
+                                   "on this run's validation rows (v1 was not registered by cerebro-ops with the "
+                                   "sha256 of its files")
 
     # run 2: trained for 30 epochs, it beats v2 on run 2's rows; v2 is scored through run 1's encoding
     d2 = study.register(spec, "run-2")
@@ -134,6 +134,8 @@ def test_champion_and_challenger_each_scored_through_their_own_encoding(tmp_path
                             "on this run's validation rows")
     mv = client.get_model_version(NAME, "3")
     assert mv.tags["cerebro.replaced_version"] == "2" and mv.tags["cerebro.decision"] == d2["reason"]
+    assert mv.tags["cerebro.registered_by"] == "cerebro-ops"
+    assert len(mv.tags["cerebro.keras_sha256"]) == len(mv.tags["cerebro.encoding_sha256"]) == 64
     assert mv.tags["cerebro.metric"] == "val_loss" and mv.tags["cerebro.run_id"] == "run-2"
     assert float(mv.tags["cerebro.metric_value"]) == d2["challenger"] and mv.description == d2["reason"]
 
@@ -163,3 +165,87 @@ def test_champion_and_challenger_each_scored_through_their_own_encoding(tmp_path
     model = trainer.keras_model(BUILDER, PARAMS, states[2])
     want = enc[2].decode(model.predict(enc[2].encode(vals[3]), verbose=0))
     pd.testing.assert_frame_equal(pyfunc.predict(vals[3]), want)
+
+
+# The pyfunc "another MLflow user" registers: its code writes a marker file as soon as MLflow loads it.
+HOSTILE_MODEL = """import pathlib
+
+import mlflow.pyfunc
+from mlflow.models import set_model
+
+pathlib.Path({marker!r}).write_text("code of the registry's champion ran")
+
+
+class Hostile(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        pathlib.Path({marker!r}).write_text("load_context of the registry's champion ran")
+
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+set_model(Hostile())
+"""
+
+
+def register_hostile_champion(tmp_path, marker, tags: dict) -> str:
+    """A pyfunc logged and registered outside cerebro-ops under the study's model name, with the metadata keys
+    this project writes and a Keras file of its own, aliased champion; returns its version."""
+    import keras
+
+    code = tmp_path / "hostile_model.py"
+    code.write_text(HOSTILE_MODEL.format(marker=str(marker)))
+    own = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1, activation="sigmoid")])
+    own.compile(optimizer="adam", loss="binary_crossentropy")
+    own.save(tmp_path / "model.keras")
+    (tmp_path / "encoding.json").write_text("{}")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        other = mlflow.create_experiment("another-user", artifact_location=(tmp_path / "their-artifacts").as_uri())
+        with mlflow.start_run(experiment_id=other):
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=str(code),
+                artifacts={"keras_model": str(tmp_path / "model.keras"), "encoding": str(tmp_path / "encoding.json")},
+                metadata={"cerebro.task": "binary", "cerebro.label": "label"}, pip_requirements=["mlflow"])
+        mv = mlflow.register_model(info.model_uri, NAME)
+        client = mlflow.MlflowClient()
+        for k, v in tags.items():
+            client.set_model_version_tag(NAME, mv.version, k, v)
+        client.set_registered_model_alias(NAME, "champion", mv.version)
+    finally:
+        mlflow.set_tracking_uri(None)
+    marker.unlink(missing_ok=True)  # logging a model from code runs it once; only a later load matters
+    return str(mv.version)
+
+
+@pytest.mark.parametrize("tags, why", [
+    ({}, "was not registered by cerebro-ops with the sha256 of its files"),
+    # the tags copied from a real registration cannot vouch for other files
+    ({"cerebro.registered_by": "cerebro-ops", "cerebro.keras_sha256": "0" * 64, "cerebro.encoding_sha256": "1" * 64},
+     "artifacts/model.keras does not match the sha256 recorded when it was registered"),
+])
+def test_registry_swapped_champion_is_never_loaded(tmp_path, tags, why):
+    spec = make_spec(tmp_path)
+    marker = tmp_path / "champion-code-ran"
+    version = register_hostile_champion(tmp_path, marker, tags)
+    train = rows(400, 0)
+    meta = meta_for(train, 0.0)
+    trainer = HopTrainer(DataInfo((5,), "binary", 2), deterministic=True)
+    lay_out_run(spec, "run-1", meta, rows(120, 11), trained_state(trainer, Encoding.from_meta(meta), train, 0, 7))
+
+    decision = study.register(spec, "run-1")
+
+    assert not marker.exists()
+    assert decision["promoted"] is True and decision["replaced"] == version and decision["champion"] is None
+    assert f"champion v{version} could not be scored on this run's validation rows (v{version}" in decision["reason"]
+    assert why in decision["reason"] and "it was not loaded" in decision["reason"]
+    tracker = Tracker(spec.runtime.tracking_uri, spec.runtime.experiment)
+    assert tracker.champion(NAME)["version"] == str(int(version) + 1)
+    # the version this run registered is loaded as data (hashes checked), and its own code is not needed
+    champ = tracker.load_champion(NAME)
+    assert champ.encoding == Encoding.from_meta(meta)
+    assert not marker.exists()
+    # the marker is what loading that version as a pyfunc does
+    with tracker.mlflow_context():
+        mlflow.pyfunc.load_model(f"models:/{NAME}/{version}")
+    assert marker.exists()

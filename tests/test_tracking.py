@@ -241,8 +241,12 @@ def test_champion_decision_tags(study, uri):
     assert float(tags["cerebro.champion.challenger_value"]) == 0.85
     assert float(tags["cerebro.champion.champion_value"]) == 0.91
 
-    # an encoded-tensor model is not a raw-rows model: the register step replaces such a champion
-    with pytest.raises(TypeError, match="not a raw-rows model"):
+    # an encoded-tensor model is not a raw-rows model: no hashes were recorded for it, so it is never loaded
+    # and the register step replaces such a champion
+    from cerebro_ops.champion_check import UntrustedChampion
+
+    assert "cerebro.keras_sha256" not in mv.tags
+    with pytest.raises(UntrustedChampion, match="v2 was not registered by cerebro-ops with the sha256 of its files"):
         tr.load_champion("decisions")
 
 
