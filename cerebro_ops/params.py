@@ -16,7 +16,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from .errors import ParamsError
-from .spec import MAX_CONFIGS, StudySpec
+from .source_policy import check_source_override
+from .spec import StudySpec
 from .tpe import batch_size
 
 SEED_MAX = 2**31 - 1
@@ -38,17 +39,20 @@ def trigger_params(spec: StudySpec) -> dict[str, dict]:
             "description": f"Epochs to train this run (at most {spec.train.epochs}, the spec's train.epochs; "
                            "extra epoch tasks are skipped).",
         },
+        # at most the spec's: a trigger may not multiply the study's MLflow runs and hops
         "num_configs": {
-            "type": "integer", "minimum": 1, "maximum": MAX_CONFIGS, "default": spec.search.num_configs,
+            "type": "integer", "minimum": 1, "maximum": spec.search.num_configs, "default": spec.search.num_configs,
             "title": "Number of configs",
-            "description": "Model configurations to sample from the search space (random/tpe; grid caps it). "
+            "description": f"Model configurations to sample from the search space (random/tpe; grid caps it), at "
+                           f"most {spec.search.num_configs}, the spec's search.num_configs. "
                            "TPE: at most as many batches as the spec's num_configs makes.",
         },
         "source": {
             "type": "string", "minLength": 1, "maxLength": SOURCE_MAX_LEN, "pattern": NO_CONTROL_CHARS,
             "default": spec.data.source,
             "title": "Data source",
-            "description": "CSV or Parquet path/URI to train on (same columns as the spec's data section).",
+            "description": "CSV or Parquet path/URI to train on (same columns as the spec's data section), "
+                           "under the spec's data.allowed_sources (default: the directory of its data.source).",
         },
     }
 
@@ -62,7 +66,8 @@ def validate_overrides(spec: StudySpec, raw: Mapping[str, Any] | None) -> dict[s
     """Check trigger overrides against :func:`trigger_schema`; return the cleaned dict.
 
     Raises :class:`ParamsError` naming the field for unknown keys, wrong types (a bool is not an integer, nor
-    is a string of digits), out-of-range values, and (TPE) more batches than the spec's plan has. ``None``
+    is a string of digits), out-of-range values (``num_configs`` above the spec's), a ``source`` outside the
+    spec's allow-list (source_policy.py), and (TPE) more batches than the spec's plan has. ``None``
     values are dropped (= use the spec); strings are stripped; 2.0 is the integer 2, as in JSON schema.
     """
     if raw is None:
@@ -78,6 +83,8 @@ def validate_overrides(spec: StudySpec, raw: Mapping[str, Any] | None) -> dict[s
         first = min(errors, key=lambda e: order.index(_field(e, schema)) if _field(e, schema) in order else -1)
         raise _params_error(first, schema)
     out = {k: int(v) if schema["properties"][k]["type"] == "integer" else v for k, v in values.items()}
+    if "source" in out:
+        check_source_override(spec.data.source, spec.data.allowed_sources, out["source"])
     _check_tpe_batches(spec, out)
     return out
 
@@ -124,7 +131,7 @@ def _check_tpe_batches(spec: StudySpec, overrides: dict[str, Any]) -> None:
     need = _tpe_batch_count(spec, n)
     if need <= planned:
         return
-    fits = [k for k in range(1, MAX_CONFIGS + 1) if _tpe_batch_count(spec, k) <= planned]
+    fits = [k for k in range(1, spec.search.num_configs + 1) if _tpe_batch_count(spec, k) <= planned]
     below = max(k for k in fits if k < n)
     above = [k for k in fits if k > n]
     hint = f"{below} or {above[0]}" if above else f"at most {below}"

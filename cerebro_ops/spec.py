@@ -29,6 +29,10 @@ SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearl
 MAX_EPOCHS = 1000
 MAX_WORKERS = 256
 MAX_CONFIGS = 10000
+MISSING_POLICIES = ("impute", "drop", "error")
+# One-hot slots per categorical column: a column with more distinct values keeps its most frequent ones.
+MAX_CATEGORIES_LIMIT = 1000
+DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
 # A metric is maximised when a "_"-separated token of its name is one of these (val_acc, auc_1,
 # sparse_categorical_accuracy, top_k_categorical_accuracy, ...); anything else (loss, mse, mae, ...) is
 # minimised. A "loss"/"error" token wins: iou_loss is a loss.
@@ -63,10 +67,15 @@ class DataSpec:
     max_categories: int = 50
     validation_column: str | None = None  # the user's own split (true/1 = validation row); overrides the fraction
     stratify: bool = True  # classification splits keep each class's share in train and validation
+    datetime: tuple[str, ...] = ()  # date/time columns, each trained on as DATETIME_PARTS
+    missing: str = "impute"  # a missing feature value: impute (median / own category) | drop the row | error
+    max_dropped_share: float = 0.05  # missing: drop fails prepare when more than this share of rows is lost
+    # where a trigger's `source` may point (path / URI prefixes); () = the directory of `source` (source_policy.py)
+    allowed_sources: tuple[str, ...] = ()
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
-        return self.numeric + self.categorical + tuple(a.name for a in self.arrays)
+        return self.numeric + self.datetime + self.categorical + tuple(a.name for a in self.arrays)
 
     @property
     def resolved_format(self) -> str:
@@ -162,7 +171,8 @@ class StudySpec:
 
 _TOP_KEYS = {"name", "description", "seed", "data", "model", "search", "train", "runtime", "schedule", "pruning"}
 _DATA_KEYS = {"source", "label", "task", "format", "numeric", "categorical", "arrays", "validation_fraction",
-              "max_categories", "validation_column", "stratify"}
+              "max_categories", "validation_column", "stratify", "datetime", "missing", "max_dropped_share",
+              "allowed_sources"}
 _MODEL_KEYS = {"builder"}
 _SEARCH_KEYS = {"method", "num_configs", "batch_size", "space"}
 _PRUNING_KEYS = {"method", "min_epochs", "reduction_factor"}
@@ -235,6 +245,8 @@ def spec_from_dict(d: Mapping) -> StudySpec:
     data, search = d["data"], d["search"]
     return make(StudySpec, d,
                 data=make(DataSpec, data, numeric=tuple(data["numeric"]), categorical=tuple(data["categorical"]),
+                          datetime=tuple(data.get("datetime", ())),
+                          allowed_sources=tuple(data.get("allowed_sources", ())),
                           arrays=tuple(make(ArrayFeature, a, shape=tuple(a["shape"])) for a in data["arrays"])),
                 search=make(SearchSpec, search,
                             space=tuple(make(Param, p, args=args(p["args"])) for p in search["space"])),
@@ -269,6 +281,7 @@ def _parse_data(d: Mapping) -> DataSpec:
         raise SpecError("data.format", f"{fmt!r} is not a format", "use csv, parquet or auto")
     numeric = _str_list(d, "numeric", "data.")
     categorical = _str_list(d, "categorical", "data.")
+    datetimes = _str_list(d, "datetime", "data.")
     arrays_raw = d.get("arrays", {}) or {}
     if not isinstance(arrays_raw, Mapping):
         raise SpecError("data.arrays", "must be a mapping of column name to shape",
@@ -280,7 +293,7 @@ def _parse_data(d: Mapping) -> DataSpec:
             raise SpecError(f"data.arrays.{col}", f"shape {shape!r} is not a list of positive integers",
                             "write the array's fixed shape, e.g. [8, 8, 1]")
         arrays.append(ArrayFeature(str(col), tuple(shape)))
-    feats = numeric + categorical + tuple(a.name for a in arrays)
+    feats = numeric + datetimes + categorical + tuple(a.name for a in arrays)
     if not feats:
         raise SpecError("data.numeric", "no feature columns are declared",
                         "list at least one column under data.numeric, data.categorical or data.arrays")
@@ -296,15 +309,29 @@ def _parse_data(d: Mapping) -> DataSpec:
     mc = _get(d, "max_categories", int, "data.", 50)
     if mc < 1:
         raise SpecError("data.max_categories", f"{mc} is below 1", "use a positive integer such as 50")
+    if mc > MAX_CATEGORIES_LIMIT:
+        raise SpecError("data.max_categories", f"{mc} one-hot slots per column is more than {MAX_CATEGORIES_LIMIT}",
+                        f"use at most {MAX_CATEGORIES_LIMIT}: rarer values share the column's <other> slot")
+    missing = _get(d, "missing", str, "data.", "impute")
+    if missing not in MISSING_POLICIES:
+        raise SpecError("data.missing", f"{missing!r} is not a policy for missing values",
+                        f"use one of {', '.join(MISSING_POLICIES)} (impute is the default)")
+    dropped = _get(d, "max_dropped_share", (int, float), "data.", 0.05)
+    if not (0.0 <= float(dropped) <= 1.0):
+        raise SpecError("data.max_dropped_share", f"{dropped} is not between 0 and 1",
+                        "use a share of rows such as 0.05")
     split_col = _column_name(d, "validation_column") if d.get("validation_column") is not None else None
     if split_col is not None and (split_col == label or split_col in feats):
         role = "the label" if split_col == label else "a feature"
         raise SpecError("data.validation_column", f"{split_col!r} is {role}",
                         "name a separate column of true/false (or 1/0) flags, true/1 = validation row")
     stratify = _get(d, "stratify", bool, "data.", True)
-    return DataSpec(source=source, label=label, task=task, format=fmt, numeric=numeric, categorical=categorical,
+    allowed_sources = _allowed_sources(d)
+    return DataSpec(allowed_sources=allowed_sources,
+                    source=source, label=label, task=task, format=fmt, numeric=numeric, categorical=categorical,
                     arrays=tuple(arrays), validation_fraction=float(vf), max_categories=mc,
-                    validation_column=split_col, stratify=stratify)
+                    validation_column=split_col, stratify=stratify, datetime=datetimes, missing=missing,
+                    max_dropped_share=float(dropped))
 
 
 def _parse_search(d: Mapping) -> SearchSpec:
@@ -500,6 +527,14 @@ def _column_name(d: Mapping, key: str) -> str:
         raise SpecError(f"data.{key}", f"must be a column name, got {type(v).__name__} {v!r}",
                         "write the column's name as a string; quote names YAML reads otherwise, e.g. '\"2019\"'")
     return v
+
+
+def _allowed_sources(d: Mapping) -> tuple[str, ...]:
+    v = d.get("allowed_sources") or []
+    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() and x.isprintable() for x in v):
+        raise SpecError("data.allowed_sources", "must be a list of path or URI prefixes",
+                        "write e.g. 'allowed_sources: [/data/shared, s3://bucket/tables]'")
+    return tuple(x.strip() for x in v)
 
 
 def _str_list(d: Mapping, key: str, prefix: str) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ count from 1; ``next_batch`` tells Optuna a finished batch's results and adds th
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import uuid
@@ -23,9 +24,12 @@ from typing import Callable
 from .errors import DataError, StudyFailed
 from .leaderboard import best_value, leaderboard_rows
 from .prepare_summary import summary_lines
+from .row_hashes import row_hashes
+from .tracking import TRAIN_ROWS_COLUMNS_TAG, TRAIN_ROWS_SHA_TAG
 from .run_state import EpochEntry, ModelRecord, ModelStatus, ReplayOf, RunRepository, RunState, TpeBatches
 from .search import sample_configs
 from .source import check_source
+from .source_policy import no_values_in_errors
 from .spec import StudySpec, load_spec, spec_from_dict
 
 log = logging.getLogger("cerebro_ops.study")
@@ -103,8 +107,10 @@ def validate(spec_path: str, overrides: dict | None = None, check_model: bool = 
     from .params import validate_overrides
 
     spec = load_spec(spec_path)
-    spec = spec.with_overrides(**validate_overrides(spec, overrides or {}))
-    check_source(spec)
+    overrides = validate_overrides(spec, overrides or {})
+    spec = spec.with_overrides(**overrides)
+    with no_values_in_errors("source" in overrides):
+        check_source(spec)
     if check_model:
         check_model_builder(spec, sample_configs(spec)[0].params)
     return spec
@@ -134,7 +140,8 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
         log.info("run %s already prepared; nothing to do", run_id)
         return load_run(spec, run_id)
     snapshot = spec.with_overrides(**overrides)
-    check_source(snapshot)
+    with no_values_in_errors("source" in overrides):
+        check_source(snapshot)
     configs = replay_configs(snapshot, replay_of) if replay_of else sample_configs(snapshot)
     check_model_builder(snapshot, configs[0].params)  # before the data work and the MLflow runs
     state = RunState(run_id=run_id, study=spec.name, created=dt.datetime.now(dt.timezone.utc).isoformat(),
@@ -148,7 +155,8 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
     if snapshot.search.method == "tpe":
         state.tpe = TpeBatches([[c.model_id for c in configs]], planned_sizes(snapshot, state.replay_of))
     try:  # the data is checked (and written) before any MLflow run or run state exists
-        state.meta = prep.prepare(_spark(snapshot, spark), snapshot, repo.store.sub("data"))
+        with no_values_in_errors("source" in overrides):
+            state.meta = prep.prepare(_spark(snapshot, spark), snapshot, repo.store.sub("data"))
     except DataError:
         repo.delete()  # a run whose data is bad leaves nothing behind (this run has no state yet)
         raise
@@ -412,23 +420,31 @@ def register(spec: StudySpec, run_id: str) -> dict:
         raise StudyFailed(f"run {run_id} has no successful config to register")
     meta, metric = state.meta, snapshot.train.metric
     model = _selected_model(repo, state, snapshot, best)
+    encoding = Encoding.from_meta(meta)
+    columns = [encoding.label, *encoding.feature_columns]
     val_rows = load_raw_split(repo.store.url("data"), "val", meta)
-    challenger = _metric_of(model, Encoding.from_meta(meta), val_rows, snapshot.metric_key)
     tracker = _tracker(snapshot)
     current = tracker.champion(snapshot.name)
-    champ, unusable = _score_champion(tracker, current, val_rows, snapshot, run_id)
-    decision = {"model_id": best, "metric": metric, "challenger": challenger, "champion": champ}
+    rows, on_rows = _comparison_rows(tracker, current, val_rows, columns)
+    challenger = _metric_of(model, encoding, rows, snapshot.metric_key)
+    champ, unusable = _score_champion(tracker, current, rows, snapshot, run_id)
+    decision = {"model_id": best, "metric": metric, "challenger": challenger, "champion": champ,
+                "rows": {"compared": len(rows), "validation": len(val_rows)}}
     if champ is not None and not _better(challenger, champ, snapshot.train.direction):
         decision.update(promoted=False, version=current["version"], replaced=None,
                         reason=f"not promoted: challenger {metric} {challenger:.6g} does not beat "
-                               f"{champ:.6g} of v{current['version']} {_ON_ROWS}")
+                               f"{champ:.6g} of v{current['version']} {on_rows}")
         log.info("champion %s v%s kept: %s", snapshot.name, decision["version"], decision["reason"])
     else:
-        reason = _promotion_reason(metric, challenger, champ, current, unusable, snapshot.train.direction)
-        uri = tracker.log_raw_rows_model(state.models[best].mlflow_run, model, meta, val_rows.head(5))
+        reason = _promotion_reason(metric, challenger, champ, current, unusable, snapshot.train.direction, on_rows)
+        child = state.models[best].mlflow_run
+        uri = tracker.log_raw_rows_model(child, model, meta, val_rows.head(5))
+        train_rows = load_raw_split(repo.store.url("data"), "train", meta)
+        rows_sha = tracker.log_train_rows(child, row_hashes(train_rows, columns))
         replaced = current["version"] if current is not None else None
-        version = tracker.register_champion(snapshot.name, uri, metric, challenger,
-                                            {"cerebro.run_id": run_id, "cerebro.model_id": best},
+        tags = {"cerebro.run_id": run_id, "cerebro.model_id": best,
+                **({TRAIN_ROWS_SHA_TAG: rows_sha, TRAIN_ROWS_COLUMNS_TAG: json.dumps(columns)} if rows_sha else {})}
+        version = tracker.register_champion(snapshot.name, uri, metric, challenger, tags,
                                             replaced=replaced, reason=reason)
         decision.update(promoted=True, version=version, replaced=replaced, reason=reason)
         tracker.describe_model(snapshot.name, _model_description(snapshot))
@@ -441,6 +457,28 @@ def register(spec: StudySpec, run_id: str) -> dict:
 
 
 _ON_ROWS = "on this run's validation rows"
+
+
+def _comparison_rows(tracker, current: dict | None, val_rows, columns: list[str]):
+    """(the validation rows challenger and champion are compared on, how they were chosen). Rows the champion
+    trained on (by the content hashes its registration recorded) are left out: on them it would look better
+    than it is. When it recorded none, or no row is left, all rows are used and the decision says so."""
+    from .row_hashes import unseen
+
+    if current is None:
+        return val_rows, _ON_ROWS
+    v = current["version"]
+    recorded = (current.get("tags") or {}).get(TRAIN_ROWS_COLUMNS_TAG)
+    seen = tracker.champion_train_rows(current) if recorded else None
+    if seen is None:
+        return val_rows, f"{_ON_ROWS} (v{v} recorded no training rows: it may have trained on some of them)"
+    if json.loads(recorded) != columns:
+        return val_rows, f"{_ON_ROWS} (v{v} trained on other columns: its training rows cannot be matched)"
+    fresh = unseen(val_rows, columns, seen)
+    if not fresh.any():
+        return val_rows, (f"{_ON_ROWS} (v{v} trained on all {len(val_rows)} of them: the comparison favours it)")
+    return val_rows[fresh].reset_index(drop=True), (f"on the {int(fresh.sum())} of this run's {len(val_rows)} "
+                                                    f"validation rows that v{v} did not train on")
 
 
 def _model_description(spec: StudySpec) -> str:
@@ -483,15 +521,16 @@ def _score_champion(tracker, current: dict | None, val_rows, snapshot: StudySpec
         return None, unusable
 
 
+# Seven parameters: the two scores, the champion and why it could not be scored, the direction, the rows.
 def _promotion_reason(metric: str, challenger: float, champ: float | None, current: dict | None,
-                      unusable: str | None, direction: str) -> str:
+                      unusable: str | None, direction: str, on_rows: str = _ON_ROWS) -> str:
     if current is None:
-        return f"promoted: no champion yet ({metric} {challenger:.6g} {_ON_ROWS})"
+        return f"promoted: no champion yet ({metric} {challenger:.6g} {on_rows})"
     if champ is None:
         return (f"promoted: {metric} {challenger:.6g}; champion v{current['version']} could not be scored "
-                f"{_ON_ROWS} ({unusable})")
+                f"{on_rows} ({unusable})")
     sign = "<" if direction == "min" else ">"
-    return f"promoted: {metric} {challenger:.6g} {sign} {champ:.6g} of v{current['version']} {_ON_ROWS}"
+    return f"promoted: {metric} {challenger:.6g} {sign} {champ:.6g} of v{current['version']} {on_rows}"
 
 
 def _metric_of(model, encoding, rows, key: str) -> float:
@@ -515,7 +554,6 @@ def _better(a: float, b: float, direction: str) -> bool:
 
 
 def _json_line(r: dict) -> str:
-    import json
     return json.dumps(r, sort_keys=True, default=str) + "\n"
 
 

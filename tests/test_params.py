@@ -28,7 +28,7 @@ def test_trigger_params_schema(spec):
     assert set(p) == {"seed", "epochs", "num_configs", "source"}
     assert p["seed"] == {**p["seed"], "type": "integer", "minimum": 0, "maximum": 2**31 - 1, "default": 7}
     assert p["epochs"]["minimum"] == 1 and p["epochs"]["maximum"] == 5 and p["epochs"]["default"] == 5
-    assert p["num_configs"]["maximum"] == 10000 and p["num_configs"]["default"] == 6
+    assert p["num_configs"]["maximum"] == 6 and p["num_configs"]["default"] == 6
     assert p["source"]["type"] == "string" and p["source"]["maxLength"] == 1024
     assert p["source"]["default"] == "/tmp/x.parquet"
     for d in p.values():
@@ -36,9 +36,9 @@ def test_trigger_params_schema(spec):
 
 
 def test_valid_overrides_pass(spec):
-    raw = {"seed": 0, "epochs": 2, "num_configs": 10000, "source": " /data/new.parquet "}
-    assert validate_overrides(spec, raw) == {"seed": 0, "epochs": 2, "num_configs": 10000,
-                                             "source": "/data/new.parquet"}
+    raw = {"seed": 0, "epochs": 2, "num_configs": 6, "source": " /tmp/new.parquet "}
+    assert validate_overrides(spec, raw) == {"seed": 0, "epochs": 2, "num_configs": 6,
+                                             "source": "/tmp/new.parquet"}
     assert validate_overrides(spec, {}) == {}
     assert validate_overrides(spec, None) == {}
     assert validate_overrides(spec, {"seed": None}) == {}
@@ -64,6 +64,8 @@ def test_defaults_validate(spec):
     ({"seed": 2**31}, "seed"),
     ({"num_configs": 0}, "num_configs"),
     ({"num_configs": 10001}, "num_configs"),
+    ({"num_configs": 7}, "num_configs"),
+    ({"source": "/home/someone/private.csv"}, "source"),
     ({"source": 3}, "source"),
     ({"source": ""}, "source"),
     ({"source": "x" * 1025}, "source"),
@@ -118,9 +120,9 @@ def test_schema_is_the_params_and_nothing_else(spec):
 
 
 @pytest.mark.parametrize("spec_n, batch, n, ok", [
-    (9, 0, 9, True), (9, 0, 6, True), (9, 0, 12, True),   # 3 batches each (3 of 3, 3 of 2, 3 of 4)
+    (9, 0, 9, True), (9, 0, 6, True),                      # 3 batches each (3 of 3, 3 of 2)
     (9, 0, 8, False), (9, 0, 7, False),                    # 4 batches of 2 (the automatic size is n // 3)
-    (5, 2, 6, True), (5, 2, 7, False), (5, 2, 1, True),    # a fixed batch size: at most 3 batches of 2
+    (5, 2, 5, True), (5, 2, 1, True),                      # a fixed batch size: at most 3 batches of 2
 ])
 def test_tpe_run_needs_no_more_batches_than_the_plan(spec_n, batch, n, ok):
     spec = _tpe_spec(spec_n, batch)
@@ -131,12 +133,12 @@ def test_tpe_run_needs_no_more_batches_than_the_plan(spec_n, batch, n, ok):
         validate_overrides(spec, {"num_configs": n})
     assert ei.value.field == "num_configs"
     assert f"{n} configs make 4 TPE batches; the DAG of this spec has 3" in str(ei.value)
-    fix = {(9, 8): "use 6 or 9 configs", (9, 7): "use 6 or 9 configs", (5, 7): "use at most 6 configs"}
+    fix = {(9, 8): "use 6 or 9 configs", (9, 7): "use 6 or 9 configs"}
     assert fix[(spec_n, n)] in ei.value.fix
 
 
-def test_other_methods_take_any_num_configs(spec):
-    assert validate_overrides(spec, {"num_configs": 7}) == {"num_configs": 7}
+def test_other_methods_take_any_num_configs_up_to_the_specs(spec):
+    assert validate_overrides(spec, {"num_configs": 5}) == {"num_configs": 5}
 
 
 def test_non_mapping_rejected(spec):
@@ -145,5 +147,13 @@ def test_non_mapping_rejected(spec):
 
 
 def test_with_overrides_roundtrip(spec):
-    eff = spec.with_overrides(**validate_overrides(spec, {"epochs": 2, "seed": 3, "source": "/d.csv"}))
-    assert (eff.train.epochs, eff.seed, eff.data.source) == (2, 3, "/d.csv")
+    eff = spec.with_overrides(**validate_overrides(spec, {"epochs": 2, "seed": 3, "source": "/tmp/d.csv"}))
+    assert (eff.train.epochs, eff.seed, eff.data.source) == (2, 3, "/tmp/d.csv")
+
+
+def test_num_configs_above_the_specs_is_refused(spec):
+    """A trigger may not multiply the study's MLflow runs and hops: at most the spec's search.num_configs."""
+    for n in (7, 5000, 10000):
+        with pytest.raises(ParamsError) as ei:
+            validate_overrides(spec, {"num_configs": n})
+        assert str(ei.value) == f"trigger param 'num_configs': {n} is out of range. Fix: use an integer in [1, 6]"
