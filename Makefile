@@ -12,6 +12,9 @@ export AIRFLOW_HOME := $(ROOT)/.cerebro/airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(ROOT)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(ROOT)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
+# as in scripts/airflow_local.py: `make demo`'s `airflow dags test` creates cerebro_demo, and a DAG created
+# paused stays paused, so a run triggered later from `make airflow-ui` would wait queued
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT := 120
 export AIRFLOW_CONN_SPARK_DEFAULT ?= {"conn_type":"spark","host":"local[2]"}
 export TF_CPP_MIN_LOG_LEVEL := 2
