@@ -16,6 +16,10 @@ inside `EpochTask`) before anything else:
     then both sides tag every line with HMAC(session key, direction, sequence number, line), the session
     key being HMAC(secret, "session" Ns Nc): a line cannot be forged, altered, replayed or reordered, and
     the server's first tagged reply proves to the worker that it talks to the real driver.
+Hostile peers: the whole handshake has one deadline (`HANDSHAKE_TIMEOUT_S`, not per read), at most
+`MAX_UNAUTHENTICATED` peers are in it at once (more are closed at once; a real worker retries until its
+timeout), a hello is one flat JSON line of at most `MAX_HELLO_BYTES` (no nesting, NaN or Infinity), and every
+refusal is counted by reason in `refusals`, the first `MAX_REFUSALS_KEPT` kept with their address.
 The worker id is fixed by the handshake: a connection can only report the unit it was handed. Messages
 are authenticated, not encrypted (units and metrics are not secret; checkpoints go through the store).
 """
@@ -25,6 +29,7 @@ import hashlib
 import hmac
 import json
 import logging
+import collections
 import secrets
 import socket
 import socketserver
@@ -39,8 +44,11 @@ from .scheduler import MopScheduler, Unit
 log = logging.getLogger("cerebro_ops.hop_server")
 
 PROTOCOL = "cerebro-hop/1"
-HANDSHAKE_TIMEOUT_S = 10.0     # an unauthenticated peer gets this long to answer the challenge
+HANDSHAKE_TIMEOUT_S = 5.0      # an unauthenticated peer gets this long for the whole handshake (not per read)
 MAX_HELLO_BYTES = 4096         # ... and this many bytes
+MAX_UNAUTHENTICATED = 64       # peers in the handshake at once; more are closed at once (a worker retries)
+MAX_REFUSALS_KEPT = 100        # refusals kept with their address (all are counted by reason)
+MAX_REFUSALS_LOGGED = 20       # refusals logged one by one; after that, one line per 1000
 MAX_LINE_BYTES = 64 << 20      # an authenticated message (records and payloads are a few kB)
 WATCHDOG_S = 5.0               # a waiting worker re-checks this often even if no wake-up came (a safety net)
 
@@ -59,6 +67,10 @@ class HopTimeouts:
 
 class Refused(Exception):
     """The peer failed the handshake or sent a line with a bad tag."""
+
+
+class _Busy(Exception):
+    """The server closed the connection before its challenge: too many peers in the handshake."""
 
 
 class WorkersMissing(Exception):
@@ -127,15 +139,45 @@ def _write_line(wfile, msg: dict) -> None:
     wfile.flush()
 
 
-def _read_hello(rfile) -> dict:
-    line = rfile.readline(MAX_HELLO_BYTES)
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_hello(line: bytes) -> dict:
+    """A handshake line: one flat JSON object of strings and numbers (no NaN/Infinity, no nesting), or Refused."""
+    if not line:
+        raise Refused("closed before the handshake")
     try:
-        msg = json.loads(line)
-        if not isinstance(msg, dict):
-            raise ValueError
-        return msg
-    except ValueError:
-        raise Refused("no handshake" if line else "closed before the handshake") from None
+        msg = json.loads(line, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
+        raise Refused("malformed hello") from None
+    if not isinstance(msg, dict) or not all(isinstance(v, (str, int, float)) for v in msg.values()):
+        raise Refused("no handshake")
+    return msg
+
+
+def _read_hello(rfile) -> dict:
+    return _parse_hello(rfile.readline(MAX_HELLO_BYTES))
+
+
+def _recv_hello(sock, deadline: float) -> dict:
+    """The peer's hello line, read straight from the socket under one deadline for all its reads."""
+    buf = b""
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Refused("handshake not finished in time")
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(MAX_HELLO_BYTES + 1 - len(buf))
+        except TimeoutError:
+            raise Refused("handshake not finished in time") from None
+        if not chunk:
+            break
+        buf += chunk
+        if b"\n" in buf[:-1] or len(buf) > MAX_HELLO_BYTES:  # a worker sends nothing more until it is let in
+            raise Refused("hello too long" if len(buf) > MAX_HELLO_BYTES else "data after the hello")
+    return _parse_hello(buf)
 
 
 # ---------------------------------------------------------------------------------------------- server
@@ -156,7 +198,10 @@ class HopServer:
         self.error: BaseException | None = None
         self.stopped = False
         self.missed_wakes = 0        # waits ended by the watchdog that then found work (0 unless a wake is missed)
-        self.refused: list[tuple[str, str]] = []  # (peer address, why), for the log and the tests
+        self.refused: list[tuple[str, str]] = []  # (peer address, why): the first MAX_REFUSALS_KEPT
+        self.refusals: collections.Counter[str] = collections.Counter()  # why -> how many (a fixed set of reasons)
+        self._gate = threading.Lock()  # guards the two above and the count of peers in the handshake
+        self._unauthenticated = 0
         self._owner: dict[int, object] = {}  # worker -> the connection its running unit was handed to
         self._conns: dict[int, int] = {}     # worker -> its open authenticated connections
         self._absent_since = {w: time.monotonic() for w in range(scheduler.workers)}
@@ -181,6 +226,14 @@ class HopServer:
             def handle_error(self, request, client_address):
                 log.debug("hop connection from %s ended with an error", client_address, exc_info=True)
 
+            def process_request(self, request, client_address):
+                # one thread per connection, but only MAX_UNAUTHENTICATED of them for peers not yet let in
+                if not server._admit():
+                    server._refuse(f"{client_address[0]}:{client_address[1]}", "too many unauthenticated connections")
+                    self.shutdown_request(request)
+                    return
+                super().process_request(request, client_address)
+
         self._server = Server((host, 0), Handler)
         self.host, self.port = self._server.server_address[:2]
         self._thread = threading.Thread(target=self._server.serve_forever, name="hop-server", daemon=True)
@@ -195,33 +248,60 @@ class HopServer:
         self._server.server_close()
 
     # ------------------------------------------------------------------ connections
-    def _accept(self, rfile, wfile) -> tuple[int, _Channel]:
+    def _admit(self) -> bool:
+        with self._gate:
+            if self._unauthenticated >= MAX_UNAUTHENTICATED:
+                return False
+            self._unauthenticated += 1
+            return True
+
+    def _refuse(self, address: str, why: str) -> None:
+        """Count (and keep, log: up to a bound) one refused peer. ``why`` is one of a fixed set of reasons."""
+        with self._gate:
+            self.refusals[why] += 1
+            n = sum(self.refusals.values())
+            if len(self.refused) < MAX_REFUSALS_KEPT:
+                self.refused.append((address, why))
+        if n <= MAX_REFUSALS_LOGGED:
+            log.warning("hop server: refused the connection from %s: %s", address, why)
+        elif n % 1000 == 0:
+            log.warning("hop server: %d connections refused so far (%s)", n, dict(self.refusals))
+
+    def _accept(self, sock, rfile, wfile) -> tuple[int, _Channel]:
+        deadline = time.monotonic() + HANDSHAKE_TIMEOUT_S
         nonce = secrets.token_bytes(16)
+        sock.settimeout(HANDSHAKE_TIMEOUT_S)
         _write_line(wfile, {"hop": PROTOCOL, "nonce": nonce.hex()})
-        hello = _read_hello(rfile)
+        hello = _recv_hello(sock, deadline)
+        worker, cnonce, mac = hello.get("worker"), hello.get("cnonce"), hello.get("mac")
+        if type(worker) is not int or not isinstance(cnonce, str) or not isinstance(mac, str) \
+                or len(cnonce) > 128 or len(mac) > 128:
+            raise Refused("no handshake")
         try:
-            worker, cnonce, mac = int(hello["worker"]), bytes.fromhex(hello["cnonce"]), str(hello["mac"]).encode()
-        except (KeyError, ValueError, TypeError, UnicodeError):
+            cnonce = bytes.fromhex(cnonce)
+        except ValueError:
             raise Refused("no handshake") from None
-        if len(cnonce) < 16 or not hmac.compare_digest(mac, _hello_mac(self.secret, nonce, cnonce, worker)):
+        if len(cnonce) < 16 or not hmac.compare_digest(mac.encode(), _hello_mac(self.secret, nonce, cnonce, worker)):
             raise Refused("wrong secret")
         if not 0 <= worker < self.scheduler.workers:
-            raise Refused(f"worker {worker} is not one of 0..{self.scheduler.workers - 1}")
+            raise Refused("not a worker of this epoch")
         channel = _Channel(rfile, wfile, _session_key(self.secret, nonce, cnonce), b"S", b"C")
         channel.send({"ok": True})  # tagged: proves to the worker that this server knows the secret too
         return worker, channel
 
     def _serve(self, sock, rfile, wfile, peer) -> None:
         address = f"{peer[0]}:{peer[1]}"
-        sock.settimeout(HANDSHAKE_TIMEOUT_S)
         try:
-            worker, channel = self._accept(rfile, wfile)
-        except (Refused, OSError) as exc:
-            why = str(exc) if isinstance(exc, Refused) else f"{type(exc).__name__} during the handshake"
-            with self.lock:
-                self.refused.append((address, why))
-            log.warning("hop server: refused the connection from %s: %s", address, why)
+            worker, channel = self._accept(sock, rfile, wfile)
+        except Exception as exc:  # noqa: BLE001 - whatever a peer sends before it is let in only refuses it
+            why = str(exc) if isinstance(exc, Refused) else (
+                "handshake not finished in time" if isinstance(exc, TimeoutError) else "connection error"
+                if isinstance(exc, OSError) else "malformed hello")
+            self._refuse(address, why)
             return
+        finally:
+            with self._gate:
+                self._unauthenticated -= 1
         sock.settimeout(self.timeouts.lost_s)  # a heartbeat at least every heartbeat_s keeps reads alive
         with self.lock:
             self._conns[worker] = self._conns.get(worker, 0) + 1
@@ -393,14 +473,24 @@ class HopClient:
         if not secret:
             raise ValueError("the worker needs the epoch's hop secret (EpochTask.secret)")
         self.worker = worker
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.rfile = self.sock.makefile("rb")
-        self.wfile = self.sock.makefile("wb")
-        try:
-            self.channel = self._handshake(secret)
-        except BaseException:
-            self.close()
-            raise
+        deadline, pause = time.monotonic() + timeout, 0.05
+        while True:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+            self.rfile = self.sock.makefile("rb")
+            self.wfile = self.sock.makefile("wb")
+            try:
+                self.channel = self._handshake(secret)
+                break
+            except _Busy:
+                self.close()
+                if time.monotonic() + pause > deadline:
+                    raise ConnectionError(f"the hop server stayed busy with other connections for {timeout:.0f} s") \
+                        from None
+                time.sleep(pause)  # its handshake slots are taken (by peers without the secret?): try again
+                pause = min(pause * 2, 1.0)
+            except BaseException:
+                self.close()
+                raise
         self.sock.settimeout(None)  # a worker waits as long as the driver makes it (the driver has the timeouts)
         self._stop = threading.Event()
         if heartbeat_s:
@@ -408,7 +498,10 @@ class HopClient:
                              daemon=True).start()
 
     def _handshake(self, secret: bytes) -> _Channel:
-        challenge = _read_hello(self.rfile)
+        try:
+            challenge = _read_hello(self.rfile)
+        except (Refused, ConnectionResetError):  # closed before its challenge: the server is at its cap
+            raise _Busy from None
         if challenge.get("hop") != PROTOCOL:
             raise ConnectionError(f"not a {PROTOCOL} server: {challenge.get('hop')!r}")
         nonce, cnonce = bytes.fromhex(challenge["nonce"]), secrets.token_bytes(16)
