@@ -99,11 +99,13 @@ bench-report:
 
 # The multi-host stack of docker/ (Postgres, Spark master + 2 workers, MLflow server, Airflow components).
 .PHONY: stack-up stack-down
+# Secrets: docker/.env, made with random values on the first stack-up (scripts/stack_secrets.py, mode 0600).
 stack-up:
-	docker compose -f docker/docker-compose.yml up -d --build
+	python3 scripts/stack_secrets.py docker/.env
+	docker compose -f docker/docker-compose.yml --env-file docker/.env up -d --build
 
 stack-down:
-	docker compose -f docker/docker-compose.yml down
+	docker compose -f docker/docker-compose.yml --env-file docker/.env down
 
 clean:
 	rm -rf .cerebro
