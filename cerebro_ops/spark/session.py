@@ -1,8 +1,11 @@
 """Getting a Spark session: local[N], spark://host:port, or a shared Spark Connect session (sc://)."""
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -46,13 +49,17 @@ def spark_env() -> None:
     quiet_libraries()  # TF_CPP_MIN_LOG_LEVEL=3 unless verbose or set: local workers inherit it
 
 
+@functools.cache
 def quiet_log4j2_file() -> str:
-    """Path of the quiet log4j2 configuration (written to the temp directory: the package ships only .py)."""
-    path = Path(tempfile.gettempdir()) / "cerebro-ops-log4j2-quiet.properties"
-    if not path.exists() or path.read_text() != _QUIET_LOG4J2:
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(_QUIET_LOG4J2)
-        os.replace(tmp, path)
+    """Path of the quiet log4j2 configuration, written once per process into a private directory (mkdtemp:
+    mode 0700, a new name each time). A fixed name in the shared temp directory could be pre-created by
+    another local user (every quiet start fails) or swapped for their own appenders (writing our files)."""
+    private = tempfile.mkdtemp(prefix="cerebro-ops-log4j2-")
+    atexit.register(shutil.rmtree, private, ignore_errors=True)
+    path = Path(private) / "quiet.properties"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(_QUIET_LOG4J2)
     return str(path)
 
 
