@@ -16,6 +16,7 @@ imports no Spark.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import os
 import secrets
@@ -483,8 +484,14 @@ DRIVER_HOST_ENV = "CEREBRO_DRIVER_HOST"
 def _bound_server(sched: MopScheduler, handler: EpochPass, host: str, source: str, secret: bytes,
                   timeouts: HopTimeouts) -> HopServer:
     """A hop server bound to `host`'s IPv4 address (which is then what the workers are told)."""
+    if _is_wildcard(host):
+        raise ClusterError(DRIVER_HOST_ENV, f"the hop server's host {host!r} (from {source}) is a wildcard address: "
+                           "the server would listen on every interface, and workers cannot connect to it",
+                           "set it to the IPv4 address of this host that the Spark workers reach")
     try:
         ip = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+        if _is_wildcard(ip):  # e.g. a name that resolves to 0.0.0.0
+            raise OSError(f"it resolves to the wildcard address {ip}")
     except OSError as exc:
         raise ClusterError(DRIVER_HOST_ENV, f"the hop server's host {host!r} (from {source}) does not resolve: "
                            f"{exc}", "set it to an IPv4 address of this host that the Spark workers can reach") from None
@@ -493,6 +500,13 @@ def _bound_server(sched: MopScheduler, handler: EpochPass, host: str, source: st
     except OSError as exc:
         raise ClusterError(DRIVER_HOST_ENV, f"the hop server cannot listen on {ip} ({host!r}, from {source}): "
                            f"{exc}", "set it to an address of this host that the Spark workers can reach") from None
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return host.strip() in ("", "*")
 
 
 # ----------------------------------------------------------------------------------------------- driver

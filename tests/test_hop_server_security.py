@@ -193,6 +193,20 @@ def test_a_driver_host_that_is_not_this_host_is_a_clear_error(tmp_path, monkeypa
         EpochDriver(ctx, fake_launcher(W)).run()
 
 
+@pytest.mark.parametrize("wildcard", ["0.0.0.0", "::", "[::]", "0"])
+def test_a_wildcard_driver_host_is_refused(tmp_path, monkeypatch, wildcard):
+    """0.0.0.0 would make the hop server listen on every interface (and tell the workers an address they
+    cannot connect to): refused before anything listens."""
+    monkeypatch.setenv(epoch_mod.DRIVER_HOST_ENV, wildcard)
+    capture = _Capture()
+    monkeypatch.setattr(epoch_mod, "HopServer", capture)
+    _, ctx = _ctx(tmp_path)
+    with pytest.raises(ClusterError) as ei:
+        EpochDriver(ctx, fake_launcher(W)).run()
+    assert ei.value.field == "CEREBRO_DRIVER_HOST" and "wildcard address" in str(ei.value)
+    assert capture.servers == []
+
+
 def test_the_address_rule_prefers_argument_then_env_then_spark(monkeypatch):
     class Launcher:
         def __call__(self, task):
