@@ -116,11 +116,17 @@ def run_store(store_uri: str, study: str, run_id: str) -> Store:
     return Store(store_uri).sub(study, "runs", safe_run_id(run_id))
 
 
+_MAPPED = re.compile(r".*-[0-9a-f]{64}$")
+
+
 def safe_run_id(run_id: str) -> str:
-    """Airflow run ids contain ':' and '+'; map them to store-safe names, deterministically."""
+    """Airflow run ids contain ':' and '+'; map them to store-safe names, deterministically and one to one.
+
+    A mapped name carries the full sha256 of the run id (a prefix could be collided on purpose to share another
+    run's directory); a run id that already looks like a mapped name is mapped too, so none can pose as one."""
     safe = re.sub(r"[^A-Za-z0-9_.=\-]", "_", run_id)
-    if safe != run_id:
-        safe = f"{safe}-{sha256(run_id.encode())[:8]}"
+    if safe != run_id or _MAPPED.match(run_id):
+        safe = f"{safe[:160]}-{sha256(run_id.encode())}"  # a file name stays under 255 bytes
     if not safe.strip(".") or safe in (".", ".."):
         raise StoreError(f"run id {run_id!r} is not usable as a store path")
     return safe
