@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from .redact import redact
+
 log = logging.getLogger("cerebro_ops.tracking")
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -42,6 +44,9 @@ BEST_EPOCH_TAG = "best_epoch"
 CHECKPOINT_DIR = "checkpoints"
 HOP_TABLE = "hops.json"
 END_STATUSES = ("FINISHED", "FAILED", "KILLED")
+TRAIN_ROWS = "cerebro/train_rows.npy"  # content hashes of a registered model's training rows (row_hashes.py)
+TRAIN_ROWS_SHA_TAG = "cerebro.train_rows_sha256"  # tags of a registered version: their sha256 and columns
+TRAIN_ROWS_COLUMNS_TAG = "cerebro.train_rows_columns"
 _PAGE = 1000
 _MAX_PARAM_LEN = 6000
 
@@ -63,7 +68,8 @@ def _never_raise(default: Callable[[], Any] | None = None):
             except Exception as exc:  # noqa: BLE001 - tracking must never take training down
                 log.warning("MLflow tracking call %s failed (%s: %s) [tracking_uri=%s, experiment=%s]; "
                             "training continues without it", fn.__name__, type(exc).__name__,
-                            str(exc).splitlines()[0] if str(exc) else "", self.tracking_uri, self.experiment)
+                            redact(str(exc).splitlines()[0] if str(exc) else ""), redact(self.tracking_uri),
+                            self.experiment)
                 return default() if default is not None else None
 
         return wrapper
@@ -375,7 +381,7 @@ class Tracker:
         ``status == "FAILED"`` do not count towards best_<metric> (as in leaderboard.leaderboard_rows).
         """
         c = self.client
-        c.log_text(parent_id, spec_text, "spec.yaml")
+        c.log_text(parent_id, redact(spec_text), "spec.yaml")  # a tracking_uri's password stays out of artifacts
         c.log_text(parent_id, json.dumps(leaderboard, indent=2, sort_keys=True, default=str), "leaderboard.json")
         c.log_text(parent_id, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in hop_records),
                    "hoplog.jsonl")
@@ -490,6 +496,43 @@ class Tracker:
 
         with tempfile.TemporaryDirectory(prefix="cerebro-champion-") as tmp:
             return load_verified(current["version"], current["tags"], self._model_file(current["model_uri"]), tmp)
+
+    @_never_raise()
+    def log_train_rows(self, child_id: str, hashes) -> str | None:
+        """The content hashes of the rows a model trained on (row_hashes.py) as artifact TRAIN_ROWS of its child
+        run; returns their sha256, which the registered version keeps as a tag (TRAIN_ROWS_SHA_TAG)."""
+        import tempfile
+
+        import numpy as np
+
+        from .champion_check import file_sha256
+
+        with tempfile.TemporaryDirectory(prefix="cerebro-rows-") as tmp:
+            path = os.path.join(tmp, os.path.basename(TRAIN_ROWS))
+            np.save(path, np.asarray(hashes, dtype=np.uint64), allow_pickle=False)
+            self.client.log_artifact(child_id, path, os.path.dirname(TRAIN_ROWS))
+            return file_sha256(path)
+
+    @_never_raise()
+    def champion_train_rows(self, current: Mapping[str, Any]):
+        """The training-row hashes the champion's registration recorded (numpy uint64), or None when it
+        recorded none or the file does not match its sha256 tag."""
+        import tempfile
+
+        import numpy as np
+
+        from .champion_check import file_sha256
+
+        tags = current.get("tags") or {}
+        sha, run = tags.get(TRAIN_ROWS_SHA_TAG), tags.get("cerebro.mlflow_run_id")
+        if not sha or not run:
+            return None
+        with tempfile.TemporaryDirectory(prefix="cerebro-rows-") as tmp:
+            path = self.client.download_artifacts(run, TRAIN_ROWS, tmp)
+            if file_sha256(path) != sha:
+                log.warning("training rows of champion v%s do not match their sha256 tag: not used", current["version"])
+                return None
+            return np.load(path, allow_pickle=False)
 
     def _model_file(self, model_uri: str):
         """download(path inside the model, local dir) -> local path, for one file of ``model_uri``."""
