@@ -6,7 +6,9 @@ config's params carry the pickle's URI under the key ``estimator_gen_fn``.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from typing import Any
 
 import numpy as np
@@ -42,13 +44,22 @@ class SparkEstimator:
 
 
 def load_gen_fn(uri: str):
+    """The user's estimator_gen_fn, unpickled only after its bytes match the sha256 its file is named by
+    (``<sha256>.pkl``, written by compat.tune): a file swapped in the store is refused, not run."""
     fn = _FNS.get(uri)
     if fn is None:
         import cloudpickle
         import fsspec
 
+        name = uri.rstrip("/").rsplit("/", 1)[-1]
+        digest = name[:-len(".pkl")] if name.endswith(".pkl") else ""
+        if not re.fullmatch(r"[0-9a-f]{16,64}", digest):  # 16: the shorter names of earlier versions
+            raise ValueError(f"{uri} is not named by the sha256 of its content; it is not unpickled")
         with fsspec.open(uri, "rb") as f:
-            fn = _FNS[uri] = cloudpickle.loads(f.read())
+            blob = f.read()
+        if not hashlib.sha256(blob).hexdigest().startswith(digest):
+            raise ValueError(f"{uri} does not match the sha256 it is named by; it is not unpickled")
+        fn = _FNS[uri] = cloudpickle.loads(blob)
     return fn
 
 

@@ -194,7 +194,7 @@ class ModelSearch:
             if by_value:
                 cloudpickle.unregister_pickle_by_value(mod)
         files = Store(self.store.uri).sub(self.name, "fns")
-        rel = f"{hashlib.sha256(blob).hexdigest()[:16]}.pkl"
+        rel = f"{hashlib.sha256(blob).hexdigest()}.pkl"  # checked against the bytes before unpickling
         files.write_bytes(rel, blob)
         return files.url(rel)
 
