@@ -230,7 +230,37 @@ def parse_spec(raw: Any) -> StudySpec:
 def spec_from_dict(d: Mapping) -> StudySpec:
     """The inverse of :meth:`StudySpec.to_dict` (also after a JSON round trip: lists back to tuples).
 
-    For a spec that was validated when it was written (a run's snapshot), so nothing is re-checked."""
+    A run's snapshot comes back from the store, which more than the spec's author can write: it goes through
+    the same checks as a spec file (:func:`parse_spec`), and a snapshot that fails them is refused."""
+    spec = _spec_from_snapshot(d)
+    try:
+        parse_spec(_raw_of(spec))
+    except SpecError as err:
+        raise SpecError(f"spec snapshot: {err.field}", err.problem,
+                        "the run's state.json was changed after prepare; start a new run") from None
+    return spec
+
+
+def _raw_of(spec: StudySpec) -> dict:
+    """``spec`` in the shape of a spec file, for :func:`parse_spec`."""
+    def plain(v):
+        return [plain(x) for x in v] if isinstance(v, (tuple, list)) else v
+
+    data = {f.name: plain(getattr(spec.data, f.name)) for f in dataclasses.fields(DataSpec)}
+    data["arrays"] = {a.name: list(a.shape) for a in spec.data.arrays}
+    search = {"method": spec.search.method, "num_configs": spec.search.num_configs,
+              "batch_size": spec.search.batch_size,
+              "space": {p.name: {p.kind: plain(p.args)} for p in spec.search.space}}
+    raw = {"name": spec.name, "description": spec.description, "seed": spec.seed, "data": data,
+           "model": {"builder": spec.model_builder}, "search": search,
+           "train": dataclasses.asdict(spec.train), "runtime": dataclasses.asdict(spec.runtime),
+           "pruning": dataclasses.asdict(spec.pruning)}
+    if spec.schedule is not None:
+        raw["schedule"] = spec.schedule
+    return raw
+
+
+def _spec_from_snapshot(d: Mapping) -> StudySpec:
     def make(cls, values: Mapping, **converted):
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
