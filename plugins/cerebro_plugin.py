@@ -106,14 +106,26 @@ def _studies():
     return discover(specs_dir())
 
 
+def study_dag_id(study) -> str:
+    """The id of the DAG that exists for `study`: cerebro_<name>, or for a broken spec the placeholder DAG
+    cerebro_<file stem>_invalid (access is granted per DAG id; an id that exists nowhere proves nothing)."""
+    if study.spec is not None:
+        return study.dag_id
+    from cerebro_ops.airflow.dag_factory import invalid_dag_id
+
+    return invalid_dag_id(study.path)
+
+
 def readable_study(study: str, user: Any):
     """The study named `study` if the user may read its DAG: 403 otherwise, 404 if there is no such study
-    (checked after access, so a user without access learns nothing about which studies exist)."""
+    (a name that is no study is checked as cerebro_<name>, so a user without access learns nothing about
+    which studies exist)."""
     _ensure_importable()
-    if not can_read_dag(user, f"cerebro_{study}"):
-        raise HTTPException(403, f"no read access to DAG cerebro_{study}")
     found = next((s for s in _studies() if s.name == study), None)
-    if found is None or (found.spec is not None and not can_read_dag(user, found.dag_id)):
+    dag_id = study_dag_id(found) if found is not None else f"cerebro_{study}"
+    if not can_read_dag(user, dag_id):
+        raise HTTPException(403, f"no read access to DAG {dag_id}")
+    if found is None:
         raise HTTPException(404, f"no study {study!r}")
     return found
 
@@ -226,7 +238,7 @@ def create_app() -> FastAPI:
         from cerebro_ops.ui import views
 
         studies = _studies()
-        allowed = [s for s in studies if can_read_dag(user, s.dag_id)]
+        allowed = [s for s in studies if can_read_dag(user, study_dag_id(s))]
         if studies and not allowed:
             raise HTTPException(403, "no read access to any cerebro study DAG")
         rows = []
@@ -236,8 +248,10 @@ def create_app() -> FastAPI:
                 try:
                     states = views.run_states(s.spec)
                     latest = views.summarise(s.spec, states[0]) if states else None
-                except Exception as exc:  # noqa: BLE001 - an unreadable store must not hide the other studies
-                    s.error = f"{type(exc).__name__}: {exc}"
+                except Exception:  # noqa: BLE001 - an unreadable store must not hide the other studies
+                    # its message can name paths, hosts or credentials of the store: the log has it, not the page
+                    log.exception("cerebro UI: the runs of study %s could not be read", s.name)
+                    s.error = "its run store could not be read (the api-server's log has the details)"
             rows.append({"study": s, "latest": latest})
         return render(request, "cerebro/index.html", rows=rows, specs_dir=str(specs_dir()))
 

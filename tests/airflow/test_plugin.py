@@ -265,3 +265,39 @@ def test_user_strings_are_escaped(client):
     assert "&lt;script&gt;alert(1)&lt;/script&gt; study" in client.get("/studies/syn").text
     board = client.get("/studies/syn/runs/r1").text
     assert "note=&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in board
+
+
+# ------------------------------------------------------------------------------- access by the DAG that exists
+def test_a_broken_spec_is_checked_on_its_placeholder_dag(plugin_mod, client, monkeypatch):
+    """A broken spec's DAG is cerebro_<stem>_invalid: access to it (not to a cerebro_<stem> that exists nowhere)
+    decides who sees the study."""
+    checked = []
+
+    def only(*dag_ids):
+        def can_read(user, dag_id):
+            checked.append(dag_id)
+            return dag_id in dag_ids
+        return can_read
+
+    monkeypatch.setattr(plugin_mod, "can_read_dag", only("cerebro_broken_invalid"))
+    r = client.get("/studies/broken")
+    assert r.status_code == 200 and "broken" in r.text
+    assert checked == ["cerebro_broken_invalid"]
+    monkeypatch.setattr(plugin_mod, "can_read_dag", only("cerebro_broken", "cerebro_syn"))
+    assert client.get("/studies/broken").status_code == 403
+    index = client.get("/")
+    assert index.status_code == 200 and "/studies/syn" in index.text and "/studies/broken" not in index.text
+
+
+def test_store_errors_are_not_shown_raw(plugin_mod, client, monkeypatch, caplog):
+    from cerebro_ops.ui import views
+
+    def unreadable(spec):
+        raise OSError("postgresql://cerebro:pw-123@db.internal:5432 refused /srv/private/store")
+
+    monkeypatch.setattr(views, "run_states", unreadable)
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "pw-123" not in page.text and "db.internal" not in page.text and "/srv/private" not in page.text
+    assert "its run store could not be read" in page.text
+    assert any("pw-123" in (r.exc_text or "") or "could not be read" in r.getMessage() for r in caplog.records)
