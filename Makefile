@@ -65,7 +65,7 @@ mlflow-ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
 
 # The local Airflow, ready to use (scripts/airflow_local.py): login admin, password in
-# .cerebro/airflow/passwords.json (default admin); DAGs unpaused; api-server on 127.0.0.1:8080; LocalExecutor
+# .cerebro/airflow/passwords.json (random, printed on the first start); Spark Connect with a token; DAGs unpaused; api-server on 127.0.0.1:8080; LocalExecutor
 # with one slot per CPU; a Spark Connect server whose warm session every epoch task joins. Ctrl-C or
 # `make airflow-down` stops every process it started. AIRFLOW_UI_ARGS="--no-spark": a Spark application per task.
 airflow-ui: $(STAMP)

@@ -5,8 +5,10 @@
   workers keep TensorFlow and the compiled models warm across tasks (AIRFLOW_CONN_SPARK_DEFAULT points at it);
 - the Airflow api-server (bound to 127.0.0.1), scheduler (LocalExecutor, parallelism = CPU count),
   dag-processor and triggerer.
-Login: user `admin`, password in $AIRFLOW_HOME/passwords.json (written once with CEREBRO_AIRFLOW_PASSWORD,
-default `admin`). The DAGs start unpaused.
+Login: user `admin`, password in $AIRFLOW_HOME/passwords.json: random, made and shown once on the first start
+(or $CEREBRO_AIRFLOW_PASSWORD). The Spark Connect server (127.0.0.1 only) takes only clients with the token in
+$AIRFLOW_HOME/spark_connect_token (SPARK_CONNECT_AUTHENTICATE_TOKEN in the components' environment): another
+local user cannot run code in it. The DAGs start unpaused.
 
 Why not `airflow standalone`: its scheduler did not stop on SIGTERM/SIGINT, and Spark's Python daemon and
 Airflow's task processes each start process groups of their own, so neither a process group nor the process
@@ -34,10 +36,10 @@ import psutil
 
 RUN_ENV = "CEREBRO_AIRFLOW_RUN"
 USER = "admin"
-DEFAULT_PASSWORD = "admin"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 STOP_GRACE_S = 20.0
 KEEP_WARM_S = 30.0  # below Spark's one-minute idle timeout of Python workers
+TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"
 SIMPLE_AUTH = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 BIN = Path(sys.executable).parent
 
@@ -55,15 +57,26 @@ def pids_file(home: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------ configuration
 def ensure_secrets(home: Path) -> tuple[Path, str]:
-    """(the passwords file, the JWT secret every component must share), written once, mode 600."""
+    """(the passwords file, the JWT secret every component must share), written once, mode 600. The admin
+    password is random (or $CEREBRO_AIRFLOW_PASSWORD) and printed once, when the file is made."""
     home.mkdir(parents=True, exist_ok=True)
     passwords = home / "passwords.json"
     if not passwords.exists():
-        _write_private(passwords, json.dumps({USER: os.environ.get("CEREBRO_AIRFLOW_PASSWORD", DEFAULT_PASSWORD)}))
+        password = os.environ.get("CEREBRO_AIRFLOW_PASSWORD") or secrets.token_urlsafe(12)
+        _write_private(passwords, json.dumps({USER: password}))
+        print(f"airflow: login {USER} / {password}  (shown once; kept in {passwords}, mode 600)", flush=True)
     jwt = home / "jwt_secret"
     if not jwt.exists():
         _write_private(jwt, secrets.token_urlsafe(32))
     return passwords, jwt.read_text().strip()
+
+
+def spark_connect_token(home: Path) -> str:
+    """The token every Spark Connect client must present (made once, mode 600)."""
+    path = home / "spark_connect_token"
+    if not path.exists():
+        _write_private(path, secrets.token_urlsafe(32))
+    return path.read_text().strip()
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -102,6 +115,9 @@ def component_env(home: Path, port: int, spark_url: str | None, token: str) -> d
         host, sport = spark_url.rsplit(":", 1)
         env["AIRFLOW_CONN_SPARK_DEFAULT"] = json.dumps({"conn_type": "spark_connect", "host": host,
                                                         "port": int(sport)})
+        # read by the server (Spark 4's spark.connect.authenticate.token) and by every pyspark client; kept
+        # out of command lines, which any local user can read
+        env[TOKEN_ENV] = spark_connect_token(home)
     return env
 
 
@@ -294,7 +310,8 @@ class Supervisor:
                 raise RuntimeError(f"{name} exited with code {p.returncode}; see {self.logs / (name + '.log')}")
 
     def up(self, migrate: bool) -> int:
-        spark_url = f"sc://127.0.0.1:{self.spark_port}" if self.spark_port else None
+        # "localhost": pyspark sends a token over a plain local connection only to that name (to others: TLS)
+        spark_url = f"sc://localhost:{self.spark_port}" if self.spark_port else None
         env = component_env(self.home, self.port, spark_url, self.token)
         self.write_pids()
         try:
