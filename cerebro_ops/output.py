@@ -14,11 +14,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
+from contextlib import contextmanager
 
 VERBOSE_ENV = "CEREBRO_VERBOSE"
 TF_LOG_ENV = "TF_CPP_MIN_LOG_LEVEL"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _QUIET_LOGGERS = ("tensorflow", "absl")
+# Lines TensorFlow's native code prints while its libraries load, before its C++ log level is applied (so
+# TF_CPP_MIN_LOG_LEVEL cannot hide them): the oneDNN notice, on CPUs with AVX-512 and others.
+_LOAD_NOTICES = (b"oneDNN custom operations are on", b"All log messages before absl::InitializeLog() is called")
 
 
 def is_verbose() -> bool:
@@ -52,6 +57,31 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     if "keras" in sys.modules:
         quiet_keras()
+
+
+@contextmanager
+def load_notices_hidden():
+    """Quiet mode, around the first TensorFlow import: what the native code writes to stderr meanwhile is held
+    back, and passed on afterwards without the load notices (anything else, a real error included, still
+    shows). Verbose, or TensorFlow already loaded: nothing is held back."""
+    if is_verbose() or "tensorflow" in sys.modules:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().splitlines(keepends=True)
+                    if not any(notice in line for notice in _LOAD_NOTICES)]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def quiet_keras() -> None:
