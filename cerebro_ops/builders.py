@@ -72,7 +72,8 @@ def _head_and_compile(inputs, x, params: dict, info: Any) -> keras.Model:
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
     elif task == "regression":
         out = keras.layers.Dense(1)(x)
-        loss, metrics = "mse", ["mae"]
+        # Reported in the label's units (the label is standardised for training; encoding.in_label_units).
+        loss, metrics = "mse", ["mae", keras.metrics.RootMeanSquaredError(name="rmse")]
     else:
         raise ValueError(f"task {task!r} is not one of {', '.join(TASKS)}")
     model = keras.Model(inputs, out)

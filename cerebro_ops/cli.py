@@ -89,6 +89,7 @@ def cmd_validate(args) -> int:
 def cmd_run(args) -> int:
     from . import study
     from .leaderboard import format_table
+    from .prepare_summary import summary_lines
     from .search import sample_configs
 
     spec = study.validate(args.spec, _overrides(args))
@@ -106,6 +107,8 @@ def cmd_run(args) -> int:
         progress.close()
     rows = result["leaderboard"]
     print(f"\nstudy {spec.name} run {result['run_id']} finished in {time.time() - t0:.1f} s\n")
+    for line in summary_lines(study.load_run(spec, result["run_id"]).meta.get("summary") or {}):
+        print(f"data: {line}")
     print(format_table(rows, spec.train.metric))
     reg = result.get("registered")
     if reg:

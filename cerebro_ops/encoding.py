@@ -3,17 +3,23 @@
 It reproduces what the Spark prepare step writes (spark/prepare.py) bit for bit, from meta.json alone, so a
 registered model can score raw rows with no Spark and no store:
 
-- numerics, in ``numeric`` order: ``(x - mean) / std`` in float64 (booleans count as 0/1);
+- numerics, in ``numeric`` order: ``(x - mean) / std`` in float64 (booleans and true/false count as 0/1); a
+  missing value (None, NaN, ±Inf, an NA token of pandas.read_csv) takes the train median (``fill``), and a
+  column that had missing values in train is followed by its 0/1 ``<missing>`` indicator slot;
+- datetime columns, in ``datetime`` order: year, month, day, day of week (Monday 0) and hour of the ISO 8601
+  time in UTC, each standardised and imputed like a numeric, then the column's indicator slot if it has one;
 - categoricals, in ``categorical`` order: one slot per value of ``categories[col]`` (1.0 where the value
-  equals it, compared in the category's own type: numbers numerically, booleans as booleans, strings as
-  strings), then one "other" slot for a value in none of them (a missing value included);
-- arrays, flattened;
+  equals it, compared in the category's own type: numbers numerically, booleans as booleans (true/false
+  text and 0/1 too), strings as strings), then ``<missing>`` if train had a missing value, then one
+  "other" slot for a value in none of them (a missing value too, when there is no ``<missing>`` slot);
+- arrays, flattened (a missing array or element is 0 when the run imputed);
 - the whole vector cast to float32 at the end, then reshaped to ``input_shape``.
 
 Pure: numpy and pandas only (no TensorFlow, Spark or MLflow).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -25,10 +31,17 @@ import pandas as pd
 from .errors import DataError
 
 TASKS = ("binary", "multiclass", "regression")
-RAW_DTYPES = ("double", "long", "string", "boolean", "array")
 # meta.json keys the encoding is rebuilt from (meta.json holds more: row counts, the source, the split).
 META_KEYS = ("task", "label", "numeric", "categorical", "arrays", "numeric_stats", "categories", "label_classes",
-             "input_shape", "num_classes", "raw_dtypes", "feature_spans", "feature_names")
+             "input_shape", "num_classes", "raw_dtypes", "feature_spans", "feature_names", "datetime",
+             "missing_indicators", "missing_categories", "label_stats", "missing")
+_OPTIONAL_KEYS = ("feature_spans", "feature_names", "datetime", "missing_indicators", "missing_categories",
+                  "label_stats", "missing")
+RAW_DTYPES = ("double", "long", "string", "boolean", "array", "datetime")
+DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
+# pandas.read_csv's missing-value tokens (the same list as source.NA_TOKENS): text that means "no value".
+NA_TEXT = frozenset(("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"))
 _REPREPARE = "re-run the prepare step (meta.json predates raw-row encoding or was edited)"
 _MISSING = object()
 
@@ -48,13 +61,18 @@ class Encoding:
     raw_dtypes: Mapping[str, str]
     feature_spans: Mapping[str, tuple[int, int]]
     feature_names: tuple[str, ...]
+    datetime: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    missing_indicators: tuple[str, ...] = ()   # numeric/datetime columns followed by a 0/1 <missing> slot
+    missing_categories: tuple[str, ...] = ()   # categorical columns with a <missing> slot before <other>
+    label_stats: Mapping[str, float] | None = None  # regression: the model predicts (y - mean) / std
+    missing: str = "drop"  # the run's data.missing; "impute" fills missing arrays with 0
 
     # ------------------------------------------------------------------------------------ construction
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> "Encoding":
         """From meta.json (or the encoding JSON a registered model carries). DataError('meta.json') when a key
         is missing or the pieces do not add up."""
-        missing = [k for k in META_KEYS if k not in meta and k not in ("feature_spans", "feature_names")]
+        missing = [k for k in META_KEYS if k not in meta and k not in _OPTIONAL_KEYS]
         if missing:
             raise DataError("meta.json", f"the feature metadata lacks {', '.join(missing)}", _REPREPARE)
         try:
@@ -64,7 +82,8 @@ class Encoding:
                 numeric=tuple(str(c) for c in meta["numeric"]),
                 categorical=tuple(str(c) for c in meta["categorical"]),
                 arrays={str(c): tuple(int(d) for d in s) for c, s in meta["arrays"].items()},
-                numeric_stats={c: {"mean": float(s["mean"]), "std": float(s["std"])}
+                numeric_stats={c: {"mean": float(s["mean"]), "std": float(s["std"]),
+                                   "fill": None if s.get("fill") is None else float(s["fill"])}
                                for c, s in meta["numeric_stats"].items()},
                 categories={c: tuple(v) for c, v in meta["categories"].items()},
                 label_classes=tuple(meta["label_classes"] or ()),
@@ -73,6 +92,12 @@ class Encoding:
                 raw_dtypes={str(c): str(t) for c, t in meta["raw_dtypes"].items()},
                 feature_spans={},
                 feature_names=(),
+                datetime={str(c): tuple(str(p) for p in parts) for c, parts in (meta.get("datetime") or {}).items()},
+                missing_indicators=tuple(str(c) for c in meta.get("missing_indicators") or ()),
+                missing_categories=tuple(str(c) for c in meta.get("missing_categories") or ()),
+                label_stats=({"mean": float(meta["label_stats"]["mean"]), "std": float(meta["label_stats"]["std"])}
+                             if meta.get("label_stats") else None),
+                missing=str(meta.get("missing") or "drop"),  # before data.missing, prepare dropped rows
             )
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise DataError("meta.json", f"the feature metadata is malformed ({type(exc).__name__}: {exc})",
@@ -85,12 +110,14 @@ class Encoding:
 
     def _layout(self) -> tuple[dict[str, tuple[int, int]], list[str]]:
         spans, names = {}, []
-        for c in self.numeric:
-            spans[c] = (len(names), len(names) + 1)
-            names.append(c)
+        for c, slots in self.numeric_slots():
+            start = len(names)
+            names += slots + ([f"{c}=<missing>"] if c in self.missing_indicators else [])
+            spans[c] = (start, len(names))
         for c in self.categorical:
             start = len(names)
-            names += [f"{c}={v}" for v in self.categories.get(c, ())] + [f"{c}=<other>"]
+            names += [f"{c}={v}" for v in self.categories.get(c, ())]
+            names += ([f"{c}=<missing>"] if c in self.missing_categories else []) + [f"{c}=<other>"]
             spans[c] = (start, len(names))
         for c, shape in self.arrays.items():
             size = math.prod(shape)
@@ -106,11 +133,14 @@ class Encoding:
             bad(f"task {self.task!r} is not one of {', '.join(TASKS)}")
         if not self.feature_columns:
             bad("there are no feature columns")
-        for c in self.numeric:
-            if c not in self.numeric_stats:
-                bad(f"numeric column {c!r} has no numeric_stats")
-            if not self.numeric_stats[c]["std"] > 0:
-                bad(f"numeric column {c!r} has std {self.numeric_stats[c]['std']}")
+        for _, slots in self.numeric_slots():
+            for c in slots:
+                if c not in self.numeric_stats:
+                    bad(f"numeric column {c!r} has no numeric_stats")
+                if not self.numeric_stats[c]["std"] > 0:
+                    bad(f"numeric column {c!r} has std {self.numeric_stats[c]['std']}")
+        if self.task == "regression" and self.label_stats is not None and not self.label_stats["std"] > 0:
+            bad(f"label_stats has std {self.label_stats['std']}")
         for c in self.categorical:
             if c not in self.categories:
                 bad(f"categorical column {c!r} has no categories")
@@ -139,12 +169,22 @@ class Encoding:
             "num_classes": self.num_classes, "raw_dtypes": dict(self.raw_dtypes),
             "feature_spans": {c: list(s) for c, s in self.feature_spans.items()},
             "feature_names": list(self.feature_names),
+            "datetime": {c: list(p) for c, p in self.datetime.items()},
+            "missing_indicators": list(self.missing_indicators),
+            "missing_categories": list(self.missing_categories),
+            "label_stats": dict(self.label_stats) if self.label_stats else None,
+            "missing": self.missing,
         }
 
     # ------------------------------------------------------------------------------------ shape
     @property
     def feature_columns(self) -> list[str]:
-        return [*self.numeric, *self.categorical, *self.arrays]
+        return [*self.numeric, *self.datetime, *self.categorical, *self.arrays]
+
+    def numeric_slots(self) -> list[tuple[str, list[str]]]:
+        """[(column, its standardised slots)]: a numeric column is one slot, a datetime column one per part."""
+        return ([(c, [c]) for c in self.numeric]
+                + [(c, [f"{c}.{p}" for p in parts]) for c, parts in self.datetime.items()])
 
     @property
     def width(self) -> int:
@@ -166,25 +206,49 @@ class Encoding:
                             f"send every feature column: {', '.join(map(repr, self.feature_columns))}")
         n = len(df)
         out = np.empty((n, self.width), dtype=np.float64)
-        for c in self.numeric:
-            s = self.numeric_stats[c]
+        for c, slots in self.numeric_slots():
             start = self.feature_spans[c][0]
-            # Same double arithmetic as Spark's (x - mean) / std; the float32 cast comes last, as there.
-            out[:, start] = (_numbers(df[c], c) - s["mean"]) / s["std"]
+            values = [_numbers(df[c], c)] if c in self.numeric else _datetime_parts(df[c], self.datetime[c])
+            absent = np.isnan(values[0])
+            for i, (slot, v) in enumerate(zip(slots, values)):
+                s = self.numeric_stats[slot]
+                if absent.any():
+                    v = self._imputed(c, slot, v, absent, df.index)
+                # Same double arithmetic as Spark's (x - mean) / std; the float32 cast comes last, as there.
+                out[:, start + i] = (v - s["mean"]) / s["std"]
+            if c in self.missing_indicators:
+                out[:, start + len(slots)] = absent
         for c in self.categorical:
             start, end = self.feature_spans[c]
-            out[:, start:end] = _one_hot(df[c], self.categories[c])
+            out[:, start:end] = _one_hot(df[c], self.categories[c], c in self.missing_categories)
         for c, shape in self.arrays.items():
             start, end = self.feature_spans[c]
-            out[:, start:end] = _flat_arrays(df[c], c, end - start, shape)
+            out[:, start:end] = _flat_arrays(df[c], c, end - start, shape, fill=self.missing == "impute")
         return out.astype(np.float32).reshape((n, *self.input_shape))
+
+    def _imputed(self, column: str, slot: str, values: np.ndarray, absent: np.ndarray, index) -> np.ndarray:
+        fill = self.numeric_stats[slot]["fill"]
+        if fill is None:
+            bad = np.flatnonzero(absent)
+            raise DataError(column, f"row {index[bad[0]]!r} has no value"
+                            + (f" ({bad.size} rows without one)" if bad.size > 1 else ""),
+                            f"send a value in column {column!r} for every row: the model was trained with "
+                            f"data.missing: {self.missing}, which imputes nothing")
+        return np.where(absent, fill, values)
 
     # ------------------------------------------------------------------------------------ labels
     def encode_labels(self, labels: Sequence[Any] | pd.Series) -> np.ndarray:
-        """float32 (n,): the class index in label_classes (classification) or the value (regression)."""
+        """float32 (n,): the class index in label_classes (classification) or the value (regression, standardised
+        with label_stats as the model was trained)."""
         s = labels if isinstance(labels, pd.Series) else pd.Series(list(labels), dtype=object)
         if self.task == "regression":
-            return _numbers(s, self.label).astype(np.float32)
+            y = _numbers(s, self.label)
+            if np.isnan(y).any():
+                raise DataError(self.label, f"row {s.index[np.flatnonzero(np.isnan(y))[0]]!r} has no label",
+                                "score only rows with a label")
+            if self.label_stats:
+                y = (y - self.label_stats["mean"]) / self.label_stats["std"]
+            return y.astype(np.float32)
         index = _index_of(self.label_classes)
         kind = _kind(self.label_classes)
         out = np.empty(len(s), dtype=np.float32)
@@ -209,7 +273,10 @@ class Encoding:
         out = out.reshape(len(out), -1) if out.size else out.reshape(0, max(len(self.label_classes), 1))
         n = len(out)
         if self.task == "regression":
-            return pd.DataFrame({"prediction": out[:, 0]})
+            y = out[:, 0]
+            if self.label_stats:
+                y = y * self.label_stats["std"] + self.label_stats["mean"]
+            return pd.DataFrame({"prediction": y})
         classes = _class_array(self.label_classes)
         if self.task == "binary":
             p = out[:, 0]
@@ -244,10 +311,10 @@ class Encoding:
             if t == "double":
                 s = s.astype(np.float64)
             elif t == "long":
-                s = s.astype(np.int64)
+                s = s.astype(np.float64 if s.isna().any() else np.int64)
             elif t == "boolean":
-                s = s.astype(bool)
-            elif t == "string":
+                s = s.astype(object if s.isna().any() else bool)
+            elif t in ("string", "datetime"):
                 s = s.map(lambda v: v if v is None or isinstance(v, str) else str(v)).astype(object)
             else:  # arrays: lists of floats (JSON-able input examples)
                 s = s.map(lambda v: np.asarray(v, dtype=np.float64).ravel().tolist())
@@ -258,7 +325,8 @@ class Encoding:
 # ---------------------------------------------------------------------------------------------- helpers
 
 def _numbers(s: pd.Series, col: str) -> np.ndarray:
-    """float64 values of a numeric column; DataError naming the first missing or non-numeric row."""
+    """float64 values of a numeric column, NaN where a value is missing (None, NaN, ±Inf, an NA token);
+    DataError naming the first row whose value is not a number."""
     if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
         vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
@@ -266,16 +334,11 @@ def _numbers(s: pd.Series, col: str) -> np.ndarray:
         bad = np.flatnonzero([v is _MISSING for v in vals])
         if bad.size:
             row = s.index[bad[0]]
-            raise DataError(col, f"row {row!r} holds {s.iloc[bad[0]]!r}, which is not a number"
+            raise DataError(col, f"row {row!r} holds {_short(s.iloc[bad[0]])}, which is not a number"
                             + (f" ({bad.size} rows like it)" if bad.size > 1 else ""),
-                            f"send a number (or true/false) in column {col!r} for every row")
+                            f"send a number (or true/false, or nothing for a missing value) in column {col!r}")
         vals = vals.astype(np.float64)
-    nan = np.flatnonzero(np.isnan(vals))
-    if nan.size:
-        raise DataError(col, f"row {s.index[nan[0]]!r} has no value"
-                        + (f" ({nan.size} rows without one)" if nan.size > 1 else ""),
-                        f"send a number in column {col!r} for every row: the model was not trained with "
-                        "missing values")
+    vals[np.isinf(vals)] = np.nan
     return vals
 
 
@@ -288,14 +351,29 @@ def _number(v: Any):
     if isinstance(v, numbers.Real):
         return float(v)
     if isinstance(v, str):
+        if v in NA_TEXT or v.strip() in NA_TEXT:
+            return math.nan
+        text = v.strip().lower()
+        if text in ("true", "false"):
+            return float(text == "true")
         try:
-            return float(v.strip())
+            return float(text)
         except ValueError:
             return _MISSING
     try:
         return math.nan if pd.isna(v) else float(v)
     except (TypeError, ValueError):
         return _MISSING
+
+
+def _datetime_parts(s: pd.Series, parts: Sequence[str]) -> list[np.ndarray]:
+    """One float64 array per part of an ISO 8601 date/time column (UTC; NaN where missing or unparseable),
+    as prepare computes them in Spark with the session time zone set to UTC."""
+    text = s.map(lambda v: None if isinstance(v, str) and v.strip() in NA_TEXT else v)
+    when = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    getters = {"year": lambda t: t.dt.year, "month": lambda t: t.dt.month, "day": lambda t: t.dt.day,
+               "day_of_week": lambda t: t.dt.dayofweek, "hour": lambda t: t.dt.hour}
+    return [getters[p](when).to_numpy(dtype=np.float64, na_value=np.nan) for p in parts]
 
 
 def _kind(values: Sequence[Any]) -> str:
@@ -308,14 +386,23 @@ def _kind(values: Sequence[Any]) -> str:
 
 
 def _key(v: Any, kind: str):
-    """v in the categories' own type, or None when it cannot be one of them (missing, other type)."""
+    """v in the categories' own type, or None when it is missing (None, NaN, an NA token) or cannot be one of
+    them. Booleans, true/false text and 0/1 are one value; an integral float is its integer (11.0 is "11")."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return None
+    if isinstance(v, str):
+        if v in NA_TEXT:
+            return None
+        if v.strip().lower() in ("true", "false"):
+            v = v.strip().lower() == "true"
     if kind == "bool":
-        return bool(v) if isinstance(v, (bool, np.bool_)) else None
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        f = _number(v)
+        return bool(f) if f is not _MISSING and f in (0.0, 1.0) else None
     if kind == "number":
         if isinstance(v, (bool, np.bool_)):
-            return None
+            return int(v)
         f = _number(v)
         if f is _MISSING or math.isnan(f):
             return None
@@ -326,6 +413,10 @@ def _key(v: Any, kind: str):
             return None
     except (TypeError, ValueError):
         pass
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"  # prepare writes true/false text in lower case
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))  # pandas reads an integer-coded column with gaps as floats: 11.0 is "11"
     return v if isinstance(v, str) else str(v)
 
 
@@ -334,20 +425,28 @@ def _index_of(values: Sequence[Any]) -> dict:
     return {_key(v, kind): i for i, v in enumerate(values)}
 
 
-def _one_hot(s: pd.Series, values: Sequence[Any]) -> np.ndarray:
+def _one_hot(s: pd.Series, values: Sequence[Any], missing_slot: bool) -> np.ndarray:
+    """One row per value: its category's slot, then the <missing> slot (if any), then <other>."""
     index, kind = _index_of(values), _kind(values)
-    other = len(values)
-    slots = np.fromiter((index.get(_key(v, kind), other) for v in s), dtype=np.int64, count=len(s))
-    out = np.zeros((len(s), len(values) + 1), dtype=np.float64)
+    other = len(values) + int(missing_slot)
+    missing = len(values) if missing_slot else other
+    index.pop(None, None)
+    slots = np.fromiter((missing if (k := _key(v, kind)) is None else index.get(k, other) for v in s),
+                        dtype=np.int64, count=len(s))
+    out = np.zeros((len(s), other + 1), dtype=np.float64)
     out[np.arange(len(s)), slots] = 1.0
     return out
 
 
-def _flat_arrays(s: pd.Series, col: str, size: int, shape: tuple[int, ...]) -> np.ndarray:
+def _flat_arrays(s: pd.Series, col: str, size: int, shape: tuple[int, ...], fill: bool = False) -> np.ndarray:
+    """The arrays flattened; with `fill` (the run imputed) a missing array or element is 0, as in prepare."""
     out = np.empty((len(s), size), dtype=np.float64)
     for i, (row, v) in enumerate(s.items()):
         fix = f"send a list of {size} numbers (shape {list(shape)}) in column {col!r} for every row"
         if v is None or (np.ndim(v) == 0 and _number(v) is not _MISSING and math.isnan(_number(v))):
+            if fill:
+                out[i] = 0.0
+                continue
             raise DataError(col, f"row {row!r} has no value", fix)
         try:
             arr = np.asarray(v, dtype=np.float64).ravel()
@@ -359,7 +458,9 @@ def _flat_arrays(s: pd.Series, col: str, size: int, shape: tuple[int, ...]) -> n
         if arr.size != size:
             raise DataError(col, f"row {row!r} holds {arr.size} values, not {size}", fix)
         if np.isnan(arr).any():
-            raise DataError(col, f"row {row!r} has a missing (NaN) element", fix)
+            if not fill:
+                raise DataError(col, f"row {row!r} has a missing (NaN) element", fix)
+            arr = np.nan_to_num(arr, nan=0.0)
         out[i] = arr
     return out
 
@@ -386,3 +487,34 @@ def _class_array(classes: Sequence[Any]) -> np.ndarray:
         return np.array(classes, dtype=np.int64 if all(isinstance(c, numbers.Integral) for c in classes)
                         else np.float64)
     return np.array(classes, dtype=object)
+
+
+# ---------------------------------------------------------------------------------------------- label units
+
+# A regression model trains on the standardised label; these metrics (Keras' names) scale back to the
+# label's own units by std (errors) or std² (squared errors). Others (r2, mape on a shifted label) are left
+# as computed, on the standardised label.
+_LINEAR_METRICS = frozenset({"mae", "mean_absolute_error", "rmse", "root_mean_squared_error"})
+_SQUARED_METRICS = frozenset({"mse", "mean_squared_error"})
+
+
+def loss_name(model) -> str | None:
+    """The compiled loss of a Keras model as a name ("mse", "mean_squared_error", ...), or None."""
+    loss = getattr(model, "loss", None)
+    return loss if isinstance(loss, str) else getattr(loss, "name", None)
+
+
+def in_label_units(metrics: Mapping[str, Any], std: float | None, loss: str | None) -> dict:
+    """`metrics` (Keras names, "loss" too) of a model trained on (y - mean) / std, in the label's units."""
+    if not std:
+        return dict(metrics)
+    out = dict(metrics)
+    for key, value in metrics.items():
+        name = loss if key == "loss" else key
+        if value is None or name is None:
+            continue
+        if name in _LINEAR_METRICS:
+            out[key] = float(value) * std
+        elif name in _SQUARED_METRICS:
+            out[key] = float(value) * std * std
+    return out

@@ -105,8 +105,8 @@ def log_model(keras_model, encoding: Encoding, raw_example: pd.DataFrame, *, run
               model_id: str | None, name: str = "model"):
     """Log the pyfunc under ``run_id`` (into the LoggedModel ``model_id``); return MLflow's ModelInfo.
 
-    ``raw_example``: a few raw rows (the label may be there; it is dropped). The signature names and types
-    every feature column as the source has it (encoding.raw_dtypes) and the decoded output columns. Uses the
+    ``raw_example``: a few raw rows (the label may be there; it is dropped). The signature names every
+    feature column (of any type: see raw_rows_schema) and the decoded output columns. Uses the
     process-global tracking URI: call it inside ``Tracker.mlflow_context()``.
     """
     from mlflow.models import Model, infer_signature
@@ -116,6 +116,7 @@ def log_model(keras_model, encoding: Encoding, raw_example: pd.DataFrame, *, run
     with warnings.catch_warnings():  # MLflow's hint about ints and missing values: the README covers types
         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
         signature = infer_signature(example, output)
+    signature.inputs = raw_rows_schema(encoding)
     with tempfile.TemporaryDirectory() as tmp:
         code_path = os.path.join(tmp, "raw_rows_model.py")
         with open(code_path, "w", encoding="utf-8") as f:
@@ -136,6 +137,16 @@ def log_model(keras_model, encoding: Encoding, raw_example: pd.DataFrame, *, run
                       "cerebro.spark_result_type": encoding.spark_result_type()},
             run_id=run_id, model_id=model_id,
         )
+
+
+def raw_rows_schema(encoding: Encoding):
+    """The signature's inputs: every feature column, required, of any type. pandas.read_csv gives an integer
+    column as int64, or float64 once one value is missing, and booleans with a gap as objects; MLflow's type
+    enforcement would refuse some of those rows, so the encoding checks the values itself (a 400 naming the
+    column and row for a value that is not a number)."""
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    return Schema([ColSpec(AnyType(), c) for c in encoding.feature_columns])
 
 
 def load(model_uri: str) -> RawRowsModel:

@@ -11,8 +11,10 @@ from pathlib import Path
 from .errors import DataError
 from .spec import StudySpec
 
-# Tokens that mean "missing" in CSV files (pandas/R conventions); Spark's CSV reader only knows "".
-NA_TOKENS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A")
+# Tokens that mean "missing" in CSV files: pandas.read_csv's defaults, so that what prepare treats as missing
+# is what a user's read_csv gives the champion (Spark's CSV reader itself only knows "").
+NA_TOKENS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+             "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
 # More distinct labels than this is almost surely a continuous (regression) label.
 MAX_CLASSES = 1000
 
@@ -77,6 +79,8 @@ def _field(spec: StudySpec, column: str) -> str:
         return f"data.numeric.{column}"
     if column in d.categorical:
         return f"data.categorical.{column}"
+    if column in d.datetime:
+        return f"data.datetime.{column}"
     return f"data.arrays.{column}"
 
 
@@ -181,8 +185,16 @@ def _check_types(spec: StudySpec, table, fmt: str) -> None:
     for name in d.numeric:
         problem = _not_numeric(table.column(name), fmt)
         if problem:
+            dates = " or data.datetime" if _looks_like_dates(table.column(name)) else ""
             raise DataError(f"data.numeric.{name}", f"column {name!r} {problem}",
-                            f"move {name!r} to data.categorical, or clean the column so it holds numbers")
+                            f"move {name!r} to data.categorical{dates}, or clean the column so it holds numbers")
+    for name in d.categorical:
+        if _looks_like_dates(table.column(name)):
+            raise DataError(f"data.categorical.{name}", f"column {name!r} holds dates or times (e.g. "
+                            f"{_first_value(table.column(name))!r}): as categories every moment is its own value",
+                            f"move {name!r} to data.datetime (trained on as year, month, day, day of week, hour)")
+    for name in d.datetime:
+        _check_datetime(name, table.column(name))
     _check_label_type(spec, table.column(d.label), fmt)
     for a in d.arrays:
         col = table.column(a.name)
@@ -192,6 +204,60 @@ def _check_types(spec: StudySpec, table, fmt: str) -> None:
         if not _is_numeric_list(col.type):
             raise DataError(f"data.arrays.{a.name}", f"column {a.name!r} has type {col.type}, not a list of numbers",
                             "store the array as a Parquet list<double> column")
+
+
+def _looks_like_dates(col, sample: int = 200) -> bool:
+    """A date/timestamp column, or text whose distinct values (a sample of them) are all ISO 8601 dates or
+    times and not numbers ("2013" and "20130101" are numbers)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
+        return True
+    if not pa.types.is_string(col.type):
+        return False
+    values = [v.strip() for v in pc.unique(col.drop_null()).to_pylist()[:sample]]
+    return bool(values) and all(_is_iso_time(v) and not _is_number(v) for v in values)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _first_value(col):
+    values = col.drop_null()
+    return values[0].as_py() if len(values) else None
+
+
+def _check_datetime(name: str, col) -> None:
+    """A datetime column holds dates/times, as text most of whose values are ISO 8601."""
+    import pyarrow as pa
+
+    fix = (f"store {name!r} as ISO 8601 text (2024-05-31 or 2024-05-31 14:30:00) or as a date/timestamp "
+           "column, or move it to data.numeric / data.categorical")
+    if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
+        return
+    if not pa.types.is_string(col.type):
+        raise DataError(f"data.datetime.{name}", f"column {name!r} has type {col.type}, not a date or time", fix)
+    values = col.drop_null()
+    bad = [v for v in values.to_pylist()[:1000] if not _is_iso_time(v.strip())]
+    if len(bad) > len(values.to_pylist()[:1000]) // 2:
+        raise DataError(f"data.datetime.{name}", f"column {name!r} holds values that are not ISO 8601 dates or "
+                        f"times (e.g. {bad[0]!r})", fix)
+
+
+def _is_iso_time(text: str) -> bool:
+    import datetime as dt
+
+    try:
+        dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return True
+    except ValueError:
+        return False
 
 
 def _check_label_type(spec: StudySpec, col, fmt: str) -> None:
@@ -212,7 +278,10 @@ def _not_numeric(col, fmt: str) -> str | None:
     if _is_number_type(col.type) or pa.types.is_boolean(col.type):
         return None
     if fmt == "csv" and pa.types.is_string(col.type):
-        bad = _unparseable(col)
+        import pyarrow.compute as pc
+
+        boolean = pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(col)), value_set=pa.array(["true", "false"]))
+        bad = _unparseable(col.filter(pc.invert(boolean)))  # true/false count as 1/0
         return None if bad is None else f"holds non-numeric values such as {bad!r}"
     return f"has type {col.type}, not a number"
 

@@ -475,8 +475,10 @@ def _comparison_rows(tracker, current: dict | None, val_rows, columns: list[str]
     if json.loads(recorded) != columns:
         return val_rows, f"{_ON_ROWS} (v{v} trained on other columns: its training rows cannot be matched)"
     fresh = unseen(val_rows, columns, seen)
+    if fresh.all():
+        return val_rows, f"{_ON_ROWS}, none of which v{v} trained on"
     if not fresh.any():
-        return val_rows, (f"{_ON_ROWS} (v{v} trained on all {len(val_rows)} of them: the comparison favours it)")
+        return val_rows, f"{_ON_ROWS} (v{v} trained on all {len(val_rows)} of them: the comparison favours it)"
     return val_rows[fresh].reset_index(drop=True), (f"on the {int(fresh.sum())} of this run's {len(val_rows)} "
                                                     f"validation rows that v{v} did not train on")
 
@@ -526,9 +528,9 @@ def _promotion_reason(metric: str, challenger: float, champ: float | None, curre
                       unusable: str | None, direction: str, on_rows: str = _ON_ROWS) -> str:
     if current is None:
         return f"promoted: no champion yet ({metric} {challenger:.6g} {on_rows})"
-    if champ is None:
+    if champ is None:  # which rows it would have been scored on does not matter then
         return (f"promoted: {metric} {challenger:.6g}; champion v{current['version']} could not be scored "
-                f"{on_rows} ({unusable})")
+                f"{_ON_ROWS} ({unusable})")
     sign = "<" if direction == "min" else ">"
     return f"promoted: {metric} {challenger:.6g} {sign} {champ:.6g} of v{current['version']} {on_rows}"
 

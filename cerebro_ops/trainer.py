@@ -27,16 +27,18 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .encoding import in_label_units, loss_name
 from .errors import ConfigFailed, DataError, SpecError, StoreError
-from .output import quiet_keras, quiet_libraries
+from .output import load_notices_hidden, quiet_keras, quiet_libraries
 from .spec import BUILDER_RE, TASKS
 
 # Must be set before TensorFlow creates its runtime; harmless if it already has (see _configure_determinism).
 _THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 quiet_libraries()  # before TensorFlow starts: its C++ log level is read once; retracing warnings off
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+with load_notices_hidden():
+    import keras  # noqa: E402
+    import tensorflow as tf  # noqa: E402
 
 quiet_keras()
 
@@ -60,6 +62,8 @@ class DataInfo:
     num_classes: int
     # {feature column: (start, end)} slices of the flattened feature vector; None before prepare has run.
     feature_spans: Mapping[str, tuple[int, int]] | None = field(default=None, hash=False)
+    # Regression: the std of the train labels, which the model sees standardised; metrics are scaled back.
+    label_std: float | None = None
 
 
 def data_info(meta: dict) -> DataInfo:
@@ -76,7 +80,9 @@ def data_info(meta: dict) -> DataInfo:
         raise DataError("meta.json", f"input_shape {shape} is not a list of positive sizes", "re-run the prepare step")
     spans = _spans(meta.get("feature_spans"), math.prod(shape))
     # Regression has no classes; meta may store null there.
-    return DataInfo(input_shape=shape, task=task, num_classes=int(meta.get("num_classes") or 0), feature_spans=spans)
+    label_std = float(meta["label_stats"]["std"]) if meta.get("label_stats") else None
+    return DataInfo(input_shape=shape, task=task, num_classes=int(meta.get("num_classes") or 0), feature_spans=spans,
+                    label_std=label_std)
 
 
 def _spans(raw, width: int) -> dict[str, tuple[int, int]] | None:
@@ -439,6 +445,7 @@ class HopTrainer:
             if not all(np.isfinite(a).all() for a in weights if a.dtype.kind == "f"):
                 raise ConfigFailed(f"loss became nan: weights turned non-finite while training {builder} {params}")
             new_state = _pack(weights, opt, seeds)
+            loss = in_label_units({"loss": loss}, self.info.label_std, loss_name(cached.model))["loss"]
             stats.update(loss=loss, data_s=t2 - t1, train_s=t3 - t2, save_s=time.perf_counter() - t3)
         if val is not None:
             t4 = time.perf_counter()
@@ -488,6 +495,7 @@ class HopTrainer:
         except Exception as exc:
             self._forget(builder, params)
             raise self._failed("evaluation", exc) from exc
+        out = in_label_units(out, self.info.label_std, loss_name(loop.model))
         out["n"] = n
         return out
 

@@ -89,14 +89,14 @@ def test_categories_compare_in_their_own_type():
     meta.pop("feature_spans")
     enc = Encoding.from_meta(meta)
     df = pd.DataFrame({
-        "n": pd.Series([3.0, "1", True, None], dtype=object),  # 3.0 == 3; "1" -> 1; True is not a number here
-        "b": pd.Series([True, 1, False, None], dtype=object),  # 1 is not a boolean
+        "n": pd.Series([3.0, "1", True, None], dtype=object),  # 3.0 == 3; "1" -> 1; True is 1
+        "b": pd.Series([True, 1, "FALSE", None], dtype=object),  # 1 and "FALSE" are booleans too
         "f": pd.Series([0.5, "0.5", 0.25, float("nan")], dtype=object),
     })
     #         n=1 n=3 n=?  b=F b=T b=?  f=.5 f=?
     want = [[0, 1, 0, 0, 1, 0, 1, 0],
-            [1, 0, 0, 0, 0, 1, 1, 0],
-            [0, 0, 1, 1, 0, 0, 0, 1],
+            [1, 0, 0, 0, 1, 0, 1, 0],
+            [1, 0, 0, 1, 0, 0, 0, 1],
             [0, 0, 1, 0, 0, 1, 0, 1]]
     np.testing.assert_array_equal(enc.encode(df), np.float32(want))
 

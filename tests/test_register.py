@@ -59,14 +59,17 @@ def make_spec(tmp_path):
     })
 
 
-def lay_out_run(spec, run_id: str, meta: dict, val: pd.DataFrame, state_blob: bytes) -> None:
-    """What prepare/run_epoch/select leave behind for register: raw val rows, a checkpoint, state.json."""
+def lay_out_run(spec, run_id: str, meta: dict, val: pd.DataFrame, state_blob: bytes,
+                train: pd.DataFrame | None = None) -> None:
+    """What prepare/run_epoch/select leave behind for register: raw train and val rows, a checkpoint, state.json."""
     st = run_store(spec.runtime.store, spec.name, run_id)
     internal = {v: k for k, v in meta["raw_columns"].items()}
-    table = pa.Table.from_pandas(val.rename(columns=internal).assign(_order=np.arange(len(val))), preserve_index=False)
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    st.write_bytes("data/raw/val/part-0.parquet", buf.getvalue())
+    for split, frame in (("val", val), ("train", rows(400, 0) if train is None else train)):
+        table = pa.Table.from_pandas(frame.rename(columns=internal).assign(_order=np.arange(len(frame))),
+                                     preserve_index=False)
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        st.write_bytes(f"data/raw/{split}/part-0.parquet", buf.getvalue())
     sha = st.write_blob("ckpt/c0.npz", state_blob)
     tracker = Tracker(spec.runtime.tracking_uri, spec.runtime.experiment)
     parent = tracker.start_study(spec, run_id, {})
@@ -131,7 +134,8 @@ def test_champion_and_challenger_each_scored_through_their_own_encoding(tmp_path
     assert d2["challenger"] == pytest.approx(loss_of(trainer, states[2], enc[2], vals[2]), rel=1e-5)
     assert d2["promoted"] is True and d2["version"] == "3" and d2["replaced"] == "2"
     assert d2["reason"] == (f"promoted: val_loss {d2['challenger']:.6g} < {d2['champion']:.6g} of v2 "
-                            "on this run's validation rows")
+                            "on this run's validation rows, none of which v2 trained on")
+    assert d2["rows"] == {"compared": 120, "validation": 120}
     mv = client.get_model_version(NAME, "3")
     assert mv.tags["cerebro.replaced_version"] == "2" and mv.tags["cerebro.decision"] == d2["reason"]
     assert mv.tags["cerebro.registered_by"] == "cerebro-ops"
@@ -144,7 +148,7 @@ def test_champion_and_challenger_each_scored_through_their_own_encoding(tmp_path
     assert d3["champion"] == pytest.approx(loss_of(trainer, states[2], enc[2], vals[3]), rel=1e-5)
     assert d3["promoted"] is False and d3["version"] == "3" and d3["replaced"] is None
     assert d3["reason"] == (f"not promoted: challenger val_loss {d3['challenger']:.6g} does not beat "
-                            f"{d3['champion']:.6g} of v3 on this run's validation rows")
+                            f"{d3['champion']:.6g} of v3 on this run's validation rows, none of which v3 trained on")
     assert tracker.champion(NAME)["version"] == "3"
     assert len(client.search_model_versions(f"name='{NAME}'")) == 3
     parent3 = client.get_run(study.load_state(spec, "run-3")["mlflow"]["parent"])
@@ -165,6 +169,33 @@ def test_champion_and_challenger_each_scored_through_their_own_encoding(tmp_path
     model = trainer.keras_model(BUILDER, PARAMS, states[2])
     want = enc[2].decode(model.predict(enc[2].encode(vals[3]), verbose=0))
     pd.testing.assert_frame_equal(pyfunc.predict(vals[3]), want)
+
+
+def test_rows_the_champion_trained_on_are_left_out(tmp_path):
+    """Run 2's validation rows include 60 rows that champion v1 trained on (a retrain on overlapping data):
+    challenger and champion are compared on the other 60 only, and the decision says so."""
+    spec = make_spec(tmp_path)
+    train1, train2 = rows(400, 0), rows(400, 5)
+    meta = meta_for(train1, 0.0)
+    enc = Encoding.from_meta(meta)
+    trainer = HopTrainer(DataInfo((5,), "binary", 2), deterministic=True)
+    states = {i: trained_state(trainer, enc, train1, epochs, seed) for i, (epochs, seed) in {1: (3, 7), 2: (0, 8)}.items()}
+    lay_out_run(spec, "run-1", meta, rows(120, 11), states[1], train=train1)
+    assert study.register(spec, "run-1")["version"] == "1"
+    fresh = rows(60, 12)
+    val2 = pd.concat([train1.head(60), fresh], ignore_index=True)
+    lay_out_run(spec, "run-2", meta, val2, states[2], train=train2)
+
+    d = study.register(spec, "run-2")
+
+    assert d["rows"] == {"compared": 60, "validation": 120}
+    assert d["champion"] == pytest.approx(loss_of(trainer, states[1], enc, fresh), rel=1e-5)
+    assert d["challenger"] == pytest.approx(loss_of(trainer, states[2], enc, fresh), rel=1e-5)
+    assert d["reason"].endswith("on the 60 of this run's 120 validation rows that v1 did not train on")
+    tracker = Tracker(spec.runtime.tracking_uri, spec.runtime.experiment)
+    champion = tracker.champion(NAME)
+    assert len(tracker.champion_train_rows(champion)) == 400  # whichever won, its 400 training rows are recorded
+    assert champion["tags"]["cerebro.train_rows_columns"] == '["label", "a.1", "b 2", "colour"]'
 
 
 # The pyfunc "another MLflow user" registers: its code writes a marker file as soon as MLflow loads it.

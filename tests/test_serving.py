@@ -53,16 +53,33 @@ def iris_like(n: int, seed: int) -> pd.DataFrame:
 
 
 def meta_for(train: pd.DataFrame) -> dict:
-    """What the prepare step would write for these columns (stats of the train rows)."""
+    """What the prepare step would write for these columns (stats of the train rows), with data.missing:
+    impute and train rows that missed "petal width" and "größe" values (an indicator / a <missing> slot)."""
     return {
         "task": "multiclass", "label": LABEL, "numeric": NUMERIC, "categorical": CATEGORICAL, "arrays": {},
-        "numeric_stats": {c: {"mean": float(train[c].mean()), "std": float(train[c].std(ddof=0))} for c in NUMERIC},
+        "numeric_stats": {c: {"mean": float(train[c].mean()), "std": float(train[c].std(ddof=0)),
+                              "fill": float(train[c].median())} for c in NUMERIC},
         "categories": {"größe": ["L", "M", "S"], "2nd-col": [1, 2, 3]},
-        "label_classes": CLASSES, "num_classes": 3, "input_shape": [2 + 4 + 4],
-        "feature_spans": {"Sepal.Length": [0, 1], "petal width": [1, 2], "größe": [2, 6], "2nd-col": [6, 10]},
+        "label_classes": CLASSES, "num_classes": 3, "input_shape": [WIDTH],
+        "feature_spans": {"Sepal.Length": [0, 1], "petal width": [1, 3], "größe": [3, 8], "2nd-col": [8, 12]},
         "raw_dtypes": {"Sepal.Length": "double", "petal width": "double", "größe": "string", "2nd-col": "long",
                        LABEL: "string"},
+        "missing": "impute", "missing_indicators": ["petal width"], "missing_categories": ["größe"],
     }
+
+
+WIDTH = 1 + 2 + 5 + 4  # Sepal.Length; petal width + its indicator; L, M, S, <missing>, <other>; 1, 2, 3, <other>
+
+
+def with_gaps(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows as pandas.read_csv gives them from a file with gaps: NaN numbers, a missing category, and the
+    integer column as floats (one of its values is missing)."""
+    rows = rows.copy()
+    rows.loc[[2, 7], "petal width"] = np.nan
+    rows.loc[4, "größe"] = None
+    rows["2nd-col"] = rows["2nd-col"].astype(float)
+    rows.loc[5, "2nd-col"] = np.nan
+    return rows
 
 
 def study_spec(tmp_path, name: str):
@@ -75,12 +92,12 @@ def study_spec(tmp_path, name: str):
 def logged(tmp_path_factory):
     """A tiny multiclass model trained one epoch on encoded rows, logged as raw-rows pyfunc and registered."""
     tmp = tmp_path_factory.mktemp("serving")
-    train, rows = iris_like(120, 0), iris_like(25, 1)
+    train, rows = iris_like(120, 0), with_gaps(iris_like(25, 1))
     meta = meta_for(train)
     enc = Encoding.from_meta(meta)
     keras.utils.set_random_seed(0)
     model = mlp({"hidden_units": 8, "num_layers": 1, "learning_rate": 0.05},
-                SimpleNamespace(input_shape=(10,), task="multiclass", num_classes=3))
+                SimpleNamespace(input_shape=(WIDTH,), task="multiclass", num_classes=3))
     model.fit(enc.encode(train), enc.encode_labels(train[LABEL]), epochs=1, verbose=0)
     uri_db = f"sqlite:///{tmp}/mlflow.db"
     tracker = Tracker(uri_db, "serving")
@@ -116,9 +133,10 @@ def test_pyfunc_scores_raw_rows_like_the_keras_model(logged):
 def test_signature_input_example_and_requirements(logged):
     pyfunc = load(logged, logged.model_uri)
     sig = pyfunc.metadata.signature
-    assert [(c.name, c.type.name, c.required) for c in sig.inputs.inputs] == [
-        ("Sepal.Length", "double", True), ("petal width", "double", True), ("größe", "string", True),
-        ("2nd-col", "long", True)]
+    # every feature column, required, of any type: the encoding checks the values (see below)
+    assert [(c.name, repr(c.type), c.required) for c in sig.inputs.inputs] == [
+        ("Sepal.Length", "Any", True), ("petal width", "Any", True), ("größe", "Any", True),
+        ("2nd-col", "Any", True)]
     assert [(c.name, c.type.name) for c in sig.outputs.inputs] == [
         ("prediction", "string"), ("probability_setosa", "double"), ("probability_versicolor", "double"),
         ("probability_virginica", "double")]
@@ -145,35 +163,39 @@ def test_signature_input_example_and_requirements(logged):
             == client.get_run(logged.child).info.experiment_id)
 
 
-def test_schema_enforcement_of_column_types(logged):
-    """What MLflow's schema enforcement does before our encoding sees the rows."""
+def test_users_column_types_are_answered(logged):
+    """The types pandas gives a user are answered as the same values: ints in a double column, floats (with
+    a gap) in an integer column, int32; a missing column is an error naming it."""
     pyfunc = load(logged)
     rows = logged.rows.drop(columns=[LABEL])
-    # ints where the signature says double: refused by MLflow (int64 -> float64 is not a 'safe' cast) ...
+
+    def expected(r):
+        return logged.enc.decode(logged.model.predict(logged.enc.encode(r), verbose=0))
+
     as_int = rows.assign(**{"Sepal.Length": rows["Sepal.Length"].round().astype(np.int64)})
-    with pytest.raises(MlflowException, match=r"column Sepal\.Length.*int64 to float64"):
-        pyfunc.predict(as_int)
-    # ... and accepted once cast to float, with the same result as the encoded float values
-    as_float = as_int.astype({"Sepal.Length": np.float64})
-    pd.testing.assert_frame_equal(pyfunc.predict(as_float),
-                                  logged.enc.decode(logged.model.predict(logged.enc.encode(as_float), verbose=0)))
-    # int32 where the signature says long: widened
-    pd.testing.assert_frame_equal(pyfunc.predict(rows.astype({"2nd-col": np.int32})), logged.expected)
-    # floats where the signature says long: refused
-    with pytest.raises(MlflowException, match="2nd-col"):
-        pyfunc.predict(rows.astype({"2nd-col": np.float64}))
-    # a missing column: MLflow names it
+    pd.testing.assert_frame_equal(pyfunc.predict(as_int), expected(as_int.astype({"Sepal.Length": np.float64})))
+    complete = rows.assign(**{"2nd-col": rows["2nd-col"].fillna(1)})
+    pd.testing.assert_frame_equal(pyfunc.predict(complete.astype({"2nd-col": np.int32})),
+                                  pyfunc.predict(complete))
+    pd.testing.assert_frame_equal(pyfunc.predict(complete), expected(complete))
     with pytest.raises(MlflowException, match="größe"):
         pyfunc.predict(rows.drop(columns=["größe"]))
 
 
-def test_missing_value_reaches_our_error(logged):
+def test_missing_values_are_imputed_and_non_numbers_refused(logged):
     pyfunc = load(logged)
     rows = logged.rows.copy()
-    rows.loc[3, "petal width"] = np.nan  # a double column may hold NaN for MLflow; the encoding refuses it
+    got = pyfunc.predict(rows)
+    assert got["prediction"].notna().all() and len(got) == len(rows)
+    x = logged.enc.encode(rows)
+    fill = logged.meta["numeric_stats"]["petal width"]
+    np.testing.assert_allclose(x[[2, 7], 1], np.float32((fill["fill"] - fill["mean"]) / fill["std"]))
+    assert x[[2, 7], 2].tolist() == [1.0, 1.0] and x[0, 2] == 0.0  # the indicator
+    assert x[4, 3:8].tolist() == [0, 0, 0, 1, 0] and x[5, 8:12].tolist() == [0, 0, 0, 1]  # <missing>, <other>
+    rows.loc[3, "petal width"] = "abc"
     with pytest.raises(DataError) as err:
         pyfunc.predict(rows)
-    assert err.value.field == "petal width" and "row 3" in err.value.problem
+    assert err.value.field == "petal width" and "row 3" in err.value.problem and "'abc'" in err.value.problem
     assert isinstance(err.value, MlflowException)  # so that the scoring server answers 400 with this message
     assert err.value.get_http_status_code() == 400
 
@@ -210,7 +232,7 @@ def test_binary_bool_label_and_array_column(logged, tmp_path):
     with tracker.mlflow_context():
         pyfunc = mlflow.pyfunc.load_model(uri)
     sig = pyfunc.metadata.signature
-    assert [(c.name, repr(c.type)) for c in sig.inputs.inputs] == [("x y", "double"), ("vec", "Array(double)")]
+    assert [(c.name, repr(c.type)) for c in sig.inputs.inputs] == [("x y", "Any"), ("vec", "Any")]
     assert [(c.name, c.type.name) for c in sig.outputs.inputs] == [("prediction", "boolean"), ("probability", "double")]
     out = pyfunc.predict(rows.assign(vec=[v.tolist() for v in vec]))
     want = enc.decode(predict_keras(model, enc.encode(rows), enc.feature_spans))
@@ -314,13 +336,14 @@ def test_mlflow_models_serve_answers_raw_rows(logged, tmp_path):
         assert got["prediction"].tolist() == want["prediction"].tolist()
         np.testing.assert_allclose(got.drop(columns="prediction").to_numpy(),
                                    want.drop(columns="prediction").to_numpy(), rtol=1e-6)
+        assert got["prediction"].notna().all() and logged.rows["petal width"].isna().any()  # gaps answered
         # a row the encoding refuses is a 400 whose message names the column, the row and the fix
-        records[1]["petal width"] = None
+        records[1]["petal width"] = "abc"
         status, body = _http(f"{base}/invocations", json.dumps({"dataframe_records": records}).encode())
         assert status == 400, body[:2000]
         assert json.loads(body)["message"].endswith(
-            "data 'petal width': row 1 has no value. Fix: send a number in column 'petal width' for every row: "
-            "the model was not trained with missing values")
+            "data 'petal width': row 1 holds 'abc', which is not a number. Fix: send a number (or true/false, or "
+            "nothing for a missing value) in column 'petal width'")
     finally:
         _kill_group(proc)
         log.close()

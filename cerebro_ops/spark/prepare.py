@@ -15,42 +15,50 @@ import math
 from typing import Any
 
 from ..errors import DataError
-from ..spec import StudySpec
+from ..spec import DATETIME_PARTS, StudySpec
 from ..source import MAX_CLASSES, NA_TOKENS, _check_columns_present, source_uri
 from ..store import Store
+from . import missing
 
 OTHER = "<other>"  # name of the one-hot slot for categories outside the top max_categories
+MISSING = "<missing>"  # the slot of a missing value: a categorical's own category, a numeric's 0/1 indicator
 _HASH_BUCKETS = 1_000_000_007  # prime modulus turning a 64-bit hash into a uniform [0, 1) draw
 
 
 # ============================================================================ prepare (Spark)
 
 def prepare(spark, spec: StudySpec, data: Store) -> dict:
-    """Clean, encode, split and shuffle the source; write prepared/{train,val}, raw/{train,val} and meta.json."""
+    """Clean, encode, split and shuffle the source; write prepared/{train,val}, raw/{train,val} and meta.json.
+
+    Missing values are data (data.missing: impute): only rows without a label are dropped, and meta.json's
+    `summary` counts every row read, dropped (and why), imputed or folded into another slot."""
     from pyspark.sql import functions as F
 
     d = spec.data
+    spark.conf.set("spark.sql.session.timeZone", "UTC")  # datetime parts as pandas computes them at serving
     source = _read_spark(spark, spec)
     _check_spark_schema(spec, source)
     names = internal_names(spec)
     raw_dtypes = _raw_dtypes(spec, source)
     df = _select_and_cast(spec, source, names)
-    df = _drop_incomplete(df, names)
-    total = df.count()
+    counts = missing.count_missing(spec, df, names)
+    df, dropped = missing.apply_policy(spec, df, names, counts)
+    total = counts["rows"] - sum(dropped.values())
     if total == 0:
-        raise DataError("data.source", f"no rows left in {d.source!r} after dropping rows with a null label or "
-                        "feature", "fill the missing values or remove the empty columns from the spec")
+        raise DataError("data.label", f"no row of {d.source!r} has a label ({counts['rows']} rows read)",
+                        f"point data.label at the column that holds the target (now {d.label!r})")
     _check_array_shapes(spec, df, names)
+    df = missing.fill_arrays(spec, df, names)
     df, label_classes = _encode_label(spec, df, names[d.label])
     df = _with_split(spec, df, names, total).cache()
     try:
         train, val = df.filter(~F.col("_is_val")), df.filter(F.col("_is_val"))
-        stats = _numeric_stats(spec, train, names)
-        categories = _top_categories(spec, train, names)
-        features, feature_names, spans = _feature_exprs(spec, stats, categories, names)
+        stats, label_stats, indicators = missing.numeric_stats(spec, train, names)
+        categories, missing_slots, cardinality = _top_categories(spec, train, names)
+        features, feature_names, spans = _feature_exprs(spec, stats, categories, names, indicators, missing_slots)
         raw = _raw_columns(spec, names, raw_dtypes)
         splits = _check_split_sizes(spec, train, val, total)
-        rows = {split: _write_split(data, split, part, n, spec.seed, features, raw)
+        rows = {split: _write_split(data, split, part, n, spec.seed, features, raw, label_stats)
                 for split, part, n in splits}
     finally:
         df.unpersist()
@@ -60,20 +68,26 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
         "num_classes": {"binary": 2, "multiclass": len(label_classes), "regression": 1}[d.task],
         "label": d.label,
         "label_classes": label_classes,
+        "label_stats": label_stats,
         "numeric": list(d.numeric),
+        "datetime": {c: list(DATETIME_PARTS) for c in d.datetime},
         "categorical": list(d.categorical),
         "arrays": {a.name: list(a.shape) for a in d.arrays},
         "feature_names": feature_names,
         "feature_spans": spans,
         "numeric_stats": stats,
+        "missing_indicators": indicators,
         "categories": categories,
+        "missing_categories": missing_slots,
         "raw_dtypes": raw_dtypes,
         "raw_columns": {i: c for c, i in names.items()},
         "split": _split_description(spec),
         "seed": spec.seed,
         "source": source_uri(d.source),
         "rows": rows,
+        "missing": d.missing,
     }
+    meta["summary"] = missing.summary(spec, counts, dropped, rows, stats, indicators, missing_slots, cardinality)
     data.write_json("meta.json", meta)
     return meta
 
@@ -102,12 +116,18 @@ def _check_split_sizes(spec: StudySpec, train, val, total: int) -> list[tuple]:
     return splits
 
 
-def _write_split(data: Store, split: str, part, n: int, seed: int, features, raw: list) -> int:
-    """prepared/<split> (encoded) and raw/<split> (the user's rows), both in the same shuffle order."""
+# Seven parameters: the split, where it goes, and the three column expressions that write it.
+def _write_split(data: Store, split: str, part, n: int, seed: int, features, raw: list,
+                 label_stats: dict | None) -> int:
+    """prepared/<split> (encoded) and raw/<split> (the user's rows), both in the same shuffle order. A
+    regression label is written standardised (label_stats: the train split's mean and std)."""
     from pyspark.sql import functions as F
 
     part, rows = _with_order(part, seed, n)
-    part.select(features.alias("features"), F.col("_label").cast("double").alias("label"), "_order") \
+    label = F.col("_label").cast("double")
+    if label_stats:
+        label = (label - F.lit(label_stats["mean"])) / F.lit(label_stats["std"])
+    part.select(features.alias("features"), label.alias("label"), "_order") \
         .write.mode("overwrite").parquet(data.url("prepared", split))
     part.select(*raw, "_order").write.mode("overwrite").parquet(data.url("raw", split))
     return rows
@@ -119,6 +139,7 @@ def internal_names(spec: StudySpec) -> dict[str, str]:
     d = spec.data
     names = {d.label: "_y"}
     names.update({c: f"_n{i}" for i, c in enumerate(d.numeric)})
+    names.update({c: f"_d{i}" for i, c in enumerate(d.datetime)})
     names.update({c: f"_k{i}" for i, c in enumerate(d.categorical)})
     names.update({a.name: f"_a{i}" for i, a in enumerate(d.arrays)})
     if d.validation_column:
@@ -149,6 +170,10 @@ def _raw_dtypes(spec: StudySpec, source) -> dict[str, str]:
     for c in [*d.feature_columns, d.label]:
         t = _dtype_name(source.schema[c].dataType)
         out[c] = "double" if c in d.numeric and t not in ("long", "boolean") else t
+    for c in d.datetime:
+        out[c] = "datetime"  # kept as ISO text in raw/, parsed at encoding
+    if d.task == "regression" and out[d.label] == "string":
+        out[d.label] = "double"  # a CSV label column with NA tokens is read as text
     return out
 
 
@@ -199,6 +224,11 @@ def _check_spark_schema(spec: StudySpec, df) -> None:
             problem = f"column {name!r} has type {t.simpleString()}, not a number"
         raise DataError(f"data.numeric.{name}", problem,
                         f"move {name!r} to data.categorical, or clean the column so it holds numbers")
+    for name in d.datetime:
+        t = fields[name]
+        if not isinstance(t, (T.StringType, T.DateType, T.TimestampType, T.TimestampNTZType)):
+            raise DataError(f"data.datetime.{name}", f"column {name!r} has type {t.simpleString()}, not a date or "
+                            "time", f"move {name!r} to data.numeric or data.categorical, or store ISO 8601 dates")
     for a in d.arrays:
         t = fields[a.name]
         inner = t
@@ -214,7 +244,8 @@ def _first_unparseable_spark(df, name: str):
 
     c = F.trim(column(name))
     bad = (df.select(c.alias("v"))
-             .filter(F.col("v").isNotNull() & ~F.col("v").isin(*NA_TOKENS) & _try_double(F.col("v")).isNull())
+             .filter(F.col("v").isNotNull() & ~F.col("v").isin(*NA_TOKENS)
+                     & ~F.lower(F.col("v")).isin("true", "false") & _try_double(F.col("v")).isNull())
              .limit(1).collect())
     return bad[0]["v"] if bad else None
 
@@ -225,9 +256,11 @@ def _try_double(c):
 
 
 def _select_and_cast(spec: StudySpec, df, names: dict[str, str]):
-    """Keep the spec's columns under internal names: numerics as double, arrays flat array<double>;
-    categoricals, the label and the validation column keep their type (strings, numbers, booleans) so that
-    categories compare to the user's raw values as they are; other types become strings."""
+    """Keep the spec's columns under internal names: numerics as double (NA tokens, NaN and ±Inf as null;
+    true/false as 1/0), datetime columns as their parts (year, month, ... as doubles, null when missing or
+    unparseable) plus the text itself for raw/, arrays flat array<double>; categoricals, the label and the
+    validation column keep their type (strings, numbers, booleans) so that categories compare to the user's
+    raw values as they are, with NA tokens as null and true/false text in lower case."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -235,15 +268,19 @@ def _select_and_cast(spec: StudySpec, df, names: dict[str, str]):
     plain = (T.StringType, T.NumericType, T.BooleanType)
     cols = []
     for n in [d.label, *d.categorical]:
-        c = column(n)
-        if not isinstance(df.schema[n].dataType, plain) or isinstance(df.schema[n].dataType, T.DecimalType):
-            c = c.cast("string")
-        cols.append(c.alias(names[n]))
+        c, t = column(n), df.schema[n].dataType
+        if n == d.label and d.task == "regression":
+            cols.append(_as_number(c, t).alias(names[n]))
+            continue
+        if not isinstance(t, plain) or isinstance(t, T.DecimalType):
+            c, t = c.cast("string"), T.StringType()
+        cols.append(_categorical_value(c, t).alias(names[n]))
     for n in d.numeric:
-        c = column(n)
-        if isinstance(df.schema[n].dataType, T.StringType):
-            c = F.when(F.trim(c).isin(*NA_TOKENS), None).otherwise(F.trim(c))
-        cols.append(c.cast("double").alias(names[n]))
+        cols.append(_as_number(column(n), df.schema[n].dataType).alias(names[n]))
+    for n in d.datetime:
+        ts = _as_timestamp(column(n), df.schema[n].dataType)
+        cols.append(F.when(ts.isNotNull(), F.date_format(ts, "yyyy-MM-dd HH:mm:ss")).alias(names[n]))
+        cols += [_datetime_part(ts, part).alias(f"{names[n]}_{part}") for part in DATETIME_PARTS]
     for a in d.arrays:
         c, t = column(a.name), df.schema[a.name].dataType
         while isinstance(t.elementType, T.ArrayType):  # nested lists [[..],[..]] → one flat list
@@ -257,15 +294,54 @@ def _select_and_cast(spec: StudySpec, df, names: dict[str, str]):
     return df.select(*cols)
 
 
-def _drop_incomplete(df, names: dict[str, str]):
-    """Rows with a null/NaN label or feature (or a null/NaN array element) cannot be trained on."""
+def _as_number(c, t):
+    """A double, or null for a missing value (NA token, NaN, ±Inf): text is trimmed, true/false are 1/0."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    if isinstance(t, T.StringType):
+        text = F.lower(F.trim(c))
+        c = (F.when(F.trim(c).isin(*NA_TOKENS), None).when(text == "true", "1").when(text == "false", "0")
+             .otherwise(F.trim(c)))
+        c = _try_double(c)
+    else:
+        c = c.cast("double")
+    return F.when(F.isnan(c) | (F.abs(c) == float("inf")), None).otherwise(c)
+
+
+def _categorical_value(c, t):
+    """Categories as pandas.read_csv gives them: NA tokens are null, and true/false text in any case is one
+    value, "true"/"false" (a boolean at serving matches it)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    if isinstance(t, T.StringType):
+        low = F.lower(c)
+        return F.when(c.isin(*NA_TOKENS), None).when(low.isin("true", "false"), low).otherwise(c)
+    if isinstance(t, (T.FloatType, T.DoubleType)):
+        return F.when(F.isnan(c), None).otherwise(c)
+    return c
+
+
+def _as_timestamp(c, t):
+    """A timestamp (null when missing or not ISO 8601): text is parsed as Spark casts strings, dates count
+    from midnight."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    if isinstance(t, T.StringType):
+        return F.when(c.isin(*NA_TOKENS), None).otherwise(F.trim(c)).try_cast("timestamp")
+    return c.cast("timestamp")
+
+
+def _datetime_part(ts, part: str):
     from pyspark.sql import functions as F
 
-    df = df.na.drop(subset=list(names.values()))
-    for i in names.values():
-        if i.startswith("_a"):
-            df = df.filter(~F.exists(F.col(i), lambda x: x.isNull() | F.isnan(x)))
-    return df
+    if part == "day_of_week":  # Monday = 0 ... Sunday = 6, as pandas counts (Spark's dayofweek: Sunday = 1)
+        value = (F.dayofweek(ts) + 5) % 7
+    else:
+        value = {"year": F.year, "month": F.month, "day": F.dayofmonth, "hour": F.hour}[part](ts)
+    return value.cast("double")
 
 
 def _check_array_shapes(spec: StudySpec, df, names: dict[str, str]) -> None:
@@ -273,7 +349,8 @@ def _check_array_shapes(spec: StudySpec, df, names: dict[str, str]) -> None:
 
     for a in spec.data.arrays:
         want = math.prod(a.shape)
-        bad = (df.groupBy(F.size(names[a.name]).alias("n")).count().filter(F.col("n") != want)
+        bad = (df.filter(F.col(names[a.name]).isNotNull())
+                 .groupBy(F.size(names[a.name]).alias("n")).count().filter(F.col("n") != want)
                  .orderBy(F.desc("count")).limit(3).collect())
         if bad:
             seen = ", ".join(f"{r['count']} rows with {r['n']}" for r in bad)
@@ -379,55 +456,69 @@ def _with_order(df, seed: int, rows: int):
     return df.withColumn("_order", (start + rank).cast("long")).drop("_key", "_bucket"), sum(sizes.values())
 
 
-def _numeric_stats(spec: StudySpec, train, names: dict[str, str]) -> dict:
+def _top_categories(spec: StudySpec, train, names: dict[str, str]) -> tuple[dict, list, dict]:
+    """Per categorical column on the train split: its top max_categories values in their own type (ties
+    broken by value); the columns with a missing value (they get a <missing> slot); and how many distinct
+    values each had and how many train rows fall into <other>."""
     from pyspark.sql import functions as F
 
-    numeric = spec.data.numeric
-    if not numeric:
-        return {}
-    aggs = []
-    for i, n in enumerate(numeric):
-        aggs += [F.mean(names[n]).alias(f"m{i}"), F.stddev_pop(names[n]).alias(f"s{i}")]
-    row = train.agg(*aggs).collect()[0]
-    stats = {}
-    for i, n in enumerate(numeric):
-        mean, std = row[f"m{i}"], row[f"s{i}"]
-        # std 0 (constant column) or undefined (empty train) would divide by zero: scale by 1 instead.
-        stats[n] = {"mean": float(mean or 0.0), "std": float(std) if std and std > 0 else 1.0}
-    return stats
-
-
-def _top_categories(spec: StudySpec, train, names: dict[str, str]) -> dict:
-    """Top max_categories values per column on the train split, in their own type (ties broken by value)."""
-    from pyspark.sql import functions as F
-
-    out = {}
+    out, with_missing, cardinality = {}, [], {}
     for n in spec.data.categorical:
         c = names[n]
-        rows = (train.groupBy(c).count().orderBy(F.desc("count"), F.asc(c))
-                .limit(spec.data.max_categories).collect())
+        counts = train.groupBy(c).count().cache()
+        try:
+            rows = (counts.filter(F.col(c).isNotNull()).orderBy(F.desc("count"), F.asc(c))
+                    .limit(spec.data.max_categories).collect())
+            totals = counts.agg(F.count(F.when(F.col(c).isNotNull(), 1)).alias("distinct"),
+                                F.sum(F.when(F.col(c).isNotNull(), F.col("count"))).alias("rows"),
+                                F.sum(F.when(F.col(c).isNull(), F.col("count"))).alias("nulls")).collect()[0]
+        finally:
+            counts.unpersist()
         out[n] = sorted(_jsonable(r[c]) for r in rows)
-    return out
+        if totals["nulls"]:
+            with_missing.append(n)
+        kept = sum(r["count"] for r in rows)
+        cardinality[n] = {"distinct": int(totals["distinct"] or 0), "kept": len(rows),
+                          "other_rows": int((totals["rows"] or 0) - kept)}
+    return out, with_missing, cardinality
 
 
-def _feature_exprs(spec: StudySpec, stats: dict, categories: dict, names: dict[str, str]):
-    """One array<float> column: standardised numerics, one-hot categoricals (+other), flattened arrays.
-    Also the name of every slot and each source column's [start, end) span in the vector."""
+# Six parameters: the spec and the five pieces of the learned encoding that lay the vector out.
+def _feature_exprs(spec: StudySpec, stats: dict, categories: dict, names: dict[str, str], indicators: list,
+                   missing_slots: list):
+    """One array<float> column: standardised numerics and datetime parts (a missing value imputed with the
+    train median, then a 0/1 <missing> slot where train had one), one-hot categoricals (+<missing> where
+    train had one, +<other>), flattened arrays. Also the name of every slot and each source column's
+    [start, end) span in the vector (encoding.Encoding lays it out the same way)."""
     from pyspark.sql import functions as F
 
     d = spec.data
     scalars, slot_names, spans = [], [], {}
-    for n in d.numeric:
-        scalars.append((F.col(names[n]) - F.lit(stats[n]["mean"])) / F.lit(stats[n]["std"]))
-        spans[n] = [len(slot_names), len(slot_names) + 1]
-        slot_names.append(n)
+    for n, parts in numeric_slots(spec, names):
+        start = len(slot_names)
+        for slot, internal in parts:
+            s = stats[slot]
+            value = F.coalesce(F.col(internal), F.lit(s["fill"]))
+            scalars.append((value - F.lit(s["mean"])) / F.lit(s["std"]))
+            slot_names.append(slot)
+        if n in indicators:
+            scalars.append(F.col(parts[0][1]).isNull().cast("double"))
+            slot_names.append(f"{n}={MISSING}")
+        spans[n] = [start, len(slot_names)]
     for n in d.categorical:
         c, values = F.col(names[n]), categories[n]
         start = len(slot_names)
         for v in values:
-            scalars.append((c == F.lit(v)).cast("double"))
+            scalars.append(F.coalesce(c == F.lit(v), F.lit(False)).cast("double"))
             slot_names.append(f"{n}={v}")
-        scalars.append((~c.isin(*values) if values else F.lit(True)).cast("double"))
+        known = c.isin(*values) if values else F.lit(False)
+        if n in missing_slots:
+            scalars.append(c.isNull().cast("double"))
+            slot_names.append(f"{n}={MISSING}")
+            other = c.isNotNull() & ~known
+        else:  # a missing value (never seen in train) counts as <other>
+            other = c.isNull() | ~known
+        scalars.append(F.coalesce(other, F.lit(True)).cast("double"))
         slot_names.append(f"{n}={OTHER}")
         spans[n] = [start, len(slot_names)]
     parts = [F.array(*scalars)] if scalars else []
@@ -438,6 +529,14 @@ def _feature_exprs(spec: StudySpec, stats: dict, categories: dict, names: dict[s
         slot_names += [f"{a.name}[{i}]" for i in range(size)]
     combined = parts[0] if len(parts) == 1 else F.concat(*parts)
     return combined.cast("array<float>"), slot_names, spans
+
+
+def numeric_slots(spec: StudySpec, names: dict[str, str]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """[(source column, [(slot name, internal column)])] of the numeric and datetime columns: a numeric column
+    is one slot, a datetime column one per part ("when.year", ...)."""
+    d = spec.data
+    return ([(n, [(n, names[n])]) for n in d.numeric]
+            + [(n, [(f"{n}.{p}", f"{names[n]}_{p}") for p in DATETIME_PARTS]) for n in d.datetime])
 
 
 def _input_shape(spec: StudySpec, n_features: int) -> list[int]:

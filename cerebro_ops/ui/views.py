@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..leaderboard import best_value
+from ..prepare_summary import summary_lines
 from ..run_state import STATE_FILE, ModelRecord, ModelStatus, RunState
 from ..spec import StudySpec, load_spec
 from ..store import Store, run_store
@@ -270,6 +271,11 @@ class RunView:
     board: list[BoardRow]
     decision: dict | None           # the register step's champion/challenger decision
     extra: dict = field(default_factory=dict)
+
+    @property
+    def data_lines(self) -> list[str]:
+        """What prepare did to the rows (read, used, dropped and why, missing values per column)."""
+        return summary_lines((self.state.meta or {}).get("summary") or {})
 
 
 def run_view(study: Study, run_id: str) -> RunView | None:

@@ -90,6 +90,18 @@ def _write(tmp: Path, kind: str) -> str:
         df.assign(is_val=[False] * 40).to_parquet(p)
     elif kind == "empty_after_cleaning":  # each column has values, but every row misses one
         df.assign(x1=[1.0, None] * 20, x2=[None, 2.0] * 20).to_parquet(p)
+    elif kind == "one_missing_in_ten":
+        df.assign(x1=[None if i % 10 == 3 else v for i, v in enumerate(df.x1)]).to_parquet(p)
+    elif kind == "infinity":
+        df.assign(x2=[np.inf if i == 5 else -np.inf if i == 9 else v for i, v in enumerate(df.x2)]).to_parquet(p)
+    elif kind == "label_all_null":
+        p = tmp / "d.csv"
+        df.assign(label=["NA"] * 40).to_csv(p, index=False)
+    elif kind in ("dates_iso", "dates_us_style"):
+        p = tmp / "d.csv"
+        day = [f"2024-03-{(d - 1) % 28 + 1:02d}" if kind == "dates_iso" else f"03/{(d - 1) % 28 + 1:02d}/2024"
+               for d in range(1, 41)]
+        df.assign(when=[d if i % 7 else "" for i, d in enumerate(day, 1)]).to_csv(p, index=False)
     elif kind == "single_class":  # the only 0s are in rows that cleaning drops
         df.assign(label=[1, 0] * 20, x1=[1.0, None] * 20).to_parquet(p)
     elif kind == "uneven_array":

@@ -156,9 +156,16 @@ def test_csv_with_missing_values_and_string_labels(spark, data_dir, tmp_path):
     df.to_csv(tmp_path / "d.csv", index=False)
     store, meta = run(spark, dummy_spec(tmp_path / "d.csv"), tmp_path / "s")
     assert meta["label_classes"] == ["no", "yes"]
-    assert meta["rows"]["train"] + meta["rows"]["val"] == 395
+    # only the row without a label goes; the missing feature values are imputed, and counted
+    assert meta["rows"]["train"] + meta["rows"]["val"] == 399
+    summary = meta["summary"]
+    assert (summary["rows_read"], summary["rows_used"], summary["dropped"]) == (400, 399, {"missing label": 1})
+    assert {c: v["missing"] for c, v in summary["columns"].items()} == {"x2": 3, "color": 1}
+    assert summary["columns"]["x2"]["action"].startswith("imputed with the train median")
+    width = 8 + len(meta["missing_indicators"]) + len(meta["missing_categories"])
+    assert ("x2=<missing>" in meta["feature_names"]) == ("x2" in meta["missing_indicators"])
     x, y = reader.load_split(store.url(), "train", meta["input_shape"])
-    assert x.shape[1] == 8 and np.isfinite(x).all() and set(np.unique(y)) == {0.0, 1.0}
+    assert x.shape[1] == width and np.isfinite(x).all() and set(np.unique(y)) == {0.0, 1.0}
 
 
 def test_digits_array_feature(spark, data_dir, tmp_path):

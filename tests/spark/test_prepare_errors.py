@@ -25,8 +25,8 @@ def spark():
     return get_spark("local[2]")
 
 
-def make_spec(source, task="binary", numeric=("x1", "x2"), arrays=None):
-    data = {"source": str(source), "label": "label", "task": task, "numeric": list(numeric)}
+def make_spec(source, task="binary", numeric=("x1", "x2"), arrays=None, **data_keys):
+    data = {"source": str(source), "label": "label", "task": task, "numeric": list(numeric), **data_keys}
     if arrays:
         data["arrays"] = arrays
     return parse_spec({"name": "t", "data": data, "model": {"builder": "m:f"},
@@ -43,20 +43,29 @@ def expect(spark, spec, tmp_path, field, *fragments):
         assert f in msg, msg
 
 
-def test_empty_after_cleaning(spark, tmp_path):
+def test_drop_that_empties_the_table(spark, tmp_path):
     # Neither column is entirely null (check_source passes) but every row misses one of them.
     df = pd.DataFrame({"x1": [1.0, None, 3.0, None], "x2": [None, 2.0, None, 4.0], "label": [0, 1, 0, 1]})
     df.to_parquet(tmp_path / "d.parquet")
-    spec = make_spec(tmp_path / "d.parquet")
+    spec = make_spec(tmp_path / "d.parquet", missing="drop")
     check_source(spec)
-    expect(spark, spec, tmp_path, "data.source", "no rows left")
+    expect(spark, spec, tmp_path, "data.missing", "would lose 4 of 4 labelled rows", "data.missing: impute")
 
 
-def test_single_class(spark, tmp_path):
-    df = pd.DataFrame({"x1": np.arange(20.0), "x2": np.arange(20.0), "label": [1] * 19 + [0]})
-    df.loc[19, "x1"] = None  # the only 0 is dropped while cleaning
+def test_no_label_left(spark, tmp_path):
+    # NaN is not null to the pre-flight's pyarrow: only the pass over the rows sees that no row has a label.
+    df = pd.DataFrame({"x1": [1.0, 2.0, 3.0], "x2": [1.0, 2.0, 3.0], "label": [np.nan] * 3})
     df.to_parquet(tmp_path / "d.parquet")
-    expect(spark, make_spec(tmp_path / "d.parquet"), tmp_path, "data.label", "single class", "1")
+    expect(spark, make_spec(tmp_path / "d.parquet"), tmp_path, "data.label", "no row of", "has a label",
+           "3 rows read")
+
+
+def test_single_class_after_dropping(spark, tmp_path):
+    df = pd.DataFrame({"x1": np.arange(20.0), "x2": np.arange(20.0), "label": [1] * 19 + [0]})
+    df.loc[19, "x1"] = None  # the only 0 is dropped with its missing value
+    df.to_parquet(tmp_path / "d.parquet")
+    spec = make_spec(tmp_path / "d.parquet", missing="drop", max_dropped_share=1.0)
+    expect(spark, spec, tmp_path, "data.label", "single class", "1")
 
 
 def test_binary_with_three_classes(spark, tmp_path):

@@ -1,0 +1,138 @@
+"""Missing values in prepare: count them in one pass, apply the spec's policy (impute | drop | error), and
+learn the numeric statistics (mean, std, the median that imputes) on the train split in one more.
+
+A value is missing when it is null, an NA token of pandas.read_csv, NaN or ±Inf (prepare._select_and_cast has
+turned all of these into null). Only rows without a label are always dropped; every count goes into meta.json's
+`summary` (prepare_summary.py), which the CLI, MLflow and the study pages show.
+"""
+from __future__ import annotations
+
+import math
+
+from ..errors import DataError
+from ..prepare_summary import build_summary, worst_columns
+from ..spec import DATETIME_PARTS, StudySpec
+
+# A numeric column whose std is this small next to its mean is constant: scaling by it would turn float noise
+# (or any new value at serving) into huge inputs, so it is scaled by max(|mean|, 1) instead.
+CONSTANT_RELATIVE_STD = 1e-6
+# percentile_approx accuracy of the imputed median: relative error 1 / accuracy of the rank.
+MEDIAN_ACCURACY = 10_000
+
+summary = build_summary
+
+
+def _missing_flag(spec: StudySpec, names: dict[str, str], column: str):
+    """True where `column` (a source feature column) is missing in the selected frame."""
+    from pyspark.sql import functions as F
+
+    d = spec.data
+    if column in d.datetime:
+        return F.col(f"{names[column]}_{DATETIME_PARTS[0]}").isNull()
+    c = F.col(names[column])
+    if any(a.name == column for a in d.arrays):
+        return c.isNull() | F.exists(c, lambda x: x.isNull() | F.isnan(x))
+    return c.isNull()
+
+
+def count_missing(spec: StudySpec, df, names: dict[str, str]) -> dict:
+    """{"rows": rows read, "label": rows without a label, "columns": {feature: labelled rows missing it},
+    "any": labelled rows missing any feature}, in one aggregation."""
+    from pyspark.sql import functions as F
+
+    d = spec.data
+    labelled = F.col(names[d.label]).isNotNull()
+    flags = {c: _missing_flag(spec, names, c) for c in d.feature_columns}
+    aggs = [F.count(F.lit(1)).alias("rows"), F.count(F.when(~labelled, 1)).alias("label")]
+    aggs += [F.count(F.when(labelled & flag, 1)).alias(f"c{i}") for i, flag in enumerate(flags.values())]
+    any_missing = F.lit(False)
+    for flag in flags.values():
+        any_missing = any_missing | flag
+    aggs.append(F.count(F.when(labelled & any_missing, 1)).alias("any"))
+    row = df.agg(*aggs).collect()[0]
+    return {"rows": int(row["rows"]), "label": int(row["label"]), "any": int(row["any"]),
+            "columns": {c: int(row[f"c{i}"]) for i, c in enumerate(flags)}}
+
+
+def apply_policy(spec: StudySpec, df, names: dict[str, str], counts: dict) -> tuple:
+    """(rows to train on, {reason: rows dropped}). Rows without a label go; `error` refuses any missing
+    feature value and `drop` drops its row, refusing when more than max_dropped_share of the labelled rows go."""
+    from pyspark.sql import functions as F
+
+    d = spec.data
+    df = df.filter(F.col(names[d.label]).isNotNull())
+    dropped = {"missing label": counts["label"]}
+    labelled = counts["rows"] - counts["label"]
+    worst = worst_columns(counts["columns"])
+    if d.missing == "error" and counts["any"]:
+        raise DataError("data.missing", f"{counts['any']} of {labelled} labelled rows have a missing feature "
+                        f"value ({worst})", "fill the missing values in the source, or set data.missing: impute "
+                        "(median + a missing indicator, a <missing> category) or drop")
+    if d.missing == "drop":
+        share = counts["any"] / labelled if labelled else 0.0
+        if share > d.max_dropped_share:
+            raise DataError("data.missing", f"dropping rows with a missing value would lose {counts['any']} of "
+                            f"{labelled} labelled rows ({share:.1%}, more than data.max_dropped_share "
+                            f"{d.max_dropped_share:.1%}); most missing: {worst}",
+                            "set data.missing: impute (the default), or remove those columns from the spec")
+        for c in d.feature_columns:
+            df = df.filter(~_missing_flag(spec, names, c))
+        dropped["missing feature"] = counts["any"]
+    return df, dropped
+
+
+def fill_arrays(spec: StudySpec, df, names: dict[str, str]):
+    """Impute: a missing array is all zeros and a missing (null/NaN) element is 0, as encoding.py does."""
+    from pyspark.sql import functions as F
+
+    for a in spec.data.arrays:
+        c, size = F.col(names[a.name]), math.prod(a.shape)
+        filled = F.transform(c, lambda x: F.when(x.isNull() | F.isnan(x), F.lit(0.0)).otherwise(x))
+        df = df.withColumn(names[a.name], F.coalesce(filled, F.array_repeat(F.lit(0.0), size)))
+    return df
+
+
+def numeric_stats(spec: StudySpec, train, names: dict[str, str]) -> tuple[dict, dict | None, list]:
+    """On the train split, in one aggregation: ({slot: {mean, std, fill, constant}} for every numeric column
+    and datetime part; the regression label's {mean, std} (None otherwise); the numeric/datetime columns
+    with a missing value, which get a 0/1 indicator). `fill` is the median (None unless data.missing is
+    impute: the model then has no way to answer a missing value)."""
+    from pyspark.sql import functions as F
+
+    from .prepare import numeric_slots
+
+    d = spec.data
+    columns = numeric_slots(spec, names)
+    slots = [(slot, internal) for _, parts in columns for slot, internal in parts]
+    aggs = []
+    for i, (_, internal) in enumerate(slots):
+        x = F.col(internal)
+        aggs += [F.mean(x).alias(f"m{i}"), F.stddev_pop(x).alias(f"s{i}"),
+                 F.percentile_approx(x, 0.5, MEDIAN_ACCURACY).alias(f"q{i}")]
+    aggs += [F.count(F.when(F.col(parts[0][1]).isNull(), 1)).alias(f"n{j}") for j, (_, parts) in enumerate(columns)]
+    regression = d.task == "regression"
+    if regression:
+        aggs += [F.mean("_label").alias("lm"), F.stddev_pop("_label").alias("ls")]
+    row = train.agg(*aggs).collect()[0] if aggs else {}
+    stats = {}
+    for i, (slot, _) in enumerate(slots):
+        mean, std = _scale(row[f"m{i}"], row[f"s{i}"])
+        median = row[f"q{i}"]
+        stats[slot] = {"mean": mean, "std": std, "constant": std != (row[f"s{i}"] or 0.0),
+                       "fill": (float(median) if median is not None else mean) if d.missing == "impute" else None}
+    indicators = [c for j, (c, _) in enumerate(columns) if row[f"n{j}"] and d.missing == "impute"]
+    label_stats = None
+    if regression:
+        mean, std = _scale(row["lm"], row["ls"])
+        label_stats = {"mean": mean, "std": std}
+    return stats, label_stats, indicators
+
+
+def _scale(mean, std) -> tuple[float, float]:
+    """(mean, the std to divide by): a column with no values scales by 1 around 0; a constant one (std 0 or
+    tiny next to its mean) by max(|mean|, 1), so no value is blown up by float noise."""
+    mean = float(mean) if mean is not None else 0.0
+    std = float(std) if std is not None else 0.0
+    if not std > CONSTANT_RELATIVE_STD * max(abs(mean), 1.0):
+        return mean, max(abs(mean), 1.0)
+    return mean, std
