@@ -65,6 +65,7 @@ class SparkStepOperator(CerebroStepOperator):
     def __init__(self, *, spec_path: str, conn_id: str | None = "spark_default", **kwargs: Any) -> None:
         super().__init__(spec_path=spec_path, **kwargs)
         self.conn_id = conn_id
+        self._job_tag: str | None = None  # this task's Spark job tag, made when it joins Spark
 
     def resolve_master(self, spec: Any) -> str:
         """The Spark master for this task: the Airflow connection if present, else the spec's."""
@@ -94,25 +95,28 @@ class SparkStepOperator(CerebroStepOperator):
         """This task's Spark session (reused if this process has one on the same master)."""
         from ..spark.session import get_spark
 
+        from ..spark.job_tags import new_task_tag, tag_jobs
+
         master = self.resolve_master(spec)
         self.log.info("Spark master: %s", master.split(";", 1)[0])  # never log sc:// tokens
-        return get_spark(master, app_name=f"cerebro-{spec.name}")
+        spark = get_spark(master, app_name=f"cerebro-{spec.name}")
+        self._job_tag = self._job_tag or new_task_tag()
+        try:
+            tag_jobs(spark, self._job_tag)  # on_kill cancels this tag, not the shared session's other jobs
+        except Exception:  # noqa: BLE001 - an untagged task still runs; on_kill then cancels nothing of others
+            self.log.warning("could not tag this task's Spark jobs; on_kill will not cancel them", exc_info=True)
+        return spark
 
     def on_kill(self) -> None:
-        """Cancel this process's running Spark jobs; never raises."""
-        if "pyspark" not in sys.modules:  # no session was started: nothing to cancel (and no Spark import)
+        """Cancel this task's running Spark jobs (its tag and its epoch job), never another run's jobs in a
+        shared Spark Connect session; never raises."""
+        if self._job_tag is None or "pyspark" not in sys.modules:  # this task never joined Spark
             return
         try:
-            from pyspark.sql import SparkSession
+            from ..spark.job_tags import cancel_task_jobs
 
-            spark = SparkSession.getActiveSession()  # classic or Spark Connect
-            if spark is None:
-                return
-            if type(spark).__module__.startswith("pyspark.sql.connect"):
-                spark.interruptAll()
-            else:
-                spark.sparkContext.cancelAllJobs()
-            self.log.info("cancelled running Spark jobs")
+            sent = cancel_task_jobs(self._job_tag)
+            self.log.info("cancelled this task's Spark jobs (tag %s, %d cancel(s))", self._job_tag, sent)
         except Exception:  # noqa: BLE001 - on_kill must not raise
             self.log.exception("could not cancel Spark jobs")
 

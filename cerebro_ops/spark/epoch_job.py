@@ -4,16 +4,20 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import uuid
 from functools import partial
 
 from ..errors import ClusterError
 from ..output import worker_environment
 from ..worker import EpochTask, spark_entry
+from .job_tags import add_tag, interrupt_tag, remove_tag
 
 log = logging.getLogger("cerebro_ops.spark")
 
 RESULT_SCHEMA = "partition long, hops long, busy_s double, pid long"
+_running: set["SparkLauncher"] = set()  # launchers whose job runs now, in this process (job_tags.py cancels them)
+_running_lock = threading.Lock()
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -78,11 +82,15 @@ class SparkLauncher:
         self.check_slots()
         ids = self.spark.range(0, self.workers, 1, self.workers).withColumnRenamed("id", "partition")
         entry = partial(spark_entry, task, env=worker_environment())  # quiet or verbose, as the driver is
-        self.spark.addTag(self.tag)  # per thread: cancel() interrupts this epoch's job only
+        add_tag(self.spark, self.tag)  # per thread: cancel() interrupts this epoch's job only
+        with _running_lock:
+            _running.add(self)
         try:
             rows = ids.mapInPandas(entry, schema=RESULT_SCHEMA).collect()
         finally:
-            self.spark.removeTag(self.tag)
+            with _running_lock:
+                _running.discard(self)
+            remove_tag(self.spark, self.tag)
         served = sorted(int(r["partition"]) for r in rows)
         if served != list(range(self.workers)):
             raise RuntimeError(f"expected workers 0..{self.workers - 1}, Spark ran {served}")
@@ -101,9 +109,18 @@ class SparkLauncher:
     def cancel(self) -> None:
         """Interrupt this launcher's running job (the driver gave up waiting for its workers)."""
         try:
-            self.spark.interruptTag(self.tag)
+            interrupt_tag(self.spark, self.tag)
         except Exception:
             log.debug("could not interrupt the epoch job", exc_info=True)
+
+
+def cancel_running_launchers() -> int:
+    """Interrupt the epoch jobs launched in this process (an Airflow task is one process); how many."""
+    with _running_lock:
+        launchers = list(_running)
+    for launcher in launchers:
+        launcher.cancel()
+    return len(launchers)
 
 
 def spark_launcher(spark, workers: int) -> SparkLauncher:

@@ -211,30 +211,46 @@ def test_spec_path_is_templated(tmp_path, fake_study, fake_spark, connections):
     assert fake_study == [("select", "manual__1")]
 
 
-def test_on_kill_cancels_jobs_and_never_raises(monkeypatch):
-    import pyspark.sql
+def test_on_kill_cancels_its_own_tag_and_never_raises(monkeypatch):
+    """on_kill interrupts the task's tag (and this process's epoch launchers), never the whole session."""
+    from cerebro_ops.spark import epoch_job, job_tags
 
     op = _ops().CerebroEpochOperator(task_id="e", spec_path="s.yaml", epoch=1)
-    active = []
-    monkeypatch.setattr(pyspark.sql.SparkSession, "getActiveSession", classmethod(lambda cls: active[-1]))
+    op.on_kill()  # never joined Spark: nothing to do
 
-    active.append(None)
-    op.on_kill()  # no session: nothing to do
+    calls = []
 
-    cancelled = []
-    active.append(types.SimpleNamespace(sparkContext=types.SimpleNamespace(cancelAllJobs=lambda: cancelled.append(1))))
-    op.on_kill()
-    assert cancelled == [1]
+    class Session:  # a Spark Connect session, as the shared one of the local stack
+        __module__ = "pyspark.sql.connect.session"
 
-    connect_cls = type("SparkSession", (), {"__module__": "pyspark.sql.connect.session",
-                                            "interruptAll": lambda self: cancelled.append(2)})
-    active.append(connect_cls())
-    op.on_kill()
-    assert cancelled == [1, 2]
+        def addTag(self, tag):
+            calls.append(("add", tag))
 
-    active.append(types.SimpleNamespace(sparkContext=None))  # broken session: logged, not raised
-    op.on_kill()
-    assert cancelled == [1, 2]
+        def interruptTag(self, tag):
+            calls.append(("interrupt", tag))
+
+        def interruptAll(self):
+            raise AssertionError("every job of a shared session")
+
+    monkeypatch.setattr("cerebro_ops.spark.session.get_spark", lambda master, app_name=None: Session())
+    ops = [_ops().CerebroEpochOperator(task_id=f"e{i}", spec_path="s.yaml", epoch=1) for i in range(2)]
+    for o in ops:
+        monkeypatch.setattr(o, "resolve_master", lambda spec: "sc://localhost:15002")
+        o.spark(types.SimpleNamespace(name="t1"))
+    tag = ops[0]._job_tag
+    assert tag.startswith("cerebro-task-") and tag != ops[1]._job_tag
+    assert calls == [("add", tag), ("add", ops[1]._job_tag)]
+
+    launcher = epoch_job.SparkLauncher(Session(), 2)
+    epoch_job._running.add(launcher)
+    try:
+        ops[0].on_kill()
+    finally:
+        epoch_job._running.discard(launcher)
+    assert calls[2:] == [("interrupt", tag), ("interrupt", launcher.tag)]
+
+    monkeypatch.setattr(job_tags, "cancel_task_jobs", lambda tag: 1 / 0)  # broken: logged, not raised
+    ops[0].on_kill()
 
 
 def test_parsing_and_building_operators_imports_nothing_heavy():
