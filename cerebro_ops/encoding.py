@@ -38,10 +38,11 @@ META_KEYS = ("task", "label", "numeric", "categorical", "arrays", "numeric_stats
 _OPTIONAL_KEYS = ("feature_spans", "feature_names", "datetime", "missing_indicators", "missing_categories",
                   "label_stats", "missing")
 RAW_DTYPES = ("double", "long", "string", "boolean", "array", "datetime")
-DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
-# pandas.read_csv's missing-value tokens (the same list as source.NA_TOKENS): text that means "no value".
-NA_TEXT = frozenset(("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-                     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"))
+# Text that means "missing": pandas.read_csv's default NA tokens, so that what prepare treats as missing is
+# what a user's read_csv gives the champion (Spark's CSV reader itself only knows "").
+NA_TOKENS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+             "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+NA_TEXT = frozenset(NA_TOKENS)
 _REPREPARE = "re-run the prepare step (meta.json predates raw-row encoding or was edited)"
 _MISSING = object()
 

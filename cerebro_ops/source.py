@@ -8,13 +8,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .encoding import NA_TOKENS
 from .errors import DataError
 from .spec import StudySpec
 
-# Tokens that mean "missing" in CSV files: pandas.read_csv's defaults, so that what prepare treats as missing
-# is what a user's read_csv gives the champion (Spark's CSV reader itself only knows "").
-NA_TOKENS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
-             "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+
 # More distinct labels than this is almost surely a continuous (regression) label.
 MAX_CLASSES = 1000
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from ..errors import DataError
-from ..prepare_summary import build_summary, worst_columns
+from ..prepare_summary import worst_columns
 from ..spec import DATETIME_PARTS, StudySpec
 
 # A numeric column whose std is this small next to its mean is constant: scaling by it would turn float noise
@@ -18,8 +18,6 @@ from ..spec import DATETIME_PARTS, StudySpec
 CONSTANT_RELATIVE_STD = 1e-6
 # percentile_approx accuracy of the imputed median: relative error 1 / accuracy of the rank.
 MEDIAN_ACCURACY = 10_000
-
-summary = build_summary
 
 
 def _missing_flag(spec: StudySpec, names: dict[str, str], column: str):

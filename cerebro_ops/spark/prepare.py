@@ -14,9 +14,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..encoding import NA_TOKENS
 from ..errors import DataError
+from ..prepare_summary import build_summary
 from ..spec import DATETIME_PARTS, StudySpec
-from ..source import MAX_CLASSES, NA_TOKENS, _check_columns_present, source_uri
+from ..source import MAX_CLASSES, _check_columns_present, source_uri
 from ..store import Store
 from . import missing
 
@@ -87,7 +89,7 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
         "rows": rows,
         "missing": d.missing,
     }
-    meta["summary"] = missing.summary(spec, counts, dropped, rows, stats, indicators, missing_slots, cardinality)
+    meta["summary"] = build_summary(spec, counts, dropped, rows, stats, indicators, missing_slots, cardinality)
     data.write_json("meta.json", meta)
     return meta
 
