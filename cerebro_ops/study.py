@@ -486,7 +486,8 @@ def _comparison_rows(tracker, current: dict | None, val_rows, columns: list[str]
 def _model_description(spec: StudySpec) -> str:
     """The registered model's description: the study's, and how its champion is chosen."""
     how = (f"cerebro-ops study {spec.name}: the version behind alias 'champion' is the config with the best "
-           f"{spec.train.metric} ({spec.train.direction}) that beat the previous champion on its run's validation rows.")
+           f"{spec.train.metric} ({spec.train.direction}) that beat the previous champion on its run's validation "
+           "rows the previous champion did not train on.")
     return f"{spec.description.strip()}\n\n{how}" if spec.description.strip() else how
 
 

@@ -179,7 +179,7 @@ def test_rows_the_champion_trained_on_are_left_out(tmp_path):
     meta = meta_for(train1, 0.0)
     enc = Encoding.from_meta(meta)
     trainer = HopTrainer(DataInfo((5,), "binary", 2), deterministic=True)
-    states = {i: trained_state(trainer, enc, train1, epochs, seed) for i, (epochs, seed) in {1: (3, 7), 2: (0, 8)}.items()}
+    states = {1: trained_state(trainer, enc, train1, 3, 7), 2: trained_state(trainer, enc, train1, 0, 8)}
     lay_out_run(spec, "run-1", meta, rows(120, 11), states[1], train=train1)
     assert study.register(spec, "run-1")["version"] == "1"
     fresh = rows(60, 12)
