@@ -57,9 +57,9 @@ def summary_lines(summary: Mapping) -> list[str]:
     if not summary:
         return []
     dropped = {k: v for k, v in summary.get("dropped", {}).items() if v}
-    why = "; ".join(f"{n} ({reason})" for reason, n in dropped.items()) or "none"
+    why = f" ({', '.join(f'{reason} {n}' for reason, n in dropped.items())})" if dropped else ""
     lines = [f"rows read {summary['rows_read']}, used {summary['rows_used']} (train {summary['train_rows']}, "
-             f"validation {summary['val_rows']}), dropped {sum(dropped.values())}: {why}"]
+             f"validation {summary['val_rows']}), dropped {sum(dropped.values())}{why}"]
     for c, info in summary.get("columns", {}).items():
         lines.append(f"{c!r}: {info['missing']} missing ({info['share']:.1%}) -> {info['action']}")
     for slot, info in summary.get("constant", {}).items():
