@@ -141,6 +141,11 @@ def test_leaderboard_ranks_statuses_and_links(client):
     assert "learning_rate=0.001235" in page and "0.00123456" not in page  # 4 significant digits
     assert "champion v3" in page and 'id="champion-version" href="http://mlflow.example:5000/#/models/syn/versions/3"' in page
     assert "promoted: val_accuracy 0.905 &gt; 0.88 of v2" in page
+    # what prepare did to the rows, escaped like every user string
+    assert ('<summary>Data: rows read 1040, used 1000 (train 800, validation 200), dropped 40 (missing label 40)'
+            '</summary>') in page
+    assert "<li>&#39;a &lt;b&gt;&#39;: 312 missing (30.0%) -&gt; imputed with the train median 1.5 + a 0/1 missing " \
+           "indicator</li>" in page
     # no experiment id without a tracking store: MLflow's run route (it redirects to the experiment)
     assert 'href="http://mlflow.example:5000/#/runs/child-m00"' in page
     assert 'href="http://mlflow.example:5000/#/runs/parent-r1"' in page

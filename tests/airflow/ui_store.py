@@ -50,6 +50,12 @@ def write_run(store: Path, name: str, run_id: str = "r1", configs: int = 4, epoc
     state = RunState(run_id=run_id, study=name, created=created, epochs=epochs, seed=seed, epochs_done=done,
                      overrides={"epochs": epochs}, prepared=True, partitioned=True, mlflow_parent=f"parent-{run_id}",
                      tags={"airflow.dag_id": f"cerebro_{name}", "airflow.run_id": run_id} if airflow else {})
+    # what prepare reports: 40 rows without a label dropped, a column with missing values imputed
+    state.meta = {"summary": {"rows_read": 1040, "rows_used": 1000, "train_rows": 800, "val_rows": 200,
+                              "dropped": {"missing label": 40}, "missing_policy": "impute",
+                              "columns": {"a <b>": {"missing": 312, "share": 0.3, "action": "imputed with the "
+                                                    "train median 1.5 + a 0/1 missing indicator"}},
+                              "constant": {}, "categories_cut": {}}}
     ids = [f"m{i:02d}" for i in range(configs)]
     for i, m in enumerate(ids):
         rec = state.add_model(m, params.get(i, {"learning_rate": 10 ** (-4 + 3 * i / max(configs, 1) + 0.0123),
