@@ -302,6 +302,22 @@ class Encoding:
         return ", ".join(f"`{c.replace('`', '``')}` {t}" for c, t in cols)
 
     # ------------------------------------------------------------------------------------ raw rows
+    def typical_rows(self, n: int = 2) -> pd.DataFrame:
+        """`n` made-up rows of typical values (train medians or means, the first category, zero arrays, a
+        fixed date): an input example that shows the columns and types without any row of the data."""
+        cols: dict[str, list] = {}
+        for c in self.numeric:
+            s = self.numeric_stats[c]
+            cols[c] = [s["fill"] if s.get("fill") is not None else s["mean"]] * n
+        for c in self.datetime:
+            cols[c] = ["2024-01-01 00:00:00"] * n
+        for c in self.categorical:
+            values = self.categories[c]
+            cols[c] = [values[0] if values else None] * n
+        for c, shape in self.arrays.items():
+            cols[c] = [np.zeros(math.prod(shape)).tolist() for _ in range(n)]
+        return self.raw_features(pd.DataFrame(cols))
+
     def raw_features(self, df: pd.DataFrame) -> pd.DataFrame:
         """The feature columns of raw rows (the label and any other column dropped), typed as raw_dtypes say:
         what the registered model's signature and input example are made from."""

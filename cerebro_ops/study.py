@@ -438,7 +438,10 @@ def register(spec: StudySpec, run_id: str) -> dict:
     else:
         reason = _promotion_reason(metric, challenger, champ, current, unusable, snapshot.train.direction, on_rows)
         child = state.models[best].mlflow_run
-        uri = tracker.log_raw_rows_model(child, model, meta, val_rows.head(5))
+        # An input example of real rows, unless the trigger chose the data: then made-up typical rows, so no
+        # row of a source the spec's author did not name ends up in the registry.
+        example = encoding.typical_rows() if state.overrides.get("source") else val_rows.head(5)
+        uri = tracker.log_raw_rows_model(child, model, meta, example)
         train_rows = load_raw_split(repo.store.url("data"), "train", meta)
         rows_sha = tracker.log_train_rows(child, row_hashes(train_rows, columns))
         replaced = current["version"] if current is not None else None

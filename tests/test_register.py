@@ -60,7 +60,7 @@ def make_spec(tmp_path):
 
 
 def lay_out_run(spec, run_id: str, meta: dict, val: pd.DataFrame, state_blob: bytes,
-                train: pd.DataFrame | None = None) -> None:
+                train: pd.DataFrame | None = None, overrides: dict | None = None) -> None:
     """What prepare/run_epoch/select leave behind for register: raw train and val rows, a checkpoint, state.json."""
     st = run_store(spec.runtime.store, spec.name, run_id)
     internal = {v: k for k, v in meta["raw_columns"].items()}
@@ -75,7 +75,7 @@ def lay_out_run(spec, run_id: str, meta: dict, val: pd.DataFrame, state_blob: by
     parent = tracker.start_study(spec, run_id, {})
     child = tracker.start_config(parent, "c0", PARAMS)
     st.write_json("state.json", {
-        "run_id": run_id, "overrides": {}, "epochs": 1, "epochs_done": 1, "configs": {"c0": PARAMS},
+        "run_id": run_id, "overrides": overrides or {}, "epochs": 1, "epochs_done": 1, "configs": {"c0": PARAMS},
         "status": {"c0": "FINISHED"}, "reasons": {}, "selected": "c0", "meta": meta,
         "history": {"c0": [{"epoch": 1, "val_loss": 0.5, "ckpt": {"ckpt": "ckpt/c0.npz", "sha256": sha}}]},
         "mlflow": {"parent": parent, "children": {"c0": child}},
@@ -196,6 +196,35 @@ def test_rows_the_champion_trained_on_are_left_out(tmp_path):
     champion = tracker.champion(NAME)
     assert len(tracker.champion_train_rows(champion)) == 400  # whichever won, its 400 training rows are recorded
     assert champion["tags"]["cerebro.train_rows_columns"] == '["label", "a.1", "b 2", "colour"]'
+
+
+def test_a_triggered_source_logs_made_up_example_rows(tmp_path):
+    """A run whose trigger chose the data source logs typical made-up rows as the model's input example, not
+    rows of that data; a run on the spec's own source logs five of its validation rows."""
+    import json
+
+    train = rows(400, 0)
+    meta = meta_for(train, 0.0)
+    trainer = HopTrainer(DataInfo((5,), "binary", 2), deterministic=True)
+    blob = trained_state(trainer, Encoding.from_meta(meta), train, 0, 7)
+    val = rows(120, 11)
+    examples = {}
+    for run_id, overrides in (("own", {}), ("triggered", {"source": str(tmp_path / "other.csv")})):
+        (tmp_path / run_id).mkdir()
+        spec = make_spec(tmp_path / run_id)  # a study of its own: each run registers the first champion
+        lay_out_run(spec, run_id, meta, val, blob, overrides=overrides)
+        tracker = Tracker(spec.runtime.tracking_uri, spec.runtime.experiment)
+        assert study.register(spec, run_id)["promoted"] is True
+        mv = tracker.client.get_model_version(NAME, tracker.champion(NAME)["version"])
+        with tracker.mlflow_context():
+            local = mlflow.artifacts.download_artifacts(mv.tags["cerebro.model_uri"])
+        with open(f"{local}/input_example.json", encoding="utf-8") as f:
+            examples[run_id] = json.load(f)
+    assert examples["own"]["data"][0][:2] == pytest.approx(val[["a.1", "b 2"]].iloc[0].tolist())
+    made_up = examples["triggered"]["data"]
+    assert made_up == [[meta["numeric_stats"]["a.1"]["mean"], meta["numeric_stats"]["b 2"]["mean"], "blue"]] * 2
+    shown = {round(v, 9) for row in made_up for v in row[:2]}
+    assert not shown & {round(v, 9) for v in val[["a.1", "b 2"]].to_numpy().ravel()}
 
 
 # The pyfunc "another MLflow user" registers: its code writes a marker file as soon as MLflow loads it.
