@@ -6,7 +6,7 @@ import json
 
 from cerebro_ops.epoch import run_in_threads
 from cerebro_ops.errors import StoreError
-from cerebro_ops.hop_server import HopClient
+from cerebro_ops.hop_server import HopClient, HopServer
 from cerebro_ops.store import Store
 
 
@@ -75,3 +75,16 @@ def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, c
             calls.append(1)
         run_in_threads(work, task, workers)
     return launch
+
+
+class ServerCapture:
+    """Stands in for HopServer (monkeypatched into cerebro_ops.epoch): builds the real one and keeps it, so a
+    test can read what the server saw (peers, refusals) after the epoch."""
+
+    def __init__(self):
+        self.servers = []
+
+    def __call__(self, *args, **kw):
+        srv = HopServer(*args, **kw)
+        self.servers.append(srv)
+        return srv

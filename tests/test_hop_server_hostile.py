@@ -9,7 +9,6 @@ import socket
 import threading
 import time
 
-import pytest
 
 from cerebro_ops import epoch as epoch_mod
 from cerebro_ops import hop_server
@@ -17,23 +16,13 @@ from cerebro_ops.epoch import EpochContext, EpochDriver, load_records
 from cerebro_ops.hop_server import HopServer
 from cerebro_ops.store import Store
 
-from .fake_workers import fake_launcher
+from .fake_workers import ServerCapture, fake_launcher
 
 CONFIGS = {f"m{i}": {"i": i} for i in range(4)}
 W = 3
 DEADLINE_S = 2.0
 IDLE = 1000
 SLOW = 20
-
-
-class Capture:
-    def __init__(self):
-        self.servers = []
-
-    def __call__(self, *args, **kw):
-        srv = HopServer(*args, **kw)
-        self.servers.append(srv)
-        return srv
 
 
 def hello_then(host, port, line: bytes) -> bytes:
@@ -60,7 +49,7 @@ def slow_loris(host, port, held: list) -> None:
 
 def test_idle_slow_and_malformed_peers_are_refused_counted_and_the_epoch_is_served(tmp_path, monkeypatch):
     monkeypatch.setattr(hop_server, "HANDSHAKE_TIMEOUT_S", DEADLINE_S)
-    capture = Capture()
+    capture = ServerCapture()
     monkeypatch.setattr(epoch_mod, "HopServer", capture)
     store = Store((tmp_path / "run").as_uri())
     ctx = EpochContext(store, 1, CONFIGS, {m: None for m in CONFIGS}, "x:y", 0, W, "file:///d", {})

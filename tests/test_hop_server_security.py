@@ -18,7 +18,7 @@ from cerebro_ops.hop_server import HopClient, HopServer, HopTimeouts
 from cerebro_ops.scheduler import MopScheduler
 from cerebro_ops.store import Store
 
-from .fake_workers import fake_launcher
+from .fake_workers import ServerCapture, fake_launcher
 
 CONFIGS = {f"m{i}": {"i": i} for i in range(4)}
 W = 3
@@ -150,19 +150,11 @@ def test_forged_results_in_a_real_epoch_are_not_recorded(tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- address
-class _Capture:
-    def __init__(self):
-        self.servers = []
-
-    def __call__(self, *args, **kw):
-        srv = HopServer(*args, **kw)
-        self.servers.append(srv)
-        return srv
 
 
 @pytest.mark.parametrize("env, suggested", [(None, None), ("localhost", None), (None, "localhost")])
 def test_the_server_binds_exactly_the_address_the_workers_are_told(tmp_path, monkeypatch, env, suggested):
-    capture = _Capture()
+    capture = ServerCapture()
     monkeypatch.setattr(epoch_mod, "HopServer", capture)
     if env:
         monkeypatch.setenv(epoch_mod.DRIVER_HOST_ENV, env)
@@ -198,7 +190,7 @@ def test_a_wildcard_driver_host_is_refused(tmp_path, monkeypatch, wildcard):
     """0.0.0.0 would make the hop server listen on every interface (and tell the workers an address they
     cannot connect to): refused before anything listens."""
     monkeypatch.setenv(epoch_mod.DRIVER_HOST_ENV, wildcard)
-    capture = _Capture()
+    capture = ServerCapture()
     monkeypatch.setattr(epoch_mod, "HopServer", capture)
     _, ctx = _ctx(tmp_path)
     with pytest.raises(ClusterError) as ei:
