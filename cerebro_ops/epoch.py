@@ -428,6 +428,9 @@ class WorkerSession:
             task = EpochTask(server.host, server.port, ctx.store.uri, ctx.data_url, ctx.meta, ctx.deterministic,
                              secret=secret, heartbeat_s=self.timeouts.heartbeat_s)
             errors: list[BaseException] = []
+            # Set before the wake-up: the thread is still alive while it wakes the server, so a wait that
+            # asked is_alive() could go back to sleep until the connect timeout.
+            returned = threading.Event()
 
             def launch():
                 try:
@@ -435,12 +438,13 @@ class WorkerSession:
                 except BaseException as exc:  # surfaced after the server stops waiting
                     errors.append(exc)
                 finally:
+                    returned.set()
                     server.wake()
 
             launcher = threading.Thread(target=launch, name=f"epoch-{ctx.epoch}-launcher", daemon=True)
             launcher.start()
             try:
-                server.wait(until=lambda: not launcher.is_alive())
+                server.wait(until=returned.is_set)
             except WorkersMissing as exc:
                 server.stop()  # the connected workers get "done" and end their tasks
                 cancel = getattr(self.launch, "cancel", None)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pandas as pd
 import pytest
 
 from cerebro_ops.epoch import EpochContext, EpochDriver, load_records
 from cerebro_ops.errors import ClusterError
+from cerebro_ops.hop_server import HopTimeouts
 from cerebro_ops.spark import epoch_job
 from cerebro_ops.store import Store
 
@@ -71,6 +73,9 @@ def test_spark_tasks_get_the_secret_and_connect_with_it(spark, tmp_path, monkeyp
 def test_a_local_master_with_too_few_slots_is_refused_before_the_job(spark, tmp_path):
     store = Store((tmp_path / "run").as_uri())
     ctx = EpochContext(store, 1, CONFIGS, {m: None for m in CONFIGS}, "x:y", 0, 3, "file:///d", {})
+    t0 = time.monotonic()
     with pytest.raises(ClusterError, match=r"3 workers must run at once.*local\[3\] or lower train.workers"):
-        EpochDriver(ctx, epoch_job.spark_launcher(spark, 3)).run()
+        EpochDriver(ctx, epoch_job.spark_launcher(spark, 3), timeouts=HopTimeouts(connect_s=60.0)).run()
+    # as soon as the launcher gives up, not after the workers' connect timeout
+    assert time.monotonic() - t0 < 30.0
     assert load_records(store, 1) == []
