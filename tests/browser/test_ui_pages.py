@@ -105,6 +105,10 @@ def test_pages_of_a_finished_run(api_server, finished_study, browser, tmp_path):
     assert [m for m, _ in ranked] == expected and [k for _, k in ranked] == ["1", "2", "3", "4"]
     decision = browser.find_element(By.ID, "decision").text
     assert "Champion promoted" in decision and "uidemo v1" in decision
+    summary = state.meta["summary"]  # what prepare did to the rows, one line on the run's page
+    assert browser.find_element(By.CSS_SELECTOR, "#data-summary summary").text == (
+        f"Data: rows read {summary['rows_read']}, used {summary['rows_used']} (train {summary['train_rows']}, "
+        f"validation {summary['val_rows']}), dropped 0")
     assert state.registered["model_id"] == expected[0] == state.selected
     version = browser.find_element(By.ID, "champion-version").get_attribute("href")
     assert version == "http://127.0.0.1:5000/#/models/uidemo/versions/1"
