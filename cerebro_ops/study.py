@@ -405,8 +405,9 @@ def select(spec: StudySpec, run_id: str) -> list[dict]:
 def register(spec: StudySpec, run_id: str) -> dict:
     """Log the best model as a raw-rows MLflow pyfunc (serving.py) and make it `champion` if it wins.
 
-    The challenger and the current champion are scored on the same rows, this run's raw validation rows, each
-    through its own encoding (the champion's comes with its registered model), with the compiled metric.
+    The challenger and the current champion are scored on the same rows, this run's raw validation rows less
+    those the champion trained on (_comparison_rows), each through its own encoding (the champion's comes with
+    its registered model), with the compiled metric in the label's units.
     The decision is kept in the run state (`registered`), as tags of the parent run, and on the new model version.
     """
     from .encoding import Encoding
