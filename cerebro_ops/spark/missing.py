@@ -90,28 +90,35 @@ def fill_arrays(spec: StudySpec, df, names: dict[str, str]):
     return df
 
 
-def numeric_stats(spec: StudySpec, train, names: dict[str, str]) -> tuple[dict, dict | None, list]:
-    """On the train split, in one aggregation: ({slot: {mean, std, fill, constant}} for every numeric column
-    and datetime part; the regression label's {mean, std} (None otherwise); the numeric/datetime columns
-    with a missing value, which get a 0/1 indicator). `fill` is the median (None unless data.missing is
-    impute: the model then has no way to answer a missing value)."""
+def numeric_stats(spec: StudySpec, df, names: dict[str, str]) -> tuple[dict, dict | None, list, dict]:
+    """On the train split of `df` (the rows whose `_is_val` is false), in one aggregation over all of `df`
+    that also counts both splits: ({slot: {mean, std, fill, constant}} for every numeric column and datetime
+    part; the regression label's {mean, std} (None otherwise); the numeric/datetime columns with a missing
+    value, which get a 0/1 indicator; {"train": rows, "val": rows}). `fill` is the median (None unless
+    data.missing is impute: the model then has no way to answer a missing value).
+
+    Every statistic reads `when(train, x)`: a validation row gives null, which each aggregate skips, so each
+    partition's partial aggregate sees the same train values in the same order as over a filtered frame."""
     from pyspark.sql import functions as F
 
     from .prepare import numeric_slots
 
     d = spec.data
+    is_train = ~F.col("_is_val")
     columns = numeric_slots(spec, names)
     slots = [(slot, internal) for _, parts in columns for slot, internal in parts]
-    aggs = []
+    aggs = [F.count(F.when(is_train, 1)).alias("train_rows"), F.count(F.when(~is_train, 1)).alias("val_rows")]
     for i, (_, internal) in enumerate(slots):
-        x = F.col(internal)
+        x = F.when(is_train, F.col(internal))
         aggs += [F.mean(x).alias(f"m{i}"), F.stddev_pop(x).alias(f"s{i}"),
                  F.percentile_approx(x, 0.5, MEDIAN_ACCURACY).alias(f"q{i}")]
-    aggs += [F.count(F.when(F.col(parts[0][1]).isNull(), 1)).alias(f"n{j}") for j, (_, parts) in enumerate(columns)]
+    aggs += [F.count(F.when(is_train & F.col(parts[0][1]).isNull(), 1)).alias(f"n{j}")
+             for j, (_, parts) in enumerate(columns)]
     regression = d.task == "regression"
     if regression:
-        aggs += [F.mean("_label").alias("lm"), F.stddev_pop("_label").alias("ls")]
-    row = train.agg(*aggs).collect()[0] if aggs else {}
+        label = F.when(is_train, F.col("_label"))
+        aggs += [F.mean(label).alias("lm"), F.stddev_pop(label).alias("ls")]
+    row = df.agg(*aggs).collect()[0]
     stats = {}
     for i, (slot, _) in enumerate(slots):
         mean, std = _scale(row[f"m{i}"], row[f"s{i}"])
@@ -123,7 +130,7 @@ def numeric_stats(spec: StudySpec, train, names: dict[str, str]) -> tuple[dict, 
     if regression:
         mean, std = _scale(row["lm"], row["ls"])
         label_stats = {"mean": mean, "std": std}
-    return stats, label_stats, indicators
+    return stats, label_stats, indicators, {"train": int(row["train_rows"]), "val": int(row["val_rows"])}
 
 
 def _scale(mean, std) -> tuple[float, float]:
