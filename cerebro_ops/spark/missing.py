@@ -35,21 +35,37 @@ def _missing_flag(spec: StudySpec, names: dict[str, str], column: str):
 
 def count_missing(spec: StudySpec, df, names: dict[str, str]) -> dict:
     """{"rows": rows read, "label": rows without a label, "columns": {feature: labelled rows missing it},
-    "any": labelled rows missing any feature}, in one aggregation."""
+    "any": labelled rows missing any feature, "classes": the label values of the rows that apply_policy
+    keeps (None for regression, or when there are more than MAX_CLASSES)}, in one aggregation: per label
+    value for a classifier, so that its classes come from the same pass."""
     from pyspark.sql import functions as F
 
+    from ..source import MAX_CLASSES
+
     d = spec.data
-    labelled = F.col(names[d.label]).isNotNull()
+    label = F.col(names[d.label])
+    labelled = label.isNotNull()
     flags = {c: _missing_flag(spec, names, c) for c in d.feature_columns}
-    aggs = [F.count(F.lit(1)).alias("rows"), F.count(F.when(~labelled, 1)).alias("label")]
-    aggs += [F.count(F.when(labelled & flag, 1)).alias(f"c{i}") for i, flag in enumerate(flags.values())]
     any_missing = F.lit(False)
     for flag in flags.values():
         any_missing = any_missing | flag
+    aggs = [F.count(F.lit(1)).alias("rows"), F.count(F.when(~labelled, 1)).alias("label")]
+    aggs += [F.count(F.when(labelled & flag, 1)).alias(f"c{i}") for i, flag in enumerate(flags.values())]
     aggs.append(F.count(F.when(labelled & any_missing, 1)).alias("any"))
-    row = df.agg(*aggs).collect()[0]
-    return {"rows": int(row["rows"]), "label": int(row["label"]), "any": int(row["any"]),
-            "columns": {c: int(row[f"c{i}"]) for i, c in enumerate(flags)}}
+    groups, classes = None, None
+    if d.task != "regression":
+        aggs.append(F.count(F.when(~any_missing, 1)).alias("complete"))
+        groups = df.groupBy(label.alias("_value")).agg(*aggs).limit(MAX_CLASSES + 2).collect()
+        if len(groups) > MAX_CLASSES + 1:  # too many to be classes: plain totals, and prepare says why
+            groups = None
+    if groups is None:
+        groups = [df.agg(*aggs).collect()[0]]
+    else:
+        keep = "complete" if d.missing == "drop" else "rows"
+        classes = [g["_value"] for g in groups if g["_value"] is not None and g[keep]]
+    total = {k: sum(int(g[k]) for g in groups) for k in ["rows", "label", "any", *(f"c{i}" for i in range(len(flags)))]}
+    return {"rows": total["rows"], "label": total["label"], "any": total["any"],
+            "columns": {c: total[f"c{i}"] for i, c in enumerate(flags)}, "classes": classes}
 
 
 def apply_policy(spec: StudySpec, df, names: dict[str, str], counts: dict) -> tuple:

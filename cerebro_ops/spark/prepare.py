@@ -11,6 +11,7 @@ file sizes). Same data + same seed therefore gives identical partitions on any c
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -34,10 +35,41 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
 
     Missing values are data (data.missing: impute): only rows without a label are dropped, and meta.json's
     `summary` counts every row read, dropped (and why), imputed or folded into another slot."""
+    spark.conf.set("spark.sql.session.timeZone", "UTC")  # datetime parts as pandas computes them at serving
+    with _sql_conf(spark, PREPARE_SQL_CONF):
+        return _prepare(spark, spec, data)
+
+
+# Whole-stage code generation: the feature vector is one expression of a slot per numeric, datetime part and
+# category, compiled into one method. Above 8,000 bytes of bytecode the JVM never JIT-compiles a method (it
+# would run interpreted, several times slower on large tables), so such a stage is generated per operator.
+PREPARE_SQL_CONF = {"spark.sql.codegen.hugeMethodLimit": "8000"}
+
+
+@contextlib.contextmanager
+def _sql_conf(spark, conf: dict[str, str]):
+    """Spark SQL settings for the duration of the block; the session's own values are restored after."""
+    before = {}
+    for key, value in conf.items():
+        try:
+            before[key] = spark.conf.get(key, None)
+            spark.conf.set(key, value)
+        except Exception:  # noqa: BLE001 - a session that refuses the setting runs with its own
+            continue
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            try:
+                spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _prepare(spark, spec: StudySpec, data: Store) -> dict:
     from pyspark.sql import functions as F
 
     d = spec.data
-    spark.conf.set("spark.sql.session.timeZone", "UTC")  # datetime parts as pandas computes them at serving
     source = _read_spark(spark, spec)
     _check_spark_schema(spec, source)
     names = internal_names(spec)
@@ -51,7 +83,7 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
                         f"point data.label at the column that holds the target (now {d.label!r})")
     _check_array_shapes(spec, df, names)
     df = missing.fill_arrays(spec, df, names)
-    df, label_classes = _encode_label(spec, df, names[d.label])
+    df, label_classes = _encode_label(spec, df, names[d.label], counts["classes"])
     df = _with_split(spec, df, names, total).cache()
     try:
         stats, label_stats, indicators, rows = missing.numeric_stats(spec, df, names)
@@ -357,8 +389,9 @@ def _check_array_shapes(spec: StudySpec, df, names: dict[str, str]) -> None:
                             "fix the declared shape or drop the malformed rows from the source")
 
 
-def _encode_label(spec: StudySpec, df, label: str) -> tuple[Any, list]:
-    """Adds `_label` (numeric) and returns the sorted original classes ([] for regression)."""
+def _encode_label(spec: StudySpec, df, label: str, classes: list | None = None) -> tuple[Any, list]:
+    """Adds `_label` (numeric) and returns the sorted original classes ([] for regression). `classes`: the
+    distinct labels of `df` when already known (missing.count_missing), else they are looked up."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -369,7 +402,9 @@ def _encode_label(spec: StudySpec, df, label: str) -> tuple[Any, list]:
             raise DataError("data.label", f"regression needs a numeric label, {d.label!r} is {t.simpleString()}",
                             "use task binary/multiclass, or a numeric label column")
         return df.withColumn("_label", F.col(label).cast("double")), []
-    classes = sorted(r[0] for r in df.select(label).distinct().limit(MAX_CLASSES + 1).collect())
+    if classes is None:
+        classes = [r[0] for r in df.select(label).distinct().limit(MAX_CLASSES + 1).collect()]
+    classes = sorted(classes)
     if len(classes) > MAX_CLASSES:
         raise DataError("data.task", f"label {d.label!r} has more than {MAX_CLASSES} distinct values",
                         "use task: regression for a continuous label, or bucket the label")
