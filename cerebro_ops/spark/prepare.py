@@ -87,11 +87,14 @@ def _prepare(spark, spec: StudySpec, data: Store) -> dict:
     df = _with_split(spec, df, names, total).cache()
     try:
         stats, label_stats, indicators, rows = missing.numeric_stats(spec, df, names)
-        _check_split_sizes(spec, rows, total)
+        # A row whose validation flag is null is on neither side (the pre-flight refuses such a column); the
+        # train side is sized, for the empty-split check and the order's buckets, as the rows not validation.
+        sizes = {"train": total - rows["val"], "val": rows["val"]}
+        _check_split_sizes(spec, sizes, total)
         categories, missing_slots, cardinality = _top_categories(spec, df.filter(~F.col("_is_val")), names)
         features, feature_names, spans = _feature_exprs(spec, stats, categories, names, indicators, missing_slots)
         raw = _raw_columns(spec, names, raw_dtypes)
-        _write_splits(data, df, rows, spec.seed, features, raw, label_stats)
+        _write_splits(data, df, sizes, spec.seed, features, raw, label_stats)
     finally:
         df.unpersist()
     meta = {
@@ -146,16 +149,16 @@ def _check_split_sizes(spec: StudySpec, rows: dict, total: int) -> None:
 
 
 # Six parameters: the split frame, its sizes, and the column expressions that write it.
-def _write_splits(data: Store, df, rows: dict, seed: int, features, raw: list, label_stats: dict | None) -> None:
+def _write_splits(data: Store, df, sizes: dict, seed: int, features, raw: list, label_stats: dict | None) -> None:
     """prepared/<split> (encoded) and raw/<split> (the user's rows) of both splits, each split in its own
-    shuffle order (one window over both). A regression label is written standardised (label_stats: the train
-    split's mean and std)."""
+    shuffle order (one window over both; sizes: {split: rows}). A regression label is written standardised
+    (label_stats: the train split's mean and std)."""
     from pyspark.sql import functions as F
 
     label = F.col("_label").cast("double")
     if label_stats:
         label = (label - F.lit(label_stats["mean"])) / F.lit(label_stats["std"])
-    ordered = _with_orders(df, seed, rows)
+    ordered = _with_orders(df, seed, sizes)
     for split, is_val in (("train", False), ("val", True)):
         part = ordered.filter(F.col("_is_val") == F.lit(is_val))
         part.select(features.alias("features"), label.alias("label"), "_order") \
