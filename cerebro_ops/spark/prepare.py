@@ -43,7 +43,10 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
 # Whole-stage code generation: the feature vector is one expression of a slot per numeric, datetime part and
 # category, compiled into one method. Above 8,000 bytes of bytecode the JVM never JIT-compiles a method (it
 # would run interpreted, several times slower on large tables), so such a stage is generated per operator.
-PREPARE_SQL_CONF = {"spark.sql.codegen.hugeMethodLimit": "8000"}
+# Adaptive execution re-plans every query at each shuffle and runs each stage as a job of its own: on tables
+# of this size that costs more driver time than it saves (prepare's shuffles are hash buckets of at most
+# ROWS_PER_GROUP rows and partition()'s has exactly W partitions), so prepare and partition run without it.
+PREPARE_SQL_CONF = {"spark.sql.codegen.hugeMethodLimit": "8000", "spark.sql.adaptive.enabled": "false"}
 
 
 @contextlib.contextmanager
@@ -622,10 +625,15 @@ def _input_shape(spec: StudySpec, n_features: int) -> list[int]:
 
 def partition(spark, spec: StudySpec, data: Store, workers: int) -> dict:
     """Split prepared train/val into `workers` balanced Parquet partitions (row i → partition i % W)."""
-    from pyspark.sql import functions as F
-
     if workers < 1:
         raise DataError("train.workers", f"{workers} workers", "use at least one worker")
+    with _sql_conf(spark, PREPARE_SQL_CONF):
+        return _partition(spark, data, workers)
+
+
+def _partition(spark, data: Store, workers: int) -> dict:
+    from pyspark.sql import functions as F
+
     meta = data.read_json("meta.json")
     counts = {}
     for split in ("train", "val"):
