@@ -3,7 +3,7 @@
 `--full` (`make bench`) runs, in one invocation and one after another (never overlapping), the steps of
 FULL_STEPS: the smoke and flights_full workloads (the MOP study through the CLI code path, then the
 plain-Keras baselines on the same prepared data), then the other benchmark scripts, each in its own process
-(hetero, simulate, hop_server_load, cerebro_dl, airflow_real, ui_load). Every step writes its
+(prepare_speed, hetero, simulate, hop_server_load, cerebro_dl, airflow_real, ui_load). Every step writes its
 benchmarks/results/<step>.json, stamped with the load average at its start and end; a failed step is
 recorded (results/bench_full.json) and reported in RESULTS.md, and the next step still runs.
 
@@ -63,9 +63,11 @@ SCRIPTS = {
     "cerebro_dl": (["benchmarks.cerebro_dl"], 3600),
     "airflow_real": (["benchmarks.airflow_real", "--workload", "flights_full", "--epochs", "5"], 5400),
     "ui_load": (["benchmarks.ui_load"], 1200),   # prints its JSON; written to results/ui_load.json here
+    # prepare + partition alone (20k rows, then flights_full) in one Spark session: seconds and Spark jobs
+    "prepare_speed": (["benchmarks.prepare_speed"], 1200),
 }
-FULL_STEPS = ["smoke", "flights_full", "hetero", "simulate", "hop_server_load", "cerebro_dl", "airflow_real",
-              "ui_load"]
+FULL_STEPS = ["smoke", "flights_full", "prepare_speed", "hetero", "simulate", "hop_server_load", "cerebro_dl",
+              "airflow_real", "ui_load"]
 STEP_NAMES = sorted([*WORKLOADS, *SCRIPTS])
 LOGS = ROOT / ".cerebro" / "bench-logs"
 

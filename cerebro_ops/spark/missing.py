@@ -35,21 +35,37 @@ def _missing_flag(spec: StudySpec, names: dict[str, str], column: str):
 
 def count_missing(spec: StudySpec, df, names: dict[str, str]) -> dict:
     """{"rows": rows read, "label": rows without a label, "columns": {feature: labelled rows missing it},
-    "any": labelled rows missing any feature}, in one aggregation."""
+    "any": labelled rows missing any feature, "classes": the label values of the rows that apply_policy
+    keeps (None for regression, or when there are more than MAX_CLASSES)}, in one aggregation: per label
+    value for a classifier, so that its classes come from the same pass."""
     from pyspark.sql import functions as F
 
+    from ..source import MAX_CLASSES
+
     d = spec.data
-    labelled = F.col(names[d.label]).isNotNull()
+    label = F.col(names[d.label])
+    labelled = label.isNotNull()
     flags = {c: _missing_flag(spec, names, c) for c in d.feature_columns}
-    aggs = [F.count(F.lit(1)).alias("rows"), F.count(F.when(~labelled, 1)).alias("label")]
-    aggs += [F.count(F.when(labelled & flag, 1)).alias(f"c{i}") for i, flag in enumerate(flags.values())]
     any_missing = F.lit(False)
     for flag in flags.values():
         any_missing = any_missing | flag
+    aggs = [F.count(F.lit(1)).alias("rows"), F.count(F.when(~labelled, 1)).alias("label")]
+    aggs += [F.count(F.when(labelled & flag, 1)).alias(f"c{i}") for i, flag in enumerate(flags.values())]
     aggs.append(F.count(F.when(labelled & any_missing, 1)).alias("any"))
-    row = df.agg(*aggs).collect()[0]
-    return {"rows": int(row["rows"]), "label": int(row["label"]), "any": int(row["any"]),
-            "columns": {c: int(row[f"c{i}"]) for i, c in enumerate(flags)}}
+    groups, classes = None, None
+    if d.task != "regression":
+        aggs.append(F.count(F.when(~any_missing, 1)).alias("complete"))
+        groups = df.groupBy(label.alias("_value")).agg(*aggs).limit(MAX_CLASSES + 2).collect()
+        if len(groups) > MAX_CLASSES + 1:  # too many to be classes: plain totals, and prepare says why
+            groups = None
+    if groups is None:
+        groups = [df.agg(*aggs).collect()[0]]
+    else:
+        keep = "complete" if d.missing == "drop" else "rows"
+        classes = [g["_value"] for g in groups if g["_value"] is not None and g[keep]]
+    total = {k: sum(int(g[k]) for g in groups) for k in ["rows", "label", "any", *(f"c{i}" for i in range(len(flags)))]}
+    return {"rows": total["rows"], "label": total["label"], "any": total["any"],
+            "columns": {c: total[f"c{i}"] for i, c in enumerate(flags)}, "classes": classes}
 
 
 def apply_policy(spec: StudySpec, df, names: dict[str, str], counts: dict) -> tuple:
@@ -90,28 +106,35 @@ def fill_arrays(spec: StudySpec, df, names: dict[str, str]):
     return df
 
 
-def numeric_stats(spec: StudySpec, train, names: dict[str, str]) -> tuple[dict, dict | None, list]:
-    """On the train split, in one aggregation: ({slot: {mean, std, fill, constant}} for every numeric column
-    and datetime part; the regression label's {mean, std} (None otherwise); the numeric/datetime columns
-    with a missing value, which get a 0/1 indicator). `fill` is the median (None unless data.missing is
-    impute: the model then has no way to answer a missing value)."""
+def numeric_stats(spec: StudySpec, df, names: dict[str, str]) -> tuple[dict, dict | None, list, dict]:
+    """On the train split of `df` (the rows whose `_is_val` is false), in one aggregation over all of `df`
+    that also counts both splits: ({slot: {mean, std, fill, constant}} for every numeric column and datetime
+    part; the regression label's {mean, std} (None otherwise); the numeric/datetime columns with a missing
+    value, which get a 0/1 indicator; {"train": rows, "val": rows}). `fill` is the median (None unless
+    data.missing is impute: the model then has no way to answer a missing value).
+
+    Every statistic reads `when(train, x)`: a validation row gives null, which each aggregate skips, so each
+    partition's partial aggregate sees the same train values in the same order as over a filtered frame."""
     from pyspark.sql import functions as F
 
     from .prepare import numeric_slots
 
     d = spec.data
+    is_train = ~F.col("_is_val")
     columns = numeric_slots(spec, names)
     slots = [(slot, internal) for _, parts in columns for slot, internal in parts]
-    aggs = []
+    aggs = [F.count(F.when(is_train, 1)).alias("train_rows"), F.count(F.when(~is_train, 1)).alias("val_rows")]
     for i, (_, internal) in enumerate(slots):
-        x = F.col(internal)
+        x = F.when(is_train, F.col(internal))
         aggs += [F.mean(x).alias(f"m{i}"), F.stddev_pop(x).alias(f"s{i}"),
                  F.percentile_approx(x, 0.5, MEDIAN_ACCURACY).alias(f"q{i}")]
-    aggs += [F.count(F.when(F.col(parts[0][1]).isNull(), 1)).alias(f"n{j}") for j, (_, parts) in enumerate(columns)]
+    aggs += [F.count(F.when(is_train & F.col(parts[0][1]).isNull(), 1)).alias(f"n{j}")
+             for j, (_, parts) in enumerate(columns)]
     regression = d.task == "regression"
     if regression:
-        aggs += [F.mean("_label").alias("lm"), F.stddev_pop("_label").alias("ls")]
-    row = train.agg(*aggs).collect()[0] if aggs else {}
+        label = F.when(is_train, F.col("_label"))
+        aggs += [F.mean(label).alias("lm"), F.stddev_pop(label).alias("ls")]
+    row = df.agg(*aggs).collect()[0]
     stats = {}
     for i, (slot, _) in enumerate(slots):
         mean, std = _scale(row[f"m{i}"], row[f"s{i}"])
@@ -123,7 +146,7 @@ def numeric_stats(spec: StudySpec, train, names: dict[str, str]) -> tuple[dict, 
     if regression:
         mean, std = _scale(row["lm"], row["ls"])
         label_stats = {"mean": mean, "std": std}
-    return stats, label_stats, indicators
+    return stats, label_stats, indicators, {"train": int(row["train_rows"]), "val": int(row["val_rows"])}
 
 
 def _scale(mean, std) -> tuple[float, float]:

@@ -11,6 +11,7 @@ file sizes). Same data + same seed therefore gives identical partitions on any c
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -34,10 +35,44 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
 
     Missing values are data (data.missing: impute): only rows without a label are dropped, and meta.json's
     `summary` counts every row read, dropped (and why), imputed or folded into another slot."""
+    spark.conf.set("spark.sql.session.timeZone", "UTC")  # datetime parts as pandas computes them at serving
+    with _sql_conf(spark, PREPARE_SQL_CONF):
+        return _prepare(spark, spec, data)
+
+
+# Whole-stage code generation: the feature vector is one expression of a slot per numeric, datetime part and
+# category, compiled into one method. Above 8,000 bytes of bytecode the JVM never JIT-compiles a method (it
+# would run interpreted, several times slower on large tables), so such a stage is generated per operator.
+# Adaptive execution re-plans every query at each shuffle and runs each stage as a job of its own: on tables
+# of this size that costs more driver time than it saves (prepare's shuffles are hash buckets of at most
+# ROWS_PER_GROUP rows and partition()'s has exactly W partitions), so prepare and partition run without it.
+PREPARE_SQL_CONF = {"spark.sql.codegen.hugeMethodLimit": "8000", "spark.sql.adaptive.enabled": "false"}
+
+
+@contextlib.contextmanager
+def _sql_conf(spark, conf: dict[str, str]):
+    """Spark SQL settings for the duration of the block; the session's own values are restored after."""
+    before = {}
+    for key, value in conf.items():
+        try:
+            before[key] = spark.conf.get(key, None)
+            spark.conf.set(key, value)
+        except Exception:  # noqa: BLE001 - a session that refuses the setting runs with its own
+            continue
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            try:
+                spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _prepare(spark, spec: StudySpec, data: Store) -> dict:
     from pyspark.sql import functions as F
 
     d = spec.data
-    spark.conf.set("spark.sql.session.timeZone", "UTC")  # datetime parts as pandas computes them at serving
     source = _read_spark(spark, spec)
     _check_spark_schema(spec, source)
     names = internal_names(spec)
@@ -51,17 +86,18 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
                         f"point data.label at the column that holds the target (now {d.label!r})")
     _check_array_shapes(spec, df, names)
     df = missing.fill_arrays(spec, df, names)
-    df, label_classes = _encode_label(spec, df, names[d.label])
+    df, label_classes = _encode_label(spec, df, names[d.label], counts["classes"])
     df = _with_split(spec, df, names, total).cache()
     try:
-        train, val = df.filter(~F.col("_is_val")), df.filter(F.col("_is_val"))
-        stats, label_stats, indicators = missing.numeric_stats(spec, train, names)
-        categories, missing_slots, cardinality = _top_categories(spec, train, names)
+        stats, label_stats, indicators, rows = missing.numeric_stats(spec, df, names)
+        # A row whose validation flag is null is on neither side (the pre-flight refuses such a column); the
+        # train side is sized, for the empty-split check and the order's buckets, as the rows not validation.
+        sizes = {"train": total - rows["val"], "val": rows["val"]}
+        _check_split_sizes(spec, sizes, total)
+        categories, missing_slots, cardinality = _top_categories(spec, df.filter(~F.col("_is_val")), names)
         features, feature_names, spans = _feature_exprs(spec, stats, categories, names, indicators, missing_slots)
         raw = _raw_columns(spec, names, raw_dtypes)
-        splits = _check_split_sizes(spec, train, val, total)
-        rows = {split: _write_split(data, split, part, n, spec.seed, features, raw, label_stats)
-                for split, part, n in splits}
+        _write_splits(data, df, sizes, spec.seed, features, raw, label_stats)
     finally:
         df.unpersist()
     meta = {
@@ -104,35 +140,33 @@ def _raw_columns(spec: StudySpec, names: dict[str, str], raw_dtypes: dict[str, s
             for c in [d.label, *d.feature_columns]]
 
 
-def _check_split_sizes(spec: StudySpec, train, val, total: int) -> list[tuple]:
-    """[(split, rows, size)] for train and validation; neither may be empty."""
+def _check_split_sizes(spec: StudySpec, rows: dict, total: int) -> None:
+    """Neither the train nor the validation split may be empty (rows: {split: size})."""
     d = spec.data
-    val_rows = val.count()
-    splits = [("train", train, total - val_rows), ("val", val, val_rows)]
-    for split, _, n in splits:
-        if n == 0:
+    for split in ("train", "val"):
+        if rows[split] == 0:
             field = "data.validation_column" if d.validation_column else "data.validation_fraction"
             raise DataError(field, f"the {split} split is empty ({total} usable rows)",
                             "mark some rows for each side" if d.validation_column else
                             "use more data or a validation_fraction nearer 0.2")
-    return splits
 
 
-# Seven parameters: the split, where it goes, and the three column expressions that write it.
-def _write_split(data: Store, split: str, part, n: int, seed: int, features, raw: list,
-                 label_stats: dict | None) -> int:
-    """prepared/<split> (encoded) and raw/<split> (the user's rows), both in the same shuffle order. A
-    regression label is written standardised (label_stats: the train split's mean and std)."""
+# Six parameters: the split frame, its sizes, and the column expressions that write it.
+def _write_splits(data: Store, df, sizes: dict, seed: int, features, raw: list, label_stats: dict | None) -> None:
+    """prepared/<split> (encoded) and raw/<split> (the user's rows) of both splits, each split in its own
+    shuffle order (one window over both; sizes: {split: rows}). A regression label is written standardised
+    (label_stats: the train split's mean and std)."""
     from pyspark.sql import functions as F
 
-    part, rows = _with_order(part, seed, n)
     label = F.col("_label").cast("double")
     if label_stats:
         label = (label - F.lit(label_stats["mean"])) / F.lit(label_stats["std"])
-    part.select(features.alias("features"), label.alias("label"), "_order") \
-        .write.mode("overwrite").parquet(data.url("prepared", split))
-    part.select(*raw, "_order").write.mode("overwrite").parquet(data.url("raw", split))
-    return rows
+    ordered = _with_orders(df, seed, sizes)
+    for split, is_val in (("train", False), ("val", True)):
+        part = ordered.filter(F.col("_is_val") == F.lit(is_val))
+        part.select(features.alias("features"), label.alias("label"), "_order") \
+            .write.mode("overwrite").parquet(data.url("prepared", split))
+        part.select(*raw, "_order").write.mode("overwrite").parquet(data.url("raw", split))
 
 
 def internal_names(spec: StudySpec) -> dict[str, str]:
@@ -361,8 +395,9 @@ def _check_array_shapes(spec: StudySpec, df, names: dict[str, str]) -> None:
                             "fix the declared shape or drop the malformed rows from the source")
 
 
-def _encode_label(spec: StudySpec, df, label: str) -> tuple[Any, list]:
-    """Adds `_label` (numeric) and returns the sorted original classes ([] for regression)."""
+def _encode_label(spec: StudySpec, df, label: str, classes: list | None = None) -> tuple[Any, list]:
+    """Adds `_label` (numeric) and returns the sorted original classes ([] for regression). `classes`: the
+    distinct labels of `df` when already known (missing.count_missing), else they are looked up."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -373,7 +408,9 @@ def _encode_label(spec: StudySpec, df, label: str) -> tuple[Any, list]:
             raise DataError("data.label", f"regression needs a numeric label, {d.label!r} is {t.simpleString()}",
                             "use task binary/multiclass, or a numeric label column")
         return df.withColumn("_label", F.col(label).cast("double")), []
-    classes = sorted(r[0] for r in df.select(label).distinct().limit(MAX_CLASSES + 1).collect())
+    if classes is None:
+        classes = [r[0] for r in df.select(label).distinct().limit(MAX_CLASSES + 1).collect()]
+    classes = sorted(classes)
     if len(classes) > MAX_CLASSES:
         raise DataError("data.task", f"label {d.label!r} has more than {MAX_CLASSES} distinct values",
                         "use task: regression for a continuous label, or bucket the label")
@@ -440,48 +477,84 @@ def _with_split(spec: StudySpec, df, names: dict[str, str], total: int):
 
 
 def _with_order(df, seed: int, rows: int):
-    """Adds `_order`, a dense 0..n-1 shuffle order: rank by a seeded hash of (content, copy ordinal) within hash
-    buckets, offset by the sizes of the buckets before (a small driver-side count), so no global window."""
+    """(df with `_order`, rows): the shuffle order of a frame that is one split of `rows` rows."""
+    from pyspark.sql import functions as F
+
+    ordered = _with_orders(df.withColumn("_whole", F.lit(False)), seed, {"train": rows, "val": 0}, side="_whole")
+    return ordered.drop("_whole"), rows
+
+
+def _with_orders(df, seed: int, rows: dict, side: str = "_is_val"):
+    """Adds `_order`, each split's dense 0..n-1 shuffle order (`side`: false for train, true for validation;
+    rows: {split: size}): rank by a seeded hash of (content, copy ordinal) within hash buckets of the split,
+    offset by the sizes of the buckets before, so no global window. A split of at most ROWS_PER_GROUP rows is
+    one bucket (offset 0); the sizes of the others' buckets come from one small count."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    buckets = {split: max(1, math.ceil(n / ROWS_PER_GROUP)) for split, n in rows.items()}
     df = df.withColumn("_key", F.xxhash64(F.lit(seed), F.lit("order"), "_h", "_copy"))
-    buckets = max(1, math.ceil(rows / ROWS_PER_GROUP))
-    df = df.withColumn("_bucket", F.pmod(F.col("_key"), F.lit(buckets)).cast("int"))
-    sizes = {r["_bucket"]: r["count"] for r in df.groupBy("_bucket").count().collect()}
-    starts, acc = [], 0
-    for b in range(buckets):
-        starts.append(acc)
-        acc += sizes.get(b, 0)
-    rank = F.row_number().over(Window.partitionBy("_bucket").orderBy("_key", "_h", "_copy")) - 1
-    start = F.element_at(F.array(*[F.lit(s) for s in starts]), F.col("_bucket") + 1)
-    return df.withColumn("_order", (start + rank).cast("long")).drop("_key", "_bucket"), sum(sizes.values())
+    bucket = F.when(F.col(side), F.pmod(F.col("_key"), F.lit(buckets["val"]))) \
+        .otherwise(F.pmod(F.col("_key"), F.lit(buckets["train"])))
+    df = df.withColumn("_bucket", bucket.cast("int"))
+    sizes = {}
+    if any(b > 1 for b in buckets.values()):
+        sizes = {(r[side], r["_bucket"]): r["count"] for r in df.groupBy(side, "_bucket").count().collect()}
+    starts = {}
+    for split, is_val in (("train", False), ("val", True)):
+        acc, starts[split] = 0, []
+        for b in range(buckets[split]):
+            starts[split].append(acc)
+            acc += sizes.get((is_val, b), 0)
+    rank = F.row_number().over(Window.partitionBy(side, "_bucket").orderBy("_key", "_h", "_copy")) - 1
+    start = F.when(F.col(side), F.element_at(F.array(*[F.lit(s) for s in starts["val"]]), F.col("_bucket") + 1)) \
+        .otherwise(F.element_at(F.array(*[F.lit(s) for s in starts["train"]]), F.col("_bucket") + 1))
+    return df.withColumn("_order", (start + rank).cast("long")).drop("_key", "_bucket")
 
 
 def _top_categories(spec: StudySpec, train, names: dict[str, str]) -> tuple[dict, list, dict]:
     """Per categorical column on the train split: its top max_categories values in their own type (ties
     broken by value); the columns with a missing value (they get a <missing> slot); and how many distinct
-    values each had and how many train rows fall into <other>."""
+    values each had and how many train rows fall into <other>.
+
+    One query for all columns: the value counts of every column (grouping sets, one per column, each in the
+    column's own type), ranked per column on the executors; only the top values and the totals reach the
+    driver."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    cats = [names[n] for n in spec.data.categorical]
+    if not cats:
+        return {}, [], {}
+    counts = (train.groupingSets([[c] for c in cats], *cats)
+              .agg(F.count(F.lit(1)).alias("_count"), *[F.grouping(c).alias(f"_g{i}") for i, c in enumerate(cats)]))
+    which = F.coalesce(*[F.when(F.col(f"_g{i}") == 0, F.lit(i)) for i in range(len(cats))])
+    counts = counts.withColumn("_col", which).drop(*[f"_g{i}" for i in range(len(cats))])
+    missing_value = F.coalesce(*[F.when(F.col("_col") == i, F.col(c).isNull()) for i, c in enumerate(cats)])
+    counts = counts.withColumn("_null", missing_value)
+    per_column = Window.partitionBy("_col")
+    ranked = Window.partitionBy("_col", "_null").orderBy(F.desc("_count"), *[F.asc(c) for c in cats])
+    rows = (counts
+            .withColumn("_distinct", F.count(F.when(~F.col("_null"), 1)).over(per_column))
+            .withColumn("_rows", F.sum(F.when(~F.col("_null"), F.col("_count"))).over(per_column))
+            .withColumn("_nulls", F.sum(F.when(F.col("_null"), F.col("_count"))).over(per_column))
+            .withColumn("_rank", F.row_number().over(ranked))
+            .filter((F.col("_rank") <= spec.data.max_categories) | (F.col("_rank") == 1))
+            .collect())
     out, with_missing, cardinality = {}, [], {}
-    for n in spec.data.categorical:
-        c = names[n]
-        counts = train.groupBy(c).count().cache()
-        try:
-            rows = (counts.filter(F.col(c).isNotNull()).orderBy(F.desc("count"), F.asc(c))
-                    .limit(spec.data.max_categories).collect())
-            totals = counts.agg(F.count(F.when(F.col(c).isNotNull(), 1)).alias("distinct"),
-                                F.sum(F.when(F.col(c).isNotNull(), F.col("count"))).alias("rows"),
-                                F.sum(F.when(F.col(c).isNull(), F.col("count"))).alias("nulls")).collect()[0]
-        finally:
-            counts.unpersist()
-        out[n] = sorted(_jsonable(r[c]) for r in rows)
-        if totals["nulls"]:
+    for i, n in enumerate(spec.data.categorical):
+        c = cats[i]
+        mine = [r for r in rows if r["_col"] == i]
+        top = sorted((r for r in mine if not r["_null"] and r["_rank"] <= spec.data.max_categories),
+                     key=lambda r: r["_rank"])
+        totals = mine[0] if mine else None
+        out[n] = sorted(_jsonable(r[c]) for r in top)
+        if totals is not None and totals["_nulls"]:
             with_missing.append(n)
-        kept = sum(r["count"] for r in rows)
-        cardinality[n] = {"distinct": int(totals["distinct"] or 0), "kept": len(rows),
-                          "other_rows": int((totals["rows"] or 0) - kept)}
+        kept = sum(r["_count"] for r in top)
+        cardinality[n] = {"distinct": int(totals["_distinct"] or 0) if totals is not None else 0,
+                          "kept": len(top),
+                          "other_rows": int(((totals["_rows"] or 0) if totals is not None else 0) - kept)}
     return out, with_missing, cardinality
 
 
@@ -552,10 +625,15 @@ def _input_shape(spec: StudySpec, n_features: int) -> list[int]:
 
 def partition(spark, spec: StudySpec, data: Store, workers: int) -> dict:
     """Split prepared train/val into `workers` balanced Parquet partitions (row i → partition i % W)."""
-    from pyspark.sql import functions as F
-
     if workers < 1:
         raise DataError("train.workers", f"{workers} workers", "use at least one worker")
+    with _sql_conf(spark, PREPARE_SQL_CONF):
+        return _partition(spark, data, workers)
+
+
+def _partition(spark, data: Store, workers: int) -> dict:
+    from pyspark.sql import functions as F
+
     meta = data.read_json("meta.json")
     counts = {}
     for split in ("train", "val"):
@@ -564,8 +642,8 @@ def partition(spark, spec: StudySpec, data: Store, workers: int) -> dict:
         # One file per partition directory, rows in _order: readers sort anyway, but this keeps it cheap.
         (df.repartition(workers, "_partition").sortWithinPartitions("_order")
            .write.mode("overwrite").partitionBy("_partition").parquet(data.url(split)))
-        got = {r["_partition"]: r["count"] for r in df.groupBy("_partition").count().collect()}
-        counts[split] = [int(got.get(w, 0)) for w in range(workers)]
+        n = int(meta["rows"][split])  # _order is 0..n-1: partition w holds the i with i % W == w
+        counts[split] = [n // workers + (1 if w < n % workers else 0) for w in range(workers)]
     meta.update({"workers": workers, "counts": counts})
     data.write_json("meta.json", meta)
     return meta
