@@ -476,16 +476,8 @@ def _with_split(spec: StudySpec, df, names: dict[str, str], total: int):
     return df.withColumn("_is_val", is_val).drop("_tie", "_stratum", "_bucket")
 
 
-def _with_order(df, seed: int, rows: int):
-    """(df with `_order`, rows): the shuffle order of a frame that is one split of `rows` rows."""
-    from pyspark.sql import functions as F
-
-    ordered = _with_orders(df.withColumn("_whole", F.lit(False)), seed, {"train": rows, "val": 0}, side="_whole")
-    return ordered.drop("_whole"), rows
-
-
-def _with_orders(df, seed: int, rows: dict, side: str = "_is_val"):
-    """Adds `_order`, each split's dense 0..n-1 shuffle order (`side`: false for train, true for validation;
+def _with_orders(df, seed: int, rows: dict):
+    """Adds `_order`, each split's dense 0..n-1 shuffle order (`_is_val`: false for train, true for validation;
     rows: {split: size}): rank by a seeded hash of (content, copy ordinal) within hash buckets of the split,
     offset by the sizes of the buckets before, so no global window. A split of at most ROWS_PER_GROUP rows is
     one bucket (offset 0); the sizes of the others' buckets come from one small count."""
@@ -494,20 +486,20 @@ def _with_orders(df, seed: int, rows: dict, side: str = "_is_val"):
 
     buckets = {split: max(1, math.ceil(n / ROWS_PER_GROUP)) for split, n in rows.items()}
     df = df.withColumn("_key", F.xxhash64(F.lit(seed), F.lit("order"), "_h", "_copy"))
-    bucket = F.when(F.col(side), F.pmod(F.col("_key"), F.lit(buckets["val"]))) \
+    bucket = F.when(F.col("_is_val"), F.pmod(F.col("_key"), F.lit(buckets["val"]))) \
         .otherwise(F.pmod(F.col("_key"), F.lit(buckets["train"])))
     df = df.withColumn("_bucket", bucket.cast("int"))
     sizes = {}
     if any(b > 1 for b in buckets.values()):
-        sizes = {(r[side], r["_bucket"]): r["count"] for r in df.groupBy(side, "_bucket").count().collect()}
+        sizes = {(r["_is_val"], r["_bucket"]): r["count"] for r in df.groupBy("_is_val", "_bucket").count().collect()}
     starts = {}
     for split, is_val in (("train", False), ("val", True)):
         acc, starts[split] = 0, []
         for b in range(buckets[split]):
             starts[split].append(acc)
             acc += sizes.get((is_val, b), 0)
-    rank = F.row_number().over(Window.partitionBy(side, "_bucket").orderBy("_key", "_h", "_copy")) - 1
-    start = F.when(F.col(side), F.element_at(F.array(*[F.lit(s) for s in starts["val"]]), F.col("_bucket") + 1)) \
+    rank = F.row_number().over(Window.partitionBy("_is_val", "_bucket").orderBy("_key", "_h", "_copy")) - 1
+    start = F.when(F.col("_is_val"), F.element_at(F.array(*[F.lit(s) for s in starts["val"]]), F.col("_bucket") + 1)) \
         .otherwise(F.element_at(F.array(*[F.lit(s) for s in starts["train"]]), F.col("_bucket") + 1))
     return df.withColumn("_order", (start + rank).cast("long")).drop("_key", "_bucket")
 

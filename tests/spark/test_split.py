@@ -150,11 +150,13 @@ def test_order_is_dense_and_spreads_copies(spark):
     df = spark.createDataFrame(pdf.rename(columns=names))
     df, _ = prep._encode_label(spec, df, "_y")
     df = prep._with_split(spec, df, names, len(pdf))
-    ordered, rows = prep._with_order(df, spec.seed, len(pdf))
+    from pyspark.sql import functions as F
+
+    ordered = prep._with_orders(df.withColumn("_is_val", F.lit(False)), spec.seed, {"train": len(pdf), "val": 0})
     plan = ordered._jdf.queryExecution().executedPlan().toString()
     assert "Window [" in plan and "SinglePartition" not in plan  # a global window would gather every row
     out = ordered.select("_order", "_y", "_n0", "_k0").toPandas().sort_values("_order")
-    assert rows == len(pdf) and out["_order"].tolist() == list(range(len(pdf)))
+    assert out["_order"].tolist() == list(range(len(pdf)))
     same_as_next = (out[["_y", "_n0", "_k0"]].to_numpy()[1:] == out[["_y", "_n0", "_k0"]].to_numpy()[:-1]).all(1)
     # 5 distinct feature rows x 2 labels: a shuffled order repeats the previous row ~1/7 of the time, a
     # sorted one almost always.
