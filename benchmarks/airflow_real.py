@@ -85,7 +85,7 @@ def run_airflow(spec_path: Path, work: Path, epochs: int, timeout: float) -> dic
     from scripts.airflow_local import RestClient, poll, wait_for_run
 
     from cerebro_ops import study
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.spec import load_spec
 
     spec = load_spec(spec_path)
     home = work / "airflow"
@@ -142,9 +142,9 @@ def _worker_pids(records: list[dict]) -> dict[int, list]:
 def run_cli(spec_path: Path) -> dict:
     """study.run's steps (the CLI's code path) in this process, each timed; one Spark session for all."""
     from cerebro_ops import study
-    from cerebro_ops.plan import build_plan
+    from cerebro_ops.core.plan import build_plan
     from cerebro_ops.spark.session import get_spark
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.spec import load_spec
 
     spec = load_spec(spec_path)
     t0 = time.time()

@@ -31,7 +31,7 @@ class _Ctx:
         self.dp_model = None
 
     def split(self, data_url: str, meta: dict, split: str, partition: int | None = None):
-        from cerebro_ops.reader import load_partition, load_split
+        from cerebro_ops.data.reader import load_partition, load_split
 
         key = (data_url, split, partition)
         if key not in self.data:
@@ -42,13 +42,13 @@ class _Ctx:
 
 
 def _info(meta: dict):
-    from cerebro_ops.trainer import data_info
+    from cerebro_ops.keras.trainer import data_info
     return data_info(meta)
 
 
 def _build(builder: str, params: dict, meta: dict, seed: int):
     import keras
-    from cerebro_ops.trainer import import_builder
+    from cerebro_ops.keras.trainer import import_builder
 
     keras.utils.set_random_seed(int(seed))
     return import_builder(builder)(dict(params), _info(meta))

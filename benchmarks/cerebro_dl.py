@@ -182,7 +182,7 @@ def run_cerebro_ops(data: Path, n: int, epochs: int, work: Path) -> dict:
 
 
 def run_sequential(mop: dict, epochs: int) -> dict:
-    from cerebro_ops.reader import load_split
+    from cerebro_ops.data.reader import load_split
 
     from .baselines import train_config
 

@@ -40,7 +40,7 @@ def epoch_stats(records: list[dict], workers: int) -> list[dict]:
 
 def run_order(order: str, work: Path, source: Path, rows: int, epochs: int, workers: int) -> dict:
     from cerebro_ops import study
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.spec import load_spec
 
     wl = {"builder": MLP, "data": FLIGHTS_DATA, "epochs": epochs, "workers": workers, "space": GRID}
     (work / order).mkdir(parents=True, exist_ok=True)

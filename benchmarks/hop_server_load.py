@@ -24,8 +24,8 @@ import threading
 import time
 from pathlib import Path
 
-from cerebro_ops.hop_server import HopClient, HopServer
-from cerebro_ops.scheduler import MopScheduler
+from cerebro_ops.mop.hop_server import HopClient, HopServer
+from cerebro_ops.core.scheduler import MopScheduler
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CLIENT_PROCESSES = 4
@@ -173,7 +173,7 @@ def main(argv=None) -> None:
                     help="wake every waiting worker on each change (the old notify_all), for comparison")
     args = ap.parse_args(argv)
     if args.wake_all:
-        import cerebro_ops.hop_server as hs
+        import cerebro_ops.mop.hop_server as hs
         hs._may_run_next = lambda sched, model_id: None
     single = run_single()
     print(f"one worker: connect+handshake p50 {single['connect_p50_ms']} ms, hop round trip p50 "

@@ -31,7 +31,7 @@ def _env() -> None:
 
 
 def spec_for(source: Path, store: Path):
-    from cerebro_ops.spec import parse_spec
+    from cerebro_ops.core.spec import parse_spec
 
     from .run import FLIGHTS_DATA
 

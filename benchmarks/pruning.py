@@ -38,7 +38,7 @@ def write_spec(work: Path, source: Path, configs: int, epochs: int, pruning: dic
 
 def run_study(spec_path: Path) -> dict:
     from cerebro_ops import study
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.spec import load_spec
 
     spec = load_spec(str(spec_path))
     t0 = time.time()

@@ -143,7 +143,7 @@ def write_spec(name: str, wl: dict, work: Path, source: Path) -> Path:
 
 def run_mop(spec_path: Path) -> dict:
     from cerebro_ops import study
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.spec import load_spec
 
     spec = load_spec(str(spec_path))
     prog = _Progress()
@@ -193,7 +193,7 @@ def run_airflow(spec_path: Path, work: Path, timeout: int = 1200) -> dict:
     if p.returncode != 0:
         return {"status": "failed", "step": "dags test", "wall_s": wall, "log_tail": (p.stdout + p.stderr)[-3000:]}
     from cerebro_ops import study
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.spec import load_spec
 
     spec = load_spec(str(spec_path))
     run_id = study.latest_run(spec)

@@ -1,6 +1,6 @@
 """The MOP scheduler on a simulated clock: makespan of today's hop order vs the cost-aware one.
 
-`python -m benchmarks.simulate [--quick]` runs the pure scheduler (cerebro_ops.scheduler + hop_order) event by
+`python -m benchmarks.simulate [--quick]` runs the pure scheduler (cerebro_ops.core.scheduler + hop_order) event by
 event: W workers ask for work, a unit takes its drawn time, and when a unit ends its worker and the worker of
 the model's next partition ask again (as the hop server wakes them). No TensorFlow, no Spark, no sleeping.
 
@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from cerebro_ops.hop_order import HopOrder, LeastAdvancedFirst, LongestRemainingWorkFirst, unit_costs
-from cerebro_ops.scheduler import TRAIN, MopScheduler
+from cerebro_ops.core.hop_order import HopOrder, LeastAdvancedFirst, LongestRemainingWorkFirst, unit_costs
+from cerebro_ops.core.scheduler import TRAIN, MopScheduler
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LEVELS = (1.0, 5.0, 20.0)   # seconds per hop of a light, medium and heavy model

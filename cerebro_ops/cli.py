@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import CerebroError
+from cerebro_ops.core.errors import CerebroError
 
 
 class Progress:
@@ -78,7 +78,7 @@ def _overrides(args) -> dict:
 
 
 def cmd_validate(args) -> int:
-    from . import study
+    from cerebro_ops import study
     spec = study.validate(args.spec, _overrides(args), check_model=not args.no_model_check)
     print(f"OK: study {spec.name!r} (DAG {spec.dag_id}), {spec.search.method} search, "
           f"{spec.train.epochs} epochs, {spec.train.workers} workers, metric {spec.train.metric} "
@@ -87,10 +87,10 @@ def cmd_validate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from . import study
-    from .leaderboard import format_table
-    from .prepare_summary import summary_lines
-    from .search import sample_configs
+    from cerebro_ops import study
+    from cerebro_ops.core.leaderboard import format_table
+    from cerebro_ops.core.prepare_summary import summary_lines
+    from cerebro_ops.core.search import sample_configs
 
     spec = study.validate(args.spec, _overrides(args))
     run_id = args.run_id
@@ -117,9 +117,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    from . import study
-    from .leaderboard import format_table, leaderboard_rows
-    from .spec import load_spec
+    from cerebro_ops import study
+    from cerebro_ops.core.leaderboard import format_table, leaderboard_rows
+    from cerebro_ops.core.spec import load_spec
 
     spec = load_spec(args.spec)
     run_id = args.run_id or study.latest_run(spec)
@@ -135,8 +135,8 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from .replay import replay
-    from .spec import load_spec
+    from cerebro_ops.replay import replay
+    from cerebro_ops.core.spec import load_spec
     spec = load_spec(args.spec)
     t0 = time.time()
     new_id, diffs = replay(spec, args.run_id)
@@ -149,7 +149,7 @@ def cmd_replay(args) -> int:
 
 
 def cmd_make_data(args) -> int:
-    from .example_data import make_example_data
+    from cerebro_ops.example_data import make_example_data
     path = make_example_data(args.name, Path(args.out), **({"rows": args.rows} if args.rows else {}))
     print(path)
     return 0
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .output import configure
+    from cerebro_ops.core.output import configure
 
     args = build_parser().parse_args(argv)
     configure(verbose=getattr(args, "verbose", False))  # before Spark or TensorFlow start

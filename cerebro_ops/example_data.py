@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from cerebro_ops.core.errors import DataError
 
 DATASETS = ("dummy", "flights", "digits")
 FLIGHT_NUMERIC = ["month", "day", "dep_time", "sched_dep_time", "dep_delay", "sched_arr_time", "distance", "hour",

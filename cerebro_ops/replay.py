@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from .run_state import RunState
-from .spec import StudySpec
+from cerebro_ops.core.run_state import RunState
+from cerebro_ops.core.spec import StudySpec
 
 
 def hop_orders(spec: StudySpec, run_id: str) -> dict:
     """{(epoch, model_id): [partition, ...]} in hop order, from the run's hop records."""
-    from . import study
+    from cerebro_ops import study
 
     out: dict = {}
     for r in sorted(study.hop_records(spec, run_id), key=lambda r: (r["epoch"], r["model_id"], r["hop"])):
@@ -39,7 +39,7 @@ def history_diff(a: RunState, b: RunState, tol: float = 1e-6) -> list[str]:
 def replay(spec: StudySpec, run_id: str, launcher=None, spark=None) -> tuple[str, list[str]]:
     """Re-run `run_id` under a new run id (beside it, in the same store); returns (new run id, differences in
     configs, metrics and hop order -- empty when the replay reproduces the run)."""
-    from . import study
+    from cerebro_ops import study
 
     recorded = study.load_run(spec, run_id)
     prepared_with = study.run_spec(spec, recorded)  # the run's snapshot, kept where `spec` found the run

@@ -17,7 +17,7 @@ from typing import Any
 
 import fsspec
 
-from .errors import StoreError
+from cerebro_ops.core.errors import StoreError
 
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9_.=+\-]+$")
 

@@ -1,7 +1,7 @@
 """A study run, step by step: prepare → partition → (epoch 1..N of batch b, next batch)... → select → register.
 
 The CLI and the Airflow operators call these same functions. Every step reads and writes the run's state
-(:class:`~cerebro_ops.run_state.RunState`, saved by its :class:`~cerebro_ops.run_state.RunRepository`
+(:class:`~cerebro_ops.core.run_state.RunState`, saved by its :class:`~cerebro_ops.core.run_state.RunRepository`
 atomically after the step's work is safe), so any step can be re-run: a finished step is a no-op, an
 interrupted epoch resumes from its hop records.
 
@@ -21,16 +21,16 @@ import math
 import uuid
 from typing import Callable
 
-from .errors import DataError, StudyFailed
-from .leaderboard import best_value, leaderboard_rows
-from .prepare_summary import summary_lines
-from .row_hashes import row_hashes
-from .tracking import TRAIN_ROWS_COLUMNS_TAG, TRAIN_ROWS_SHA_TAG
-from .run_state import EpochEntry, ModelRecord, ModelStatus, ReplayOf, RunRepository, RunState, TpeBatches
-from .search import sample_configs
-from .source import check_source
-from .source_policy import no_values_in_errors
-from .spec import StudySpec, load_spec, spec_from_dict
+from cerebro_ops.core.errors import DataError, StudyFailed
+from cerebro_ops.core.leaderboard import best_value, leaderboard_rows
+from cerebro_ops.core.prepare_summary import summary_lines
+from cerebro_ops.core.row_hashes import row_hashes
+from cerebro_ops.mlflow.tracking import TRAIN_ROWS_COLUMNS_TAG, TRAIN_ROWS_SHA_TAG
+from cerebro_ops.core.run_state import EpochEntry, ModelRecord, ModelStatus, ReplayOf, RunRepository, RunState, TpeBatches
+from cerebro_ops.core.search import sample_configs
+from cerebro_ops.data.source import check_source
+from cerebro_ops.core.source_policy import no_values_in_errors
+from cerebro_ops.core.spec import StudySpec, load_spec, spec_from_dict
 
 log = logging.getLogger("cerebro_ops.study")
 
@@ -62,7 +62,7 @@ def open_run(spec: StudySpec, run_id: str) -> tuple[RunRepository, RunState, Stu
     snapshot = run_spec(spec, state)
     if snapshot.search.method == "tpe" and state.tpe is None and state.prepared:
         # prepared before TPE batches were part of the state: its models so far are the first batch
-        from .tpe import planned_sizes
+        from cerebro_ops.core.tpe import planned_sizes
         state.tpe = TpeBatches([list(state.models)], planned_sizes(snapshot, state.replay_of))
     return repo, state, snapshot
 
@@ -77,20 +77,20 @@ def load_state(spec: StudySpec, run_id: str) -> dict:
 
 
 def _tracker(spec: StudySpec):
-    from .tracking import Tracker
+    from cerebro_ops.mlflow.tracking import Tracker
     return Tracker(spec.runtime.tracking_uri, spec.runtime.experiment)
 
 
 def _spark(spec: StudySpec, spark):
     if spark is not None:
         return spark
-    from .spark.session import get_spark
+    from cerebro_ops.spark.session import get_spark
     return get_spark(spec.runtime.spark_master, app_name=f"cerebro-{spec.name}")
 
 
 def provisional_info(spec: StudySpec):
     """Data shape as far as the spec tells, to check the builder before any data work."""
-    from .trainer import DataInfo
+    from cerebro_ops.keras.trainer import DataInfo
     d = spec.data
     if len(d.feature_columns) == 1 and d.arrays:
         shape = d.arrays[0].shape
@@ -104,7 +104,7 @@ def provisional_info(spec: StudySpec):
 
 def validate(spec_path: str, overrides: dict | None = None, check_model: bool = True) -> StudySpec:
     """Everything that can be checked before work starts: spec, overrides, builder, data source."""
-    from .params import validate_overrides
+    from cerebro_ops.core.params import validate_overrides
 
     spec = load_spec(spec_path)
     overrides = validate_overrides(spec, overrides or {})
@@ -118,7 +118,7 @@ def validate(spec_path: str, overrides: dict | None = None, check_model: bool = 
 
 def check_model_builder(spec: StudySpec, params: dict) -> None:
     """Build the model of one config on the driver: a broken builder fails here, before any run exists."""
-    from .trainer import check_builder
+    from cerebro_ops.keras.trainer import check_builder
 
     check_builder(spec.model_builder, params, provisional_info(spec), spec.train.metric)
 
@@ -130,9 +130,9 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
     The effective spec (`spec` with the validated `overrides`) is snapshotted in the run state: every later
     step uses it. `replay_of`: the state of an earlier run whose recorded configs (and TPE batches) are used
     instead of sampling (``cerebro-ops replay``)."""
-    from .params import validate_overrides
-    from .spark import prepare as prep
-    from .tpe import planned_sizes, replay_configs
+    from cerebro_ops.core.params import validate_overrides
+    from cerebro_ops.spark import prepare as prep
+    from cerebro_ops.core.tpe import planned_sizes, replay_configs
 
     overrides = validate_overrides(spec, overrides or {})
     repo = repository(spec, run_id)
@@ -175,7 +175,7 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
 
 
 def partition(spec: StudySpec, run_id: str, spark=None) -> RunState:
-    from .spark import prepare as prep
+    from cerebro_ops.spark import prepare as prep
 
     repo, state, snapshot = open_run(spec, run_id)
     if state.partitioned:
@@ -216,8 +216,8 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
 
     Idempotent: a finished epoch is not trained again; an epoch or batch beyond the run's (a run triggered
     with fewer epochs or configs than the DAG has steps for) is a no-op."""
-    from .epoch import EpochContext, EpochDriver, FaultHooks
-    from .hop_server import HopTimeouts
+    from cerebro_ops.mop.epoch import EpochContext, EpochDriver, FaultHooks
+    from cerebro_ops.mop.hop_server import HopTimeouts
 
     repo, state, snapshot = open_run(spec, run_id)
     skip = _epoch_skip(state, epoch, batch)
@@ -230,7 +230,7 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
     if live:
         tracker.warm_up()  # a new task process opens MLflow while the epoch trains, not after it
         if launcher is None:
-            from .spark.epoch_job import spark_launcher
+            from cerebro_ops.spark.epoch_job import spark_launcher
             launcher = spark_launcher(_spark(snapshot, spark), snapshot.train.workers)
         train = snapshot.train
         replayed = repository(spec, state.replay_of.run_id).store if state.replay_of else None
@@ -287,7 +287,7 @@ def _track_epoch_end(tracker, store, rec: ModelRecord, spec: StudySpec, epoch: i
 
 def _prune(spec: StudySpec, state: RunState, epoch: int) -> set[str]:
     """Models to stop after this epoch; the last epoch prunes nothing (they are all finished)."""
-    from .pruning import make_pruner, to_minimise
+    from cerebro_ops.core.pruning import make_pruner, to_minimise
 
     if epoch >= state.epochs:
         return set()
@@ -314,7 +314,7 @@ def _end_child(tracker, rec: ModelRecord, tags: dict | None = None) -> None:
 def next_batch(spec: StudySpec, run_id: str, batch: int) -> dict:
     """Tell Optuna the results of batch `batch` and ask batch `batch + 1`: its models (and their MLflow child
     runs) join the run with a fresh epoch counter. Idempotent; a no-op past the run's last batch."""
-    from .tpe import next_configs
+    from cerebro_ops.core.tpe import next_configs
 
     repo, state, snapshot = open_run(spec, run_id)
     if batch + 1 >= state.batch_count:
@@ -341,7 +341,7 @@ def next_batch(spec: StudySpec, run_id: str, batch: int) -> dict:
 
 
 def hop_records(spec: StudySpec, run_id: str) -> list[dict]:
-    from .epoch import load_records
+    from cerebro_ops.mop.epoch import load_records
     repo = repository(spec, run_id)
     recs = [r for e in range(1, repo.load().epochs + 1) for r in load_records(repo.store, e)]
     return sorted(recs, key=lambda r: (r["start"], r["epoch"], r["model_id"]))
@@ -352,8 +352,8 @@ def hop_table(records: list[dict], seed: int, store, child_runs: dict[str, str |
     train hop (as EpochPass.payload derives it), the checkpoint it wrote (store URI and sha256) and, for a
     config's last hop of an epoch, that checkpoint's copy in its child run (``mlflow_ckpt``). With the
     partition data, these rows are enough to replay any epoch from an MLflow checkpoint."""
-    from .epoch import derive_seed
-    from .tracking import checkpoint_artifact
+    from cerebro_ops.mop.epoch import derive_seed
+    from cerebro_ops.mlflow.tracking import checkpoint_artifact
 
     last_hop: dict[tuple, int] = {}
     for r in records:
@@ -410,8 +410,8 @@ def register(spec: StudySpec, run_id: str) -> dict:
     its registered model), with the compiled metric in the label's units.
     The decision is kept in the run state (`registered`), as tags of the parent run, and on the new model version.
     """
-    from .encoding import Encoding
-    from .reader import load_raw_split
+    from cerebro_ops.core.encoding import Encoding
+    from cerebro_ops.data.reader import load_raw_split
 
     repo, state, snapshot = open_run(spec, run_id)
     if state.registered:
@@ -467,7 +467,7 @@ def _comparison_rows(tracker, current: dict | None, val_rows, columns: list[str]
     """(the validation rows challenger and champion are compared on, how they were chosen). Rows the champion
     trained on (by the content hashes its registration recorded) are left out: on them it would look better
     than it is. When it recorded none, or no row is left, all rows are used and the decision says so."""
-    from .row_hashes import unseen
+    from cerebro_ops.core.row_hashes import unseen
 
     if current is None:
         return val_rows, _ON_ROWS
@@ -497,7 +497,7 @@ def _model_description(spec: StudySpec) -> str:
 
 def _selected_model(repo, state, snapshot: StudySpec, best: str):
     """The selected config's Keras model, restored from its best-epoch checkpoint."""
-    from .trainer import HopTrainer, data_info
+    from cerebro_ops.keras.trainer import HopTrainer, data_info
 
     row = next(r for r in leaderboard_rows(state, snapshot.train.metric, snapshot.train.direction)
                if r["model_id"] == best)
@@ -513,7 +513,7 @@ def _score_champion(tracker, current: dict | None, val_rows, snapshot: StudySpec
     The champion is loaded as data only (its Keras file in safe mode and its encoding JSON, each checked against
     the sha256 recorded at its registration: champion_check.py), never as the pyfunc it is registered as:
     whoever can write the registry could point the alias at a model whose Python code would run here."""
-    from .champion_check import UntrustedChampion
+    from cerebro_ops.keras.champion_check import UntrustedChampion
 
     if current is None:
         return None, None
@@ -542,8 +542,8 @@ def _promotion_reason(metric: str, challenger: float, champ: float | None, curre
 
 def _metric_of(model, encoding, rows, key: str) -> float:
     """The compiled metric `key` of `model` on raw `rows` (features and label), encoded by `encoding`."""
-    from .encoding import in_label_units, loss_name
-    from .serving import keras_inputs
+    from cerebro_ops.core.encoding import in_label_units, loss_name
+    from cerebro_ops.keras.serving import keras_inputs
 
     if encoding.label not in rows.columns:
         raise DataError(encoding.label, "the validation rows have no label column", "score rows with their label")
@@ -571,7 +571,7 @@ def _json_line(r: dict) -> str:
 def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = None, spark=None,
         launcher=None, progress=None, register_model: bool = True, replay_of: RunState | None = None) -> dict:
     """Every step of the run's plan in one process with one Spark session (the CLI path)."""
-    from .plan import build_plan
+    from cerebro_ops.core.plan import build_plan
 
     run_id = run_id or new_run_id()
     state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of)

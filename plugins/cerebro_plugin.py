@@ -163,7 +163,7 @@ def _links(spec):
 
 def _usable_run_id(run_id: str, study_name: str) -> None:
     """404 for a run id that cannot name a run folder (e.g. '..'), after the access check has passed."""
-    from cerebro_ops.errors import StoreError
+    from cerebro_ops.core.errors import StoreError
     from cerebro_ops.store import safe_run_id
 
     try:

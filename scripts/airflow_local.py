@@ -173,7 +173,7 @@ def warm_spark(url: str, tasks: int, every: float = KEEP_WARM_S) -> None:
     the session every epoch task joins, then touch them every `every` s: Spark stops Python workers that
     have been idle for a minute (a fixed timeout), e.g. during a long prepare step or between DAG runs, and
     the next epoch would import TensorFlow again."""
-    from cerebro_ops.output import worker_environment
+    from cerebro_ops.core.output import worker_environment
     from cerebro_ops.spark.session import get_spark
 
     spark = get_spark(url)
@@ -181,7 +181,7 @@ def warm_spark(url: str, tasks: int, every: float = KEEP_WARM_S) -> None:
 
     def body(batches):
         os.environ.update(env)  # as spark_entry does before TensorFlow's first import
-        import cerebro_ops.trainer  # noqa: F401
+        import cerebro_ops.keras.trainer  # noqa: F401
         yield from batches
 
     def touch():

@@ -1,4 +1,4 @@
-"""Builders used only by tests/test_trainer.py (imported as 'tests.builders_for_tests:<name>')."""
+"""Builders used only by tests/keras/test_trainer.py (imported as 'tests.builders_for_tests:<name>')."""
 from __future__ import annotations
 
 import keras

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from cerebro_ops.epoch import run_in_threads
-from cerebro_ops.errors import StoreError
-from cerebro_ops.hop_server import HopClient, HopServer
+from cerebro_ops.mop.epoch import run_in_threads
+from cerebro_ops.core.errors import StoreError
+from cerebro_ops.mop.hop_server import HopClient, HopServer
 from cerebro_ops.store import Store
 
 
@@ -78,7 +78,7 @@ def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, c
 
 
 class ServerCapture:
-    """Stands in for HopServer (monkeypatched into cerebro_ops.epoch): builds the real one and keeps it, so a
+    """Stands in for HopServer (monkeypatched into cerebro_ops.mop.epoch): builds the real one and keeps it, so a
     test can read what the server saw (peers, refusals) after the epoch."""
 
     def __init__(self):

@@ -91,7 +91,7 @@ def write_spec(path: Path, raw: dict) -> Path:
 def walk_steps(spec, run_id: str, launcher, plan_spec=None, until=None, overrides=None) -> list:
     """The run's steps one by one, as the Airflow DAG runs them (each its own call); `until(step)` stops
     before a step. Returns the results of the epoch and next_batch steps."""
-    from cerebro_ops.plan import build_plan
+    from cerebro_ops.core.plan import build_plan
 
     out = []
     for step in build_plan(plan_spec or spec):

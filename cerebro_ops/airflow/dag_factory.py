@@ -1,9 +1,9 @@
 """YAML study specs → Airflow DAGs (Airflow 3, ``airflow.sdk``).
 
-One DAG per spec, ``cerebro_<name>``, with the steps of :func:`cerebro_ops.plan.build_plan`:
+One DAG per spec, ``cerebro_<name>``, with the steps of :func:`cerebro_ops.core.plan.build_plan`:
 prepare → partition → epoch_1..N → select → register; for TPE, each batch is a TaskGroup ``batch_<b>`` holding its
 ``epoch_<e>`` tasks and (all but the last) a ``next_batch`` task. Trigger Params from
-:func:`cerebro_ops.params.trigger_params`. A run triggered with fewer epochs or configs than the DAG's maximum
+:func:`cerebro_ops.core.params.trigger_params`. A run triggered with fewer epochs or configs than the DAG's maximum
 skips the extra steps; the steps after them run anyway (trigger rule ``none_failed``).
 
 * A broken spec never hides the others: it becomes a placeholder DAG ``cerebro_<stem>_invalid`` (tag
@@ -28,10 +28,10 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, TaskGroup, TriggerRule
 
-from ..params import trigger_params
-from ..plan import Step, build_plan, tpe_batches
-from ..spec import StudySpec, load_spec
-from .operators import OPERATORS, DataLandedOperator, InvalidSpecOperator
+from cerebro_ops.core.params import trigger_params
+from cerebro_ops.core.plan import Step, build_plan, tpe_batches
+from cerebro_ops.core.spec import StudySpec, load_spec
+from cerebro_ops.airflow.operators import OPERATORS, DataLandedOperator, InvalidSpecOperator
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ _SUMMARY_MAX_STR = 500
 
 
 class CerebroStepOperator(BaseOperator):
-    """One step of a cerebro-ops study run (see :mod:`cerebro_ops.plan`). Subclasses implement :meth:`run_step`."""
+    """One step of a cerebro-ops study run (see :mod:`cerebro_ops.core.plan`). Subclasses implement :meth:`run_step`."""
 
     template_fields = ("spec_path",)
     ui_color = "#e8f1fb"
@@ -44,8 +44,8 @@ class CerebroStepOperator(BaseOperator):
     def execute(self, context: Any) -> Any:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from ..errors import FieldError, StudyFailed
-        from ..spec import load_spec
+        from cerebro_ops.core.errors import FieldError, StudyFailed
+        from cerebro_ops.core.spec import load_spec
 
         run_id = _run_id(context)
         try:
@@ -93,9 +93,9 @@ class SparkStepOperator(CerebroStepOperator):
 
     def spark(self, spec: Any):
         """This task's Spark session (reused if this process has one on the same master)."""
-        from ..spark.session import get_spark
+        from cerebro_ops.spark.session import get_spark
 
-        from ..spark.job_tags import new_task_tag, tag_jobs
+        from cerebro_ops.spark.job_tags import new_task_tag, tag_jobs
 
         master = self.resolve_master(spec)
         self.log.info("Spark master: %s", master.split(";", 1)[0])  # never log sc:// tokens
@@ -113,7 +113,7 @@ class SparkStepOperator(CerebroStepOperator):
         if self._job_tag is None or "pyspark" not in sys.modules:  # this task never joined Spark
             return
         try:
-            from ..spark.job_tags import cancel_task_jobs
+            from cerebro_ops.spark.job_tags import cancel_task_jobs
 
             sent = cancel_task_jobs(self._job_tag)
             self.log.info("cancelled this task's Spark jobs (tag %s, %d cancel(s))", self._job_tag, sent)
@@ -125,8 +125,8 @@ class CerebroPrepareOperator(SparkStepOperator):
     """Checks the trigger's Params first (an unknown or bad one fails before Spark starts), then prepares."""
 
     def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
-        from .. import study
-        from ..params import validate_overrides
+        from cerebro_ops import study
+        from cerebro_ops.core.params import validate_overrides
 
         overrides = validate_overrides(spec, dict(context.get("params") or {}))
         tags = {"airflow.dag_id": _dag_id(context, self), "airflow.run_id": run_id}
@@ -137,7 +137,7 @@ class CerebroPrepareOperator(SparkStepOperator):
 
 class CerebroPartitionOperator(SparkStepOperator):
     def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
-        from .. import study
+        from cerebro_ops import study
 
         study.partition(spec, run_id, spark=self.spark(spec))
         return None
@@ -153,11 +153,11 @@ class CerebroEpochOperator(SparkStepOperator):
         self.batch = batch
 
     def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
-        from .. import study
+        from cerebro_ops import study
 
         trains = study.epoch_needs_training(spec, run_id, self.epoch, self.batch)
         if trains:  # the epoch's tracking needs MLflow: import it while this task joins Spark
-            from ..tracking import preload_mlflow
+            from cerebro_ops.mlflow.tracking import preload_mlflow
             preload_mlflow(spec.runtime.tracking_uri)
         return study.run_epoch(spec, run_id, self.epoch, self.batch, spark=self.spark(spec) if trains else None)
 
@@ -170,21 +170,21 @@ class CerebroNextBatchOperator(CerebroStepOperator):
         self.batch = batch
 
     def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
-        from .. import study
+        from cerebro_ops import study
 
         return study.next_batch(spec, run_id, self.batch)
 
 
 class CerebroSelectOperator(CerebroStepOperator):
     def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
-        from .. import study
+        from cerebro_ops import study
 
         return study.select(spec, run_id)
 
 
 class CerebroRegisterOperator(CerebroStepOperator):
     def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
-        from .. import study
+        from cerebro_ops import study
 
         return study.register(spec, run_id)
 

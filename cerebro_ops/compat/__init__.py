@@ -19,7 +19,7 @@ Differences from the original, on purpose:
   other parameters (it is read once on the driver).
 """
 
-from ..spark.session import spark_env as _spark_env
+from cerebro_ops.spark.session import spark_env as _spark_env
 
 # Ported scripts create their SparkSession themselves, before any of our calls: point Spark's Python
 # workers at this interpreter (where TensorFlow lives) as soon as the compat API is imported.

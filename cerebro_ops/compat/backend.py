@@ -9,7 +9,7 @@ class SparkBackend:
     def __init__(self, spark_context=None, num_workers: int | None = None, start_timeout: int = 600,
                  verbose: int = 1, nics=None, data_readers_pool_type: str = "thread",
                  num_data_readers: int = 10, **kwargs):
-        from ..spark.session import spark_env
+        from cerebro_ops.spark.session import spark_env
 
         spark_env()
         from pyspark.sql import SparkSession

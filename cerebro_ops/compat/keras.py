@@ -144,8 +144,8 @@ class SparkModel:
 
     def predict(self, pdf) -> np.ndarray:
         """Model outputs for rows with the feature columns as the study read them (see feature_columns_of)."""
-        from ..encoding import Encoding
-        from ..trainer import model_inputs
+        from cerebro_ops.core.encoding import Encoding
+        from cerebro_ops.keras.trainer import model_inputs
 
         model = self.keras()
         x = Encoding.from_meta(self._meta).encode(pdf)  # the prepare step's encoding, rebuilt from meta.json

@@ -11,8 +11,8 @@ import sys
 import uuid
 from typing import Any, Callable
 
-from ..spec import SPARK_MASTER_RE, default_direction, parse_spec
-from .keras import BUILDER, GEN_FN_KEY, SparkModel, estimator, feature_columns_of
+from cerebro_ops.core.spec import SPARK_MASTER_RE, default_direction, parse_spec
+from cerebro_ops.compat.keras import BUILDER, GEN_FN_KEY, SparkModel, estimator, feature_columns_of
 
 log = logging.getLogger("cerebro_ops.compat")
 
@@ -131,7 +131,7 @@ class ModelSearch:
 
     def fit_on_prepared_data(self, dataset_idx=None) -> ModelSelectionResult:
         """Run again on the data the last .fit of this study name wrote to the store."""
-        from ..store import Store
+        from cerebro_ops.store import Store
 
         files = Store(self.store.uri).sub(self.name, "input")
         if not files.exists("columns.json"):
@@ -143,7 +143,7 @@ class ModelSearch:
     def _write_input(self, df) -> dict:
         from pyspark.sql import functions as F
 
-        from ..store import Store
+        from cerebro_ops.store import Store
 
         files = Store(self.store.uri).sub(self.name, "input")
         label = self.label_columns[0]
@@ -180,7 +180,7 @@ class ModelSearch:
     def _pickle_gen_fn(self) -> str:
         import cloudpickle
 
-        from ..store import Store
+        from cerebro_ops.store import Store
 
         fn = self.estimator_gen_fn
         mod = sys.modules.get(getattr(fn, "__module__", "") or "")
@@ -229,9 +229,9 @@ class ModelSearch:
             "runtime": runtime})
 
     def _run(self, data: dict) -> ModelSelectionResult:
-        from .. import study
-        from ..search import sample_configs
-        from ..trainer import check_builder
+        from cerebro_ops import study
+        from cerebro_ops.core.search import sample_configs
+        from cerebro_ops.keras.trainer import check_builder
 
         if self.verbose:
             logging.getLogger("cerebro_ops").setLevel(logging.INFO if self.verbose > 1 else logging.WARNING)
@@ -249,8 +249,8 @@ class ModelSearch:
         return self._result(spec, run_id, result["leaderboard"])
 
     def _result(self, spec, run_id: str, rows: list[dict]) -> ModelSelectionResult:
-        from .. import study
-        from ..store import run_store
+        from cerebro_ops import study
+        from cerebro_ops.store import run_store
 
         state = study.load_run(spec, run_id)
         meta = state.meta
@@ -274,7 +274,7 @@ class ModelSearch:
 
 def _loader(files, meta: dict, params: dict, row: dict):
     def load():
-        from ..trainer import HopTrainer, data_info
+        from cerebro_ops.keras.trainer import HopTrainer, data_info
 
         if not row["ckpt"]:
             raise RuntimeError(f"{row['model_id']} has no checkpoint ({row['status']})")

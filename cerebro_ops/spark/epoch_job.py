@@ -8,10 +8,10 @@ import threading
 import uuid
 from functools import partial
 
-from ..errors import ClusterError
-from ..output import worker_environment
-from ..worker import EpochTask, spark_entry
-from .job_tags import add_tag, interrupt_tag, remove_tag
+from cerebro_ops.core.errors import ClusterError
+from cerebro_ops.core.output import worker_environment
+from cerebro_ops.mop.worker import EpochTask, spark_entry
+from cerebro_ops.spark.job_tags import add_tag, interrupt_tag, remove_tag
 
 log = logging.getLogger("cerebro_ops.spark")
 

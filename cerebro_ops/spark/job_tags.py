@@ -63,7 +63,7 @@ def tag_jobs(spark, tag: str) -> None:
 def cancel_task_jobs(tag: str) -> int:
     """Interrupt the jobs tagged ``tag`` and the epoch jobs launched in this process; how many cancels were
     sent. Jobs of other tasks sharing the session are left alone."""
-    from .epoch_job import cancel_running_launchers
+    from cerebro_ops.spark.epoch_job import cancel_running_launchers
 
     with _lock:
         sessions = list(_tagged.get(tag, ()))

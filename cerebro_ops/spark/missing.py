@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 
-from ..errors import DataError
-from ..prepare_summary import worst_columns
-from ..spec import DATETIME_PARTS, StudySpec
+from cerebro_ops.core.errors import DataError
+from cerebro_ops.core.prepare_summary import worst_columns
+from cerebro_ops.core.spec import DATETIME_PARTS, StudySpec
 
 # A numeric column whose std is this small next to its mean is constant: scaling by it would turn float noise
 # (or any new value at serving) into huge inputs, so it is scaled by max(|mean|, 1) instead.
@@ -40,7 +40,7 @@ def count_missing(spec: StudySpec, df, names: dict[str, str]) -> dict:
     value for a classifier, so that its classes come from the same pass."""
     from pyspark.sql import functions as F
 
-    from ..source import MAX_CLASSES
+    from cerebro_ops.data.source import MAX_CLASSES
 
     d = spec.data
     label = F.col(names[d.label])
@@ -117,7 +117,7 @@ def numeric_stats(spec: StudySpec, df, names: dict[str, str]) -> tuple[dict, dic
     partition's partial aggregate sees the same train values in the same order as over a filtered frame."""
     from pyspark.sql import functions as F
 
-    from .prepare import numeric_slots
+    from cerebro_ops.spark.prepare import numeric_slots
 
     d = spec.data
     is_train = ~F.col("_is_val")

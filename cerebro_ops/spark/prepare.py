@@ -15,13 +15,13 @@ import contextlib
 import math
 from typing import Any
 
-from ..encoding import NA_TOKENS
-from ..errors import DataError
-from ..prepare_summary import build_summary
-from ..spec import DATETIME_PARTS, StudySpec
-from ..source import MAX_CLASSES, _check_columns_present, source_uri
-from ..store import Store
-from . import missing
+from cerebro_ops.core.encoding import NA_TOKENS
+from cerebro_ops.core.errors import DataError
+from cerebro_ops.core.prepare_summary import build_summary
+from cerebro_ops.core.spec import DATETIME_PARTS, StudySpec
+from cerebro_ops.data.source import MAX_CLASSES, _check_columns_present, source_uri
+from cerebro_ops.store import Store
+from cerebro_ops.spark import missing
 
 OTHER = "<other>"  # name of the one-hot slot for categories outside the top max_categories
 MISSING = "<missing>"  # the slot of a missing value: a categorical's own category, a numeric's 0/1 indicator

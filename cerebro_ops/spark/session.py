@@ -41,7 +41,7 @@ logger.pyshell.level = error
 
 def spark_env() -> None:
     """Workers must run this interpreter (TensorFlow lives in its venv) and bind to loopback locally."""
-    from ..output import quiet_libraries
+    from cerebro_ops.core.output import quiet_libraries
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -66,7 +66,7 @@ def quiet_log4j2_file() -> str:
 def follow_output_level(spark) -> None:
     """Spark's log level and the Python workers' environment (TensorFlow's C++ log level, quiet or verbose)
     follow the driver's; also for a session created before (a user's own, or one reused across runs)."""
-    from ..output import spark_log_level, worker_environment
+    from cerebro_ops.core.output import spark_log_level, worker_environment
 
     spark.sparkContext.setLogLevel(spark_log_level())
     # pyspark ships SparkContext.environment with every Python function; workers start with it.
@@ -79,9 +79,9 @@ def get_spark(master: str, app_name: str = "cerebro-ops"):
     from pyspark.sql import SparkSession
 
     if master.startswith("sc://"):  # every task joins one shared session: warm Python workers
-        from .connect import connect_session
+        from cerebro_ops.spark.connect import connect_session
         return connect_session(master)
-    from ..output import is_verbose, worker_environment
+    from cerebro_ops.core.output import is_verbose, worker_environment
 
     master = with_task_retries(master)
     active = SparkSession.getActiveSession()

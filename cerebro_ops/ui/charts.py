@@ -10,7 +10,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from .views import Curve
+from cerebro_ops.ui.views import Curve
 
 # Tableau-like colours, distinguishable on white; configs beyond 20 reuse them (the legend names each).
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..leaderboard import best_value
-from ..prepare_summary import summary_lines
-from ..run_state import STATE_FILE, ModelRecord, ModelStatus, RunState
-from ..spec import StudySpec, load_spec
-from ..store import Store, run_store
+from cerebro_ops.core.leaderboard import best_value
+from cerebro_ops.core.prepare_summary import summary_lines
+from cerebro_ops.core.run_state import STATE_FILE, ModelRecord, ModelStatus, RunState
+from cerebro_ops.core.spec import StudySpec, load_spec
+from cerebro_ops.store import Store, run_store
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -89,7 +89,7 @@ def load_state(spec: StudySpec, run_id: str) -> RunState | None:
 
 def effective(spec: StudySpec, state: RunState) -> StudySpec:
     """The spec the run trains with: its snapshot (older runs: this spec with the run's overrides)."""
-    from ..spec import spec_from_dict
+    from cerebro_ops.core.spec import spec_from_dict
 
     try:
         return spec_from_dict(state.spec) if state.spec is not None else spec.with_overrides(**state.overrides)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import types
 
-from cerebro_ops.tpe import batch_sizes
+from cerebro_ops.core.tpe import batch_sizes
 
 
 def make(calls: list) -> types.ModuleType:

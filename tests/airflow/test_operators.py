@@ -91,9 +91,9 @@ def test_bad_params_fail_prepare_before_spark_and_without_retry(spec_path, fake_
                                                                 params, field):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from cerebro_ops.errors import ParamsError
-    from cerebro_ops.params import validate_overrides
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.errors import ParamsError
+    from cerebro_ops.core.params import validate_overrides
+    from cerebro_ops.core.spec import load_spec
 
     with pytest.raises(ParamsError) as expected:
         validate_overrides(load_spec(spec_path), params)
@@ -158,7 +158,7 @@ def test_partition_uses_spark(spec_path, fake_study, fake_spark, connections):
 
 
 def test_every_plan_kind_has_its_own_operator():
-    from cerebro_ops.plan import KINDS
+    from cerebro_ops.core.plan import KINDS
 
     ops = _ops().OPERATORS
     assert set(ops) == set(KINDS)
@@ -179,7 +179,7 @@ def test_invalid_spec_at_execute_fails_fast(tmp_path, fake_study, fake_spark, co
 def test_master_resolution(spec_path, connections):
     from airflow.sdk import Connection
 
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.spec import load_spec
 
     spec = load_spec(spec_path)
     op = _ops().CerebroPartitionOperator(task_id="p", spec_path=spec_path)

@@ -168,7 +168,7 @@ def test_experiment_lookup_never_creates_a_tracking_db(tmp_path):
 
 
 def test_running_models_without_a_metric_come_after_the_ranked(client, study):
-    from cerebro_ops.run_state import RunRepository
+    from cerebro_ops.core.run_state import RunRepository
 
     repo = RunRepository(study["store"].as_uri(), "syn", "r2")
     state = repo.load()

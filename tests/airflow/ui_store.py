@@ -8,7 +8,7 @@ import math
 import random
 from pathlib import Path
 
-from cerebro_ops.run_state import EpochEntry, ModelStatus, RunRepository, RunState
+from cerebro_ops.core.run_state import EpochEntry, ModelStatus, RunRepository, RunState
 
 SPEC = """\
 name: {name}

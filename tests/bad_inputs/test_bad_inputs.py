@@ -18,8 +18,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from cerebro_ops import errors, study
-from cerebro_ops.spec import load_spec
+from cerebro_ops import study
+
+from cerebro_ops.core import errors
+from cerebro_ops.core.spec import load_spec
 
 HERE = Path(__file__).parent
 CASES = yaml.safe_load((HERE / "cases.yaml").read_text())

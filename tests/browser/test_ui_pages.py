@@ -77,7 +77,7 @@ def wait_for(driver, predicate, timeout: float = 30.0):
 def test_pages_of_a_finished_run(api_server, finished_study, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
-    from cerebro_ops.run_state import RunRepository
+    from cerebro_ops.core.run_state import RunRepository
 
     base, run_id = api_server["base"], finished_study["run_id"]
     state = RunRepository(finished_study["store"].as_uri(), "uidemo", run_id).load()
@@ -158,7 +158,7 @@ def test_live_refresh_shows_a_new_epoch(api_server, finished_study, browser, tmp
     epoch 3 once the store has it, without a reload."""
     from selenium.webdriver.common.by import By
 
-    from cerebro_ops.run_state import ModelStatus, RunRepository
+    from cerebro_ops.core.run_state import ModelStatus, RunRepository
 
     store = finished_study["store"].as_uri()
     done = RunRepository(store, "uidemo", finished_study["run_id"]).load()

@@ -112,7 +112,7 @@ def study_spec(path: Path, data: Path, store: Path, master: str, tracking: str) 
     raw["data"]["source"] = str(data)
     raw["search"].update(method="random", num_configs=CONFIGS)
     raw["train"].update(epochs=EPOCHS, workers=topo.STUDY_WORKERS, deterministic=True)
-    from cerebro_ops import spec as spec_module
+    from cerebro_ops.core import spec as spec_module
     if "hop_order" in getattr(spec_module, "_TRAIN_KEYS", ()):
         # visit orders from the seed alone: a cost-aware order follows measured hop times, which differ
         # between a laptop and a cluster
@@ -136,8 +136,8 @@ def run_cli(hosts: Hosts | None, env: dict, *args: str, timeout: float = 900) ->
 def fingerprint(spec_path: Path, run_id: str) -> dict[str, dict]:
     """Per model: its params, status, and every epoch's metrics (what the leaderboard is ranked from)."""
     from cerebro_ops import study
-    from cerebro_ops.leaderboard import leaderboard_rows
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.leaderboard import leaderboard_rows
+    from cerebro_ops.core.spec import load_spec
 
     spec = load_spec(spec_path)
     state = study.load_run(spec, run_id)

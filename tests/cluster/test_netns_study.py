@@ -58,7 +58,7 @@ def test_worker_host_lost_then_driver_lost_and_resume(hosts, spark_cluster, dumm
     release = tmp / "release-hold"
     spec = study_spec(tmp / "spec.yaml", dummy_data, store, spark_cluster.master, f"sqlite:///{tmp / 'mlflow.db'}")
     units = CONFIGS * topo.STUDY_WORKERS  # per epoch: every model on every partition
-    # Both faults are placed by the driver's fault hooks (cerebro_ops/epoch.py), not by timing: the hop
+    # Both faults are placed by the driver's fault hooks (cerebro_ops/mop/epoch.py), not by timing: the hop
     # server holds after wk2's first hop, so wk2 still has units of epoch 1 when its host dies, and the
     # driver kills itself right after the first record of epoch 2, so epoch 2 is cut mid-way.
     env = spark_cluster.driver_env(CEREBRO_FAULT_HOLD_AFTER_PEER=f"{WK2.ip}:{release}",

@@ -35,8 +35,8 @@ def backing_services(hosts, cluster_tmp):
 def test_study_dag_on_airflow_postgres_and_mlflow_server(hosts, spark_cluster, dummy_data, cluster_tmp,
                                                          backing_services, local_reference, netns_run):
     from cerebro_ops import study
-    from cerebro_ops.spec import load_spec
-    from cerebro_ops.tracking import runs_for_study
+    from cerebro_ops.core.spec import load_spec
+    from cerebro_ops.mlflow.tracking import runs_for_study
 
     pg, mlflow = backing_services
     root = cluster_tmp / "services"

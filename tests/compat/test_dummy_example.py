@@ -39,7 +39,7 @@ def test_dummy_example(tmp_path, monkeypatch):
     assert rows and all(0.0 <= r["label_predicted"] <= 1.0 for r in rows)
     assert result.get_history() == result.metrics[best]
     # tracked in MLflow like the spec path
-    from cerebro_ops.tracking import runs_for_study
+    from cerebro_ops.mlflow.tracking import runs_for_study
     parent, children = runs_for_study(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}", "cerebro-cerebro_api",
                                       result.run_id)
     assert parent is not None and len(children) == 2

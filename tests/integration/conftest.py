@@ -99,7 +99,7 @@ class StudyRun(RunFiles):
 def study_run(tmp_path_factory, spark) -> StudyRun:
     from cerebro_ops import study
     from cerebro_ops.example_data import make_example_data
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.spec import load_spec
 
     tmp = tmp_path_factory.mktemp("study")
     data = make_example_data("dummy", tmp / "data")

@@ -52,9 +52,9 @@ def test_demo_study_through_airflow(tmp_path):
     from mlflow import MlflowClient
 
     from cerebro_ops.example_data import make_example_data
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.spec import load_spec
     from cerebro_ops.store import Store
-    from cerebro_ops.tracking import runs_for_study
+    from cerebro_ops.mlflow.tracking import runs_for_study
 
     home, dags = tmp_path / "airflow", tmp_path / "dags"
     (dags / "specs").mkdir(parents=True)

@@ -129,7 +129,7 @@ def readme(tmp_path_factory):
 def test_airflow_ui_local_ready_warm_and_loopback_only(readme):
     import psutil
 
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.spec import load_spec
     from cerebro_ops.store import Store
 
     spec = load_spec(readme.root / "dags" / "specs" / f"{NAME}.yaml")
@@ -175,7 +175,7 @@ def test_readme_demo_then_airflow_ui_then_trigger_succeeds(readme):
     queued behind a paused DAG, it succeeds, and MLflow has the demo's champion."""
     from mlflow import MlflowClient
 
-    from cerebro_ops.tracking import CHAMPION_ALIAS, RUN_ID_TAG
+    from cerebro_ops.mlflow.tracking import CHAMPION_ALIAS, RUN_ID_TAG
 
     client = readme.client
     client.login(json.loads((readme.home / "passwords.json").read_text())["admin"])
@@ -214,7 +214,7 @@ def test_ctrl_c_stops_every_process(readme):
 
 
 def _records(store, epoch: int) -> list[dict]:
-    from cerebro_ops.epoch import load_records
+    from cerebro_ops.mop.epoch import load_records
     return [r for r in load_records(store, epoch) if r.get("status") == "ok"]
 
 

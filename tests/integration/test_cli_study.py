@@ -19,7 +19,7 @@ METRICS = ("train_loss", "val_loss", "val_accuracy")
 
 
 def _tracker(spec):
-    from cerebro_ops.tracking import Tracker
+    from cerebro_ops.mlflow.tracking import Tracker
     return Tracker(spec.runtime.tracking_uri, spec.runtime.experiment)
 
 
@@ -46,7 +46,7 @@ def test_leaderboard_ranked_and_finished(study_run):
 def test_mlflow_parent_children_metrics_artifacts(study_run):
     from mlflow import MlflowClient
 
-    from cerebro_ops.tracking import PARENT_TAG, RUN_ID_TAG, runs_for_study
+    from cerebro_ops.mlflow.tracking import PARENT_TAG, RUN_ID_TAG, runs_for_study
 
     spec = study_run.spec
     client = MlflowClient(tracking_uri=spec.runtime.tracking_uri)
@@ -88,7 +88,7 @@ def test_hop_log_invariants(study_run):
 def test_champion_loads_and_predicts(study_run):
     import mlflow.pyfunc
 
-    from cerebro_ops.reader import load_prepared, load_raw_split
+    from cerebro_ops.data.reader import load_prepared, load_raw_split
 
     spec = study_run.spec
     tracker = _tracker(spec)
@@ -116,7 +116,7 @@ def test_champion_loads_and_predicts(study_run):
 def test_second_run_champion_challenger(study_run, spark):
     """A second run of the same spec with a new run id: the register step decides champion vs challenger."""
     from cerebro_ops import study
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.spec import load_spec
 
     spec = load_spec(study_run.spec_path)
     tracker = _tracker(spec)

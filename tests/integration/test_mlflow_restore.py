@@ -29,7 +29,7 @@ def _client(spec):
 
 
 def _runs(study_run):
-    from cerebro_ops.tracking import MODEL_ID_TAG, runs_for_study
+    from cerebro_ops.mlflow.tracking import MODEL_ID_TAG, runs_for_study
 
     spec = study_run.spec
     parent, children = runs_for_study(spec.runtime.tracking_uri, spec.runtime.experiment, study_run.run_id)
@@ -38,7 +38,7 @@ def _runs(study_run):
 
 
 def _hop_table(client, parent, dst: Path) -> list[dict]:
-    from cerebro_ops.tracking import HOP_TABLE
+    from cerebro_ops.mlflow.tracking import HOP_TABLE
 
     table = json.loads(Path(client.download_artifacts(parent.info.run_id, HOP_TABLE, str(dst))).read_text())
     return [dict(zip(table["columns"], row)) for row in table["data"]]
@@ -69,10 +69,10 @@ def test_best_epoch_summary_points_at_the_champion(study_run):
 
 
 def test_restore_epoch_checkpoint_from_mlflow_and_replay_next_epoch(study_run, tmp_path):
-    from cerebro_ops.reader import load_partition, load_split
-    from cerebro_ops.spec import spec_from_dict
+    from cerebro_ops.data.reader import load_partition, load_split
+    from cerebro_ops.core.spec import spec_from_dict
     from cerebro_ops.store import sha256
-    from cerebro_ops.trainer import HopTrainer, data_info, load_checkpoint
+    from cerebro_ops.keras.trainer import HopTrainer, data_info, load_checkpoint
 
     spec = study_run.spec
     client = _client(spec)

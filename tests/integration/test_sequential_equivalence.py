@@ -9,7 +9,7 @@ example-weighted val_loss over the validation shards amounts to).
 Tolerance, and why: MOP visits the partitions one after the other (a shuffle *within* each partition,
 in the model's visit order) while the reference shuffles globally, so the two see the data in different
 orders and bitwise equality is not expected (the trainer's bitwise checkpoint equivalence for identical
-data order is tested in tests/test_trainer.py; replaying the hops in plain Keras with the hop seeds
+data order is tested in tests/keras/test_trainer.py; replaying the hops in plain Keras with the hop seeds
 reproduces MOP's val_loss to all printed digits). The reference runs with 3 shuffle seeds and MOP must be
 within ``max(3 x spread, 0.05)`` of their mean, spread = max - min of the 3 values.
 
@@ -47,9 +47,9 @@ def _sequential_val_loss(params, info, init_seed, shuffle_seed, x, y, x_val, y_v
 
 
 def test_mop_matches_sequential_keras(study_run):
-    from cerebro_ops.epoch import derive_seed
-    from cerebro_ops.reader import load_split
-    from cerebro_ops.trainer import data_info
+    from cerebro_ops.mop.epoch import derive_seed
+    from cerebro_ops.data.reader import load_split
+    from cerebro_ops.keras.trainer import data_info
 
     state = study_run.state
     info = data_info(state["meta"])

@@ -68,7 +68,7 @@ def cluster(tmp_path_factory):
 def test_study_runs_on_standalone_cluster(cluster, tmp_path):
     from cerebro_ops import study
     from cerebro_ops.example_data import make_example_data
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.spec import load_spec
 
     data = make_example_data("dummy", tmp_path / "data")
     raw = small_spec("cluster", data, tmp_path / "store", tmp_path / "mlflow.db", epochs=1)
@@ -77,7 +77,7 @@ def test_study_runs_on_standalone_cluster(cluster, tmp_path):
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
            "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     # a separate driver process: this test process may already hold a local Spark session
-    code = ("import sys; from cerebro_ops import study; from cerebro_ops.spec import load_spec; "
+    code = ("import sys; from cerebro_ops import study; from cerebro_ops.core.spec import load_spec; "
             f"r = study.run(load_spec({str(tmp_path / 'cluster.yaml')!r}), run_id='c1'); "
             "print('RESULT', r['leaderboard'][0]['model_id'])")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)

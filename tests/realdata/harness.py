@@ -68,7 +68,7 @@ class RealRun(RunFiles):
         """The split's rows as the user has them, in the prepared order."""
         key = ("raw", split)
         if key not in self._cache:
-            from cerebro_ops.reader import load_raw_split
+            from cerebro_ops.data.reader import load_raw_split
             self._cache[key] = load_raw_split(self.data_url, split, self.meta)
         return self._cache[key]
 
@@ -76,7 +76,7 @@ class RealRun(RunFiles):
         """(x, y) of the split as encoded for the model, aligned row for row with raw(split)."""
         key = ("prepared", split)
         if key not in self._cache:
-            from cerebro_ops.reader import load_prepared
+            from cerebro_ops.data.reader import load_prepared
             self._cache[key] = load_prepared(self.data_url, split, self.meta["input_shape"])
         return self._cache[key]
 
@@ -86,7 +86,7 @@ class RealRun(RunFiles):
     def selected_keras_model(self):
         """The selected config's Keras model, rebuilt from its final checkpoint (what register logs)."""
         if "keras" not in self._cache:
-            from cerebro_ops.trainer import HopTrainer, data_info
+            from cerebro_ops.keras.trainer import HopTrainer, data_info
 
             state = self.state
             row = self.best()
@@ -101,7 +101,7 @@ class RealRun(RunFiles):
         if "pyfunc" not in self._cache:
             import mlflow.pyfunc
 
-            from cerebro_ops.tracking import Tracker
+            from cerebro_ops.mlflow.tracking import Tracker
             tracker = Tracker(self.spec.runtime.tracking_uri, self.spec.runtime.experiment)
             with tracker.mlflow_context():
                 self._cache["pyfunc"] = mlflow.pyfunc.load_model(f"models:/{self.spec.name}@champion")
@@ -110,7 +110,7 @@ class RealRun(RunFiles):
 
 def run_table_study(table: Table, tmp: Path, spark, **spec_kw) -> RealRun:
     from cerebro_ops import study
-    from cerebro_ops.spec import load_spec
+    from cerebro_ops.core.spec import load_spec
 
     csv = table.write(tmp / "data")
     spec_path = tmp / f"{table.name}.yaml"

@@ -43,7 +43,7 @@ EPOCHS = 4
 class MessyRun:
     def __init__(self, table, tmp, spark):
         from cerebro_ops import study
-        from cerebro_ops.spec import load_spec
+        from cerebro_ops.core.spec import load_spec
 
         self.table = table
         train, holdout = table.frames()
@@ -73,7 +73,7 @@ class MessyRun:
     def champion(self):
         import mlflow.pyfunc
 
-        from cerebro_ops.tracking import Tracker
+        from cerebro_ops.mlflow.tracking import Tracker
         with Tracker(self.spec.runtime.tracking_uri, self.spec.runtime.experiment).mlflow_context():
             return mlflow.pyfunc.load_model(f"models:/{self.spec.name}@champion")
 
@@ -158,8 +158,8 @@ def test_prepare_summary_names_what_it_did(messy):
     """Rents: the constant column and the 1,500 streets are reported, and the summary is in MLflow."""
     from mlflow.tracking import MlflowClient
 
-    from cerebro_ops.prepare_summary import summary_lines
-    from cerebro_ops.tracking import Tracker
+    from cerebro_ops.core.prepare_summary import summary_lines
+    from cerebro_ops.mlflow.tracking import Tracker
 
     run = messy("rd_rents")
     summary = run.meta["summary"]
@@ -214,7 +214,7 @@ def test_champion_answers_every_raw_holdout_row_near_hist_gradient_boosting(mess
 def test_champion_refuses_only_what_it_cannot_read(messy):
     """A missing column, or a value that is not a number, is one clear error naming the column; a row of
     nothing but missing values is answered."""
-    from cerebro_ops.errors import DataError
+    from cerebro_ops.core.errors import DataError
 
     run = messy("rd_churn_gaps")
     model = run.champion()
@@ -233,8 +233,8 @@ def test_champion_refuses_only_what_it_cannot_read(messy):
 def test_encoding_of_user_rows_equals_what_prepare_wrote(messy):
     """Row for row, the champion's encoding of pandas.read_csv rows equals the features prepare wrote
     (the same imputation, indicators, categories, booleans and date parts), to float32."""
-    from cerebro_ops.encoding import Encoding
-    from cerebro_ops.reader import load_prepared, load_raw_split
+    from cerebro_ops.core.encoding import Encoding
+    from cerebro_ops.data.reader import load_prepared, load_raw_split
     from cerebro_ops.study import repository
 
     run = messy("rd_weather")  # time_hour is unique per airport: (time, origin) keys the rows

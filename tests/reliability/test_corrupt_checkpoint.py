@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cerebro_ops.epoch import EpochContext, EpochDriver, load_records
+from cerebro_ops.mop.epoch import EpochContext, EpochDriver, load_records
 from cerebro_ops.store import Store
 
 from ..fake_workers import fake_launcher

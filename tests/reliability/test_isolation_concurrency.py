@@ -9,10 +9,10 @@ import time
 import pytest
 
 from cerebro_ops import study
-from cerebro_ops.epoch import thread_launcher
-from cerebro_ops.errors import SpecError, StudyFailed
+from cerebro_ops.mop.epoch import thread_launcher
+from cerebro_ops.core.errors import SpecError, StudyFailed
 from cerebro_ops.example_data import make_example_data
-from cerebro_ops.spec import parse_spec
+from cerebro_ops.core.spec import parse_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cerebro_ops.encoding import Encoding
-from cerebro_ops.reader import load_prepared, load_raw_split
+from cerebro_ops.core.encoding import Encoding
+from cerebro_ops.data.reader import load_prepared, load_raw_split
 from cerebro_ops.spark.prepare import prepare
-from cerebro_ops.spec import parse_spec
+from cerebro_ops.core.spec import parse_spec
 from cerebro_ops.store import Store
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

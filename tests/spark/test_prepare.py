@@ -8,10 +8,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from cerebro_ops import reader
+from cerebro_ops.data import reader
 from cerebro_ops.example_data import make_example_data
 from cerebro_ops.spark.prepare import partition, prepare
-from cerebro_ops.spec import parse_spec
+from cerebro_ops.core.spec import parse_spec
 from cerebro_ops.store import Store
 
 pytestmark = pytest.mark.spark

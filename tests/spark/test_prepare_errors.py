@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cerebro_ops.errors import DataError
-from cerebro_ops.source import check_source
+from cerebro_ops.core.errors import DataError
+from cerebro_ops.data.source import check_source
 from cerebro_ops.spark.prepare import prepare
-from cerebro_ops.spec import parse_spec
+from cerebro_ops.core.spec import parse_spec
 from cerebro_ops.store import Store
 
 pytestmark = pytest.mark.spark

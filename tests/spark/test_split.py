@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cerebro_ops import reader
+from cerebro_ops.data import reader
 from cerebro_ops.spark import prepare as prep
-from cerebro_ops.spec import parse_spec
+from cerebro_ops.core.spec import parse_spec
 from cerebro_ops.store import Store
 
 pytestmark = pytest.mark.spark

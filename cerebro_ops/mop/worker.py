@@ -1,0 +1,182 @@
+"""Worker side of an epoch: runs inside a Spark Python worker, pinned to one partition.
+
+The partition and the whole validation split are read once and kept in memory; TensorFlow, the compiled
+models and the data tensors stay warm in module globals across hops and across epochs (Spark reuses Python
+workers). A hop = load the model's checkpoint from the store, train one sub-epoch on the local partition,
+save the new checkpoint atomically, report; a model's last hop of the epoch also evaluates it on the
+validation split, before the model leaves the worker.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+# Per thread: a Spark Python worker runs one task at a time (one thread), so this is the per-process
+# warm cache; with the thread launcher it keeps two runs in one process from sharing a cached Keras model.
+_LOCAL = threading.local()
+
+# Fault-injection hook, for tests only: "P:N" makes the worker serving partition P exit its process
+# (os._exit, as an OOM kill would) after running -- but before reporting -- its N-th unit (0-based) of a
+# task. A marker file in the run store makes it happen once per run, so Spark's task retry then succeeds.
+FAULT_WORKER_EXIT = "CEREBRO_FAULT_WORKER_EXIT"
+
+
+class CheckpointCorrupt(Exception):
+    """The model's input checkpoint is missing or fails its checksum: the driver rolls the model back."""
+
+
+@dataclass(frozen=True)
+class EpochTask:
+    host: str
+    port: int
+    store_uri: str      # the run-scoped store
+    data_url: str       # where the W partitions live
+    meta: dict
+    deterministic: bool = True
+    # The epoch's hop secret: random per pass, made by the driver; the worker proves it knows it when it
+    # connects (hop_server.HopClient). Not in repr, so it stays out of logs and Spark UI task descriptions.
+    secret: bytes = field(default=b"", repr=False)
+    heartbeat_s: float = 5.0  # how often the worker tells the driver it is alive, busy or not
+
+
+def _trainer(task: EpochTask):
+    from cerebro_ops.core.output import quiet_libraries
+
+    quiet_libraries()  # before TensorFlow's first import in this worker: its C++ log level is read then
+    from cerebro_ops.keras.trainer import HopTrainer, data_info
+
+    spans = task.meta.get("feature_spans") or {}
+    key = (tuple(task.meta["input_shape"]), task.meta["task"], task.meta["num_classes"], task.deterministic,
+           tuple((c, tuple(se)) for c, se in spans.items()))
+    trainers = _LOCAL.__dict__.setdefault("trainers", {})
+    if key not in trainers:
+        trainers[key] = HopTrainer(data_info(task.meta), deterministic=task.deterministic)
+    return trainers[key]
+
+
+def run_worker(task: EpochTask, partition: int) -> dict:
+    """Serve units for one partition until the driver says this worker is done."""
+    from cerebro_ops.core.errors import ConfigFailed
+    from cerebro_ops.mop.hop_server import HopClient
+    from cerebro_ops.data.reader import load_partition
+    from cerebro_ops.store import Store
+
+    trainer = _trainer(task)
+    store = Store(task.store_uri)
+    shape = tuple(task.meta["input_shape"])
+    data: dict = {}
+
+    def split(name: str):
+        if name == "val":  # the whole split, the same arrays for every partition this process serves
+            return _validation_split(task.data_url, shape)
+        if name not in data:
+            data[name] = load_partition(task.data_url, name, partition, shape)
+        return data[name]
+
+    client = HopClient(task.host, task.port, partition, secret=task.secret, heartbeat_s=task.heartbeat_s)
+    hops = 0
+    busy = 0.0
+    try:
+        while True:
+            msg = client.next()
+            if msg.get("done"):
+                break
+            unit = msg["unit"]
+            start = time.time()
+            try:
+                record = _run_unit(trainer, store, msg, split)
+            except CheckpointCorrupt as exc:
+                client.failed(unit, str(exc), config_failed=False, ckpt_corrupt=True)
+                continue
+            except ConfigFailed as exc:
+                client.failed(unit, str(exc), config_failed=True)
+                continue
+            except Exception as exc:  # transient or unknown: the driver retries the unit
+                client.failed(unit, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}", False)
+                continue
+            end = time.time()
+            busy += end - start
+            record.update(start=start, end=end, worker=partition, pid=os.getpid(), rss_peak_kb=_peak_rss_kb())
+            _maybe_exit(store, partition, hops)
+            client.result(unit, record)
+            hops += 1
+    finally:
+        client.close()
+    return {"partition": partition, "hops": hops, "busy_s": busy, "pid": os.getpid()}
+
+
+def _peak_rss_kb() -> int:
+    """This worker process's peak resident memory so far (kB), for the memory comparison of the benchmarks."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _run_unit(trainer, store, msg: dict, split) -> dict:
+    from cerebro_ops.core.errors import ConfigFailed
+
+    unit = msg["unit"]
+    builder, params = msg["builder"], msg["params"]
+    t0 = time.perf_counter()
+    if msg.get("ckpt_in"):
+        from cerebro_ops.core.errors import StoreError
+        try:
+            ckpt = store.read_blob(msg["ckpt_in"], msg.get("sha_in"))
+        except (StoreError, FileNotFoundError) as exc:
+            raise CheckpointCorrupt(f"checkpoint {msg['ckpt_in']} is unusable: {exc}") from exc
+    else:
+        try:
+            ckpt = trainer.initial_checkpoint(builder, params, msg["init_seed"])
+        except ConfigFailed:
+            raise
+        except Exception as exc:
+            raise ConfigFailed(f"the model builder failed: {type(exc).__name__}: {exc}") from exc
+    read_s = time.perf_counter() - t0
+    x, y = split("train")
+    val = split("val") if msg.get("evaluate") else None
+    new_ckpt, stats = trainer.train(builder, params, ckpt, x, y, msg["seed"], val=val)
+    t1 = time.perf_counter()
+    sha = store.write_blob(msg["ckpt_out"], new_ckpt)
+    write_s = time.perf_counter() - t1
+    return {**stats, "ckpt": msg["ckpt_out"], "sha256": sha, "read_s": read_s, "write_s": write_s}
+
+
+def _validation_split(data_url: str, shape: tuple):
+    """All validation rows, read once per worker process (thread) and kept across hops and epochs."""
+    from cerebro_ops.data.reader import load_split
+
+    cache = _LOCAL.__dict__.setdefault("val", {})
+    key = (data_url.rstrip("/"), shape)
+    if key not in cache:
+        cache.clear()  # another run's data: keep one split
+        cache[key] = load_split(data_url, "val", shape)
+    return cache[key]
+
+
+def _maybe_exit(store, partition: int, nth: int) -> None:
+    spec = os.environ.get(FAULT_WORKER_EXIT)
+    if not spec or spec != f"{partition}:{nth}":
+        return
+    marker = f"faults/worker-exit-{partition}-{nth}"
+    if store.exists(marker):
+        return
+    store.write_bytes(marker, b"")
+    os._exit(17)
+
+
+def spark_entry(task: EpochTask, batches, env: dict | None = None):
+    """mapInPandas body: each input row is one partition index; this task serves it.
+
+    `env`: the driver's output level (CEREBRO_VERBOSE, TF_CPP_MIN_LOG_LEVEL), applied before TensorFlow is
+    first imported here; it reaches workers of any session, Spark Connect included."""
+    os.environ.update(env or {})
+    for batch in batches:
+        rows = []
+        for p in batch["partition"].tolist():
+            rows.append(run_worker(task, int(p)))
+        yield pd.DataFrame(rows, columns=["partition", "hops", "busy_s", "pid"]).astype(
+            {"partition": "int64", "hops": "int64", "busy_s": "float64", "pid": "int64"})
