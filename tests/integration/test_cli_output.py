@@ -45,8 +45,8 @@ def test_run_is_quiet_by_default(spec_path):
     assert res.returncode == 0, res.stderr[-3000:]
     err = res.stderr
     # ours: one line per hop (2 configs x 2 partitions), the last hop of each config with its val metrics
-    assert len(re.findall(r"INFO cerebro_ops\.epoch: hop epoch=1 model=m00[01] partition=[01] ", err)) == 4, err
-    assert len(re.findall(r"INFO cerebro_ops\.epoch: hop epoch=1 model=m00[01] .* val_loss=", err)) == 2, err
+    assert len(re.findall(r"INFO cerebro_ops\.mop\.epoch: hop epoch=1 model=m00[01] partition=[01] ", err)) == 4, err
+    assert len(re.findall(r"INFO cerebro_ops\.mop\.epoch: hop epoch=1 model=m00[01] .* val_loss=", err)) == 2, err
     assert "progress: 4/4 units (100%)" in err and "\r" not in err
     # theirs: none
     for noise in ("WindowExec", "E0000", "I0000", "W0000", "retracing", "Setting default log level",
