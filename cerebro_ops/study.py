@@ -22,15 +22,16 @@ import uuid
 from typing import Callable
 
 from cerebro_ops.core.errors import DataError, StudyFailed
-from cerebro_ops.core.leaderboard import best_value, leaderboard_rows
+from cerebro_ops.core.leaderboard import best_row, best_value, leaderboard_rows
 from cerebro_ops.core.prepare_summary import summary_lines
 from cerebro_ops.core.row_hashes import row_hashes
 from cerebro_ops.mlflow.tracking import TRAIN_ROWS_COLUMNS_TAG, TRAIN_ROWS_SHA_TAG
-from cerebro_ops.core.run_state import EpochEntry, ModelRecord, ModelStatus, ReplayOf, RunRepository, RunState, TpeBatches
+from cerebro_ops.core.run_state import (EpochEntry, ModelRecord, ModelStatus, ReplayOf, RunRepository, RunState,
+                                        TpeBatches, effective_spec)
 from cerebro_ops.core.search import sample_configs
 from cerebro_ops.data.source import check_source
 from cerebro_ops.core.source_policy import no_values_in_errors
-from cerebro_ops.core.spec import StudySpec, load_spec, spec_from_dict
+from cerebro_ops.core.spec import StudySpec, load_spec
 
 log = logging.getLogger("cerebro_ops.study")
 
@@ -49,10 +50,7 @@ def repository(spec: StudySpec, run_id: str) -> RunRepository:
     return RunRepository(spec.runtime.store, spec.name, run_id)
 
 
-def run_spec(spec: StudySpec, state: RunState) -> StudySpec:
-    """The spec the run was prepared with: its snapshot (runs prepared before snapshots existed: the
-    given spec with the run's overrides)."""
-    return spec_from_dict(state.spec) if state.spec is not None else spec.with_overrides(**state.overrides)
+run_spec = effective_spec  # the spec a run was prepared with (run_state.py derives it, for every reader)
 
 
 def open_run(spec: StudySpec, run_id: str) -> tuple[RunRepository, RunState, StudySpec]:
@@ -341,10 +339,9 @@ def next_batch(spec: StudySpec, run_id: str, batch: int) -> dict:
 
 
 def hop_records(spec: StudySpec, run_id: str) -> list[dict]:
-    from cerebro_ops.mop.epoch import load_records
-    repo = repository(spec, run_id)
-    recs = [r for e in range(1, repo.load().epochs + 1) for r in load_records(repo.store, e)]
-    return sorted(recs, key=lambda r: (r["start"], r["epoch"], r["model_id"]))
+    """Every hop record of the run so far, oldest first."""
+    from cerebro_ops.mop.records import RecordLog
+    return RecordLog(repository(spec, run_id).store).read_all()
 
 
 def hop_table(records: list[dict], seed: int, store, child_runs: dict[str, str | None]) -> list[dict]:
@@ -390,14 +387,18 @@ def select(spec: StudySpec, run_id: str) -> list[dict]:
     tracker = _tracker(snapshot)
     _finish_live(state, tracker)
     rows = leaderboard_rows(state, snapshot.train.metric, snapshot.train.direction)
+    from cerebro_ops.mop.records import RecordLog
     store = repo.store
-    records = hop_records(spec, run_id)
-    store.write_bytes("hoplog.jsonl", "".join(_json_line(r) for r in records).encode())
+    hops = RecordLog(store)
+    records = hops.read_all()
+    hops.write_log(records)
     store.write_json("leaderboard.json", rows)
-    tracker.log_study(state.mlflow_parent, yaml.safe_dump(snapshot.to_dict(), sort_keys=False), rows, records)
+    tracker.log_study(state.mlflow_parent, yaml.safe_dump(snapshot.to_dict(), sort_keys=False), rows, records,
+                      snapshot.train.metric)
     tracker.log_hop_table(state.mlflow_parent, hop_table(records, snapshot.seed, store,
                                                          {m: r.mlflow_run for m, r in state.models.items()}))
-    state.selected = rows[0]["model_id"] if rows and rows[0]["status"] is not ModelStatus.FAILED else None
+    best = best_row(rows, snapshot.train.metric)
+    state.selected = best["model_id"] if best else None
     repo.save(state)
     return rows
 
@@ -558,10 +559,6 @@ def _metric_of(model, encoding, rows, key: str) -> float:
 
 def _better(a: float, b: float, direction: str) -> bool:
     return a < b if direction == "min" else a > b
-
-
-def _json_line(r: dict) -> str:
-    return json.dumps(r, sort_keys=True, default=str) + "\n"
 
 
 # --------------------------------------------------------------------------------------------- whole run

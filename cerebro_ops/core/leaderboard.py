@@ -17,8 +17,18 @@ def best_value(history: Sequence[EpochEntry], metric: str, direction: str) -> tu
     return best.value(metric), best
 
 
+# Rows without a rank: those still training first, failed ones last.
+_UNRANKED_ORDER = {ModelStatus.RUNNING: 0, ModelStatus.FINISHED: 1, ModelStatus.PRUNED: 2, ModelStatus.FAILED: 3}
+
+
+def is_ranked(row: dict, metric: str) -> bool:
+    """Whether a leaderboard row competes: it has a value of the metric and did not fail."""
+    return row[metric] is not None and row["status"] != ModelStatus.FAILED
+
+
 def leaderboard_rows(state: RunState, metric: str, direction: str) -> list[dict]:
-    """One row per config, best first; failed and metric-less configs last."""
+    """One row per config: the ranked ones best first by the direction, then the others (running, finished,
+    pruned without a value of the metric, then failed). Ranks count every row; the ranked ones are 1..k."""
     rows = []
     for m, rec in state.models.items():
         value, entry = best_value(rec.history, metric, direction)
@@ -26,11 +36,16 @@ def leaderboard_rows(state: RunState, metric: str, direction: str) -> list[dict]
                      metric: value, "best_epoch": entry.epoch if entry else None,
                      "epochs": len(rec.history), "ckpt": entry.ckpt if entry else None, "reason": rec.reason})
     sign = 1 if direction == "min" else -1
-    rows.sort(key=lambda r: (r[metric] is None or r["status"] is ModelStatus.FAILED,
-                             sign * r[metric] if r[metric] is not None else 0.0, r["model_id"]))
+    rows.sort(key=lambda r: (0, sign * r[metric], r["model_id"]) if is_ranked(r, metric)
+              else (1, _UNRANKED_ORDER[r["status"]], r["model_id"]))
     for i, r in enumerate(rows, 1):
         r["rank"] = i
     return rows
+
+
+def best_row(rows: list[dict], metric: str) -> dict | None:
+    """The winner of rows from :func:`leaderboard_rows`, or None when no row is ranked."""
+    return rows[0] if rows and is_ranked(rows[0], metric) else None
 
 
 def format_table(rows: list[dict], metric: str) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cerebro_ops.core.errors import DataError
+from cerebro_ops.core.spec import StudySpec, spec_from_dict
 
 STATE_FILE = "state.json"
 
@@ -112,9 +113,6 @@ class RunState:
     def current_batch(self) -> int:
         return len(self.tpe.batches) - 1 if self.tpe else 0
 
-    def batch_models(self, batch: int) -> list[str]:
-        return list(self.tpe.batches[batch]) if self.tpe else list(self.models)
-
     # ------------------------------------------------------------------ models
     @property
     def configs(self) -> dict[str, dict]:
@@ -202,6 +200,14 @@ class RunRepository:
     def exists(self) -> bool:
         return self.store.exists(STATE_FILE)
 
+    def find(self) -> RunState | None:
+        """The state, or None when the run has none (yet)."""
+        return self.load() if self.exists() else None
+
+    def raw(self) -> bytes:
+        """state.json as stored (b"" before prepare): what changes whenever the state does."""
+        return self.store.read_bytes(STATE_FILE) if self.exists() else b""
+
     def load(self) -> RunState:
         if not self.exists():
             raise DataError("run_id", f"run {self.run_id!r} of study {self.study!r} has not been prepared",
@@ -217,16 +223,23 @@ class RunRepository:
         self.store.delete("")
 
     @staticmethod
-    def latest(store_uri: str, study: str, unfinished: bool = False) -> str | None:
-        """The run id of the study's most recently created run (`unfinished`: not registered yet)."""
+    def all(store_uri: str, study: str) -> list[RunState]:
+        """Every run of the study with a state, newest first."""
         from cerebro_ops.store import Store
 
         base = Store(store_uri).sub(study, "runs")
-        runs = []
-        for name in base.listdir():
-            if base.exists(f"{name}/{STATE_FILE}"):
-                s = RunState.from_json(base.read_json(f"{name}/{STATE_FILE}"))
-                if unfinished and s.registered:
-                    continue
-                runs.append((s.created, s.run_id))
-        return max(runs)[1] if runs else None
+        states = [RunState.from_json(base.read_json(f"{name}/{STATE_FILE}")) for name in base.listdir()
+                  if base.exists(f"{name}/{STATE_FILE}")]
+        return sorted(states, key=lambda s: (s.created, s.run_id), reverse=True)
+
+    @staticmethod
+    def latest(store_uri: str, study: str, unfinished: bool = False) -> str | None:
+        """The run id of the study's most recently created run (`unfinished`: not registered yet)."""
+        runs = [s for s in RunRepository.all(store_uri, study) if not (unfinished and s.registered)]
+        return runs[0].run_id if runs else None
+
+
+def effective_spec(spec: StudySpec, state: RunState) -> StudySpec:
+    """The spec the run was prepared with: its snapshot (runs prepared before snapshots existed: the
+    given spec with the run's overrides)."""
+    return spec_from_dict(state.spec) if state.spec is not None else spec.with_overrides(**state.overrides)

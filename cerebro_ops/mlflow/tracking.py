@@ -373,13 +373,12 @@ class Tracker:
 
     @_never_raise()
     def log_study(self, parent_id: str, spec_text: str, leaderboard: list[dict], hop_records: list[dict],
-                  *, metric: str | None = None, direction: str | None = None) -> None:
+                  metric: str) -> None:
         """Artifacts spec.yaml, leaderboard.json/.csv, leaderboard table, hoplog.jsonl; metric best_<metric>.
 
-        ``metric``/``direction`` default to the parent run's params (logged by start_study). The value of a
-        leaderboard row is read from ``row[metric]``, else ``metric_value`` / ``value`` / ``score``; rows with
-        ``status == "FAILED"`` do not count towards best_<metric> (as in leaderboard.leaderboard_rows).
-        """
+        ``leaderboard``: the rows of leaderboard.leaderboard_rows, whose winner gives best_<metric>."""
+        from cerebro_ops.core.leaderboard import best_row
+
         c = self.client
         c.log_text(parent_id, redact(spec_text), "spec.yaml")  # a tracking_uri's password stays out of artifacts
         c.log_text(parent_id, json.dumps(leaderboard, indent=2, sort_keys=True, default=str), "leaderboard.json")
@@ -399,17 +398,9 @@ class Tracker:
             except Exception as exc:  # noqa: BLE001 - the CSV above already carries the table
                 log.warning("log_table failed (%s: %s); leaderboard.csv is logged instead", type(exc).__name__, exc)
 
-        if metric is None or direction is None:
-            params = c.get_run(parent_id).data.params
-            metric = metric or params.get("metric")
-            direction = direction or params.get("direction", "min")
-        if not metric:
-            return
-        values = [v for v in (_row_value(r, metric) for r in leaderboard if r.get("status") != "FAILED")
-                  if v is not None]
-        if values:
-            best = max(values) if direction == "max" else min(values)
-            self._log(parent_id, metrics=[(f"best_{metric}", best, 0)])
+        best = best_row(leaderboard, metric)
+        if best is not None and _as_finite(best[metric]) is not None:
+            self._log(parent_id, metrics=[(f"best_{metric}", best[metric], 0)])
 
     @_never_raise()
     def end_study(self, parent_id: str, status: str) -> None:
@@ -676,13 +667,6 @@ def _flatten(row: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{k}"] = v
     return out
-
-
-def _row_value(row: Mapping[str, Any], metric: str) -> float | None:
-    for key in (metric, "metric_value", "value", "score"):
-        if key in row:
-            return _as_finite(row[key])
-    return None
 
 
 def _keras_signature(keras_model):

@@ -3,8 +3,8 @@
 `EpochDriver(EpochContext(...), launch).run()` trains every live model one sub-epoch on each partition;
 the last hop of each model also evaluates it (the record of that hop carries the validation metrics).
 The pieces, each in one place:
-- `RecordLog`: the hop records in the store (one small JSON file per finished unit, written before the
-  scheduler moves on; a re-run of the epoch reads them and does not redo those units);
+- `RecordLog` (records.py): the hop records in the store (one small JSON file per finished unit, written
+  before the scheduler moves on; a re-run of the epoch reads them and does not redo those units);
 - `EpochPass`: one pass of the workers over the epoch's scheduler (unit payloads, results, failures);
 - `judge_failure`: the failure policy (transient → retry, config → the model fails, corrupt checkpoint →
   roll back);
@@ -25,12 +25,13 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from cerebro_ops.core.errors import CerebroError, ClusterError
 from cerebro_ops.core.hop_order import EpochOrder, HopOrder
 from cerebro_ops.mop.hop_server import HopServer, HopTimeouts, WorkersMissing
+from cerebro_ops.mop.records import RecordHook, RecordLog, load_records, record_name, unit_of  # noqa: F401
 from cerebro_ops.core.run_state import ModelStatus
 from cerebro_ops.core.scheduler import EVAL, TRAIN, MopScheduler, Unit
 from cerebro_ops.store import Store
@@ -54,82 +55,9 @@ HOLD_MAX_S = 300.0
 # How many times a model's corrupt checkpoint is rolled back and its hop redone before the model fails.
 MAX_REPAIRS = 2
 
-RecordHook = Callable[[dict], None]
-
 
 def derive_seed(*parts) -> int:
     return zlib.crc32(":".join(map(str, parts)).encode()) & 0x7FFFFFFF
-
-
-# ---------------------------------------------------------------------------------------------- records
-def record_name(epoch: int, u: Unit) -> str:
-    return f"hops/e{epoch}/{u.model_id}-{u.kind}-p{u.partition}.json"
-
-
-def load_records(store: Store, epoch: int) -> list[dict]:
-    return RecordLog(store).read(epoch)
-
-
-def _unit_of(rec: dict) -> Unit:
-    return Unit(rec["model_id"], rec["partition"], rec["kind"], rec["hop"])
-
-
-class RecordLog:
-    """The hop records of a run in its store: written, read, invalidated here and nowhere else.
-
-    `after_write` hooks run right after each record is in the store and before the driver acts on it.
-    """
-
-    def __init__(self, store: Store, after_write: Iterable[RecordHook] = ()):
-        self.store = store
-        self.after_write = tuple(after_write)
-
-    def write(self, rec: dict) -> None:
-        self.store.write_json(record_name(rec["epoch"], _unit_of(rec)), rec)
-        for hook in self.after_write:
-            hook(rec)
-
-    def read(self, epoch: int) -> list[dict]:
-        folder = f"hops/e{epoch}"
-        return [self.store.read_json(f"{folder}/{n}") for n in self.store.listdir(folder) if n.endswith(".json")]
-
-    def done(self, epoch: int, models: Iterable[str]) -> list[dict]:
-        """The units of these models that finished in this epoch (what a re-run must not redo)."""
-        wanted = set(models)
-        return [r for r in self.read(epoch) if r.get("status") == "ok" and r["model_id"] in wanted]
-
-    def model_set(self, epoch: int, live: list[str], repair: bool) -> list[str]:
-        """The epoch's whole model set, on which the visit orders depend: recorded by the first pass,
-        read back by a repair pass over one model so that it uses the same orders."""
-        name = f"hops/models-e{epoch}.json"
-        if repair:
-            return self.store.read_json(name, default=[]) or live
-        self.store.write_json(name, live)
-        return live
-
-    def invalidate(self, epoch: int, model_id: str, ptr: dict | None) -> int | None:
-        """Delete the train record that wrote the checkpoint `ptr` (and an older run's eval records of the
-        model in that epoch, made from it), so the hop is redone. Returns that record's epoch, or None."""
-        if not ptr:
-            return None
-        for e in (epoch, epoch - 1):
-            recs = [r for r in self.read(e) if r["model_id"] == model_id] if e >= 1 else []
-            bad = [r for r in recs if r["kind"] == TRAIN and r.get("ckpt") == ptr["ckpt"]]
-            if bad:
-                for r in [bad[0]] + [r for r in recs if r["kind"] == EVAL]:
-                    self.store.delete(record_name(e, _unit_of(r)))
-                log.warning("checkpoint %s is corrupt: invalidated hop %d of epoch %d of %s", ptr["ckpt"],
-                            bad[0]["hop"], e, model_id)
-                return e
-        return None
-
-    def last_ckpt(self, epoch: int, model_id: str) -> dict | None:
-        """The checkpoint a model ended `epoch` with (None before epoch 1)."""
-        train = [r for r in self.done(epoch, [model_id]) if r["kind"] == TRAIN] if epoch >= 1 else []
-        if not train:
-            return None
-        last = max(train, key=lambda r: r["hop"])
-        return {"ckpt": last["ckpt"], "sha256": last["sha256"]}
 
 
 # ----------------------------------------------------------------------------------------------- faults
@@ -290,7 +218,7 @@ class EpochPass:
         self.ctx, self.log, self.on_record, self.can_roll_back = ctx, records, on_record, can_roll_back
         live = sorted(ctx.start_ckpt)
         previous = records.done(ctx.epoch, live)
-        self.sched = MopScheduler(model_set, ctx.workers, ctx.epoch, ctx.seed, done=map(_unit_of, previous),
+        self.sched = MopScheduler(model_set, ctx.workers, ctx.epoch, ctx.seed, done=map(unit_of, previous),
                                   max_retries=ctx.max_hop_retries, order=epoch_hop_order(ctx, model_set, records))
         for other in set(model_set) - set(live):
             self.sched.drop_model(other)

@@ -1,8 +1,8 @@
 """Read-only view models of studies and their runs, from the spec files and the store.
 
-Everything is read from the run state (`state.json`) and the hop records, so a page shows a run while it
-trains as well as after it: the leaderboard ranks the configs that have a metric, the curves are the
-per-epoch history, the Gantt chart is the hop log. Nothing here writes to the store.
+Everything is read from the run state (through its RunRepository) and the hop records (through their
+RecordLog), so a page shows a run while it trains as well as after it: the leaderboard is leaderboard.py's
+ranking, the curves are the per-epoch history, the Gantt chart is the hop log. Nothing here writes to the store.
 """
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cerebro_ops.core.leaderboard import best_value
+from cerebro_ops.core.leaderboard import is_ranked, leaderboard_rows
 from cerebro_ops.core.prepare_summary import summary_lines
-from cerebro_ops.core.run_state import STATE_FILE, ModelRecord, ModelStatus, RunState
+from cerebro_ops.core.run_state import ModelRecord, ModelStatus, RunRepository, RunState, effective_spec
 from cerebro_ops.core.spec import StudySpec, load_spec
-from cerebro_ops.store import Store, run_store
+from cerebro_ops.mop.records import RecordLog
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -74,25 +74,21 @@ def fmt_seconds(s: float | None) -> str:
 # ---------------------------------------------------------------------------------------------- runs
 def run_states(spec: StudySpec) -> list[RunState]:
     """Every run of the study with a state, newest first."""
-    base = Store(spec.runtime.store).sub(spec.name, "runs")
-    states = []
-    for name in base.listdir():
-        if base.exists(f"{name}/{STATE_FILE}"):
-            states.append(RunState.from_json(base.read_json(f"{name}/{STATE_FILE}")))
-    return sorted(states, key=lambda s: (s.created, s.run_id), reverse=True)
+    return RunRepository.all(spec.runtime.store, spec.name)
+
+
+def repository(spec: StudySpec, run_id: str) -> RunRepository:
+    return RunRepository(spec.runtime.store, spec.name, run_id)
 
 
 def load_state(spec: StudySpec, run_id: str) -> RunState | None:
-    st = run_store(spec.runtime.store, spec.name, run_id)
-    return RunState.from_json(st.read_json(STATE_FILE)) if st.exists(STATE_FILE) else None
+    return repository(spec, run_id).find()
 
 
 def effective(spec: StudySpec, state: RunState) -> StudySpec:
-    """The spec the run trains with: its snapshot (older runs: this spec with the run's overrides)."""
-    from cerebro_ops.core.spec import spec_from_dict
-
+    """The spec the run trains with (run_state.effective_spec), or this spec when that does not load."""
     try:
-        return spec_from_dict(state.spec) if state.spec is not None else spec.with_overrides(**state.overrides)
+        return effective_spec(spec, state)
     except Exception:  # noqa: BLE001 - a snapshot of an older version: the current spec still names the metric
         return spec
 
@@ -176,25 +172,16 @@ def status_text(rec: ModelRecord) -> str:
     return "finished"
 
 
-_UNRANKED_ORDER = {ModelStatus.RUNNING: 0, ModelStatus.FINISHED: 1, ModelStatus.PRUNED: 2, ModelStatus.FAILED: 3}
-
-
 def leaderboard(state: RunState, metric: str, direction: str) -> list[BoardRow]:
-    """Configs with a metric, best first by the study's direction (ranks 1..k), then the others unranked:
-    running ones still without a metric, then failed ones."""
-    ranked, unranked = [], []
-    for m, rec in state.models.items():
-        value, entry = best_value(rec.history, metric, direction)
-        row = BoardRow(None, m, [(k, fmt_value(v)) for k, v in sorted(rec.params.items())], rec.status.value.lower(),
-                       status_text(rec), rec.reason, value, entry.epoch if entry else None, len(rec.history),
-                       rec.mlflow_run)
-        (ranked if value is not None and rec.status is not ModelStatus.FAILED else unranked).append(row)
-    sign = 1 if direction == "min" else -1
-    ranked.sort(key=lambda r: (sign * r.value, r.model_id))
-    for i, r in enumerate(ranked, 1):
-        r.rank = i
-    unranked.sort(key=lambda r: (_UNRANKED_ORDER[ModelStatus(r.status.upper())], r.model_id))
-    return ranked + unranked
+    """leaderboard.py's rows: configs with a metric, best first by the study's direction (ranks 1..k), then
+    the others unranked: running ones still without a metric, then failed ones."""
+    out = []
+    for r in leaderboard_rows(state, metric, direction):
+        rec = state.models[r["model_id"]]
+        out.append(BoardRow(r["rank"] if is_ranked(r, metric) else None, rec.model_id,
+                            [(k, fmt_value(v)) for k, v in sorted(rec.params.items())], rec.status.value.lower(),
+                            status_text(rec), rec.reason, r[metric], r["best_epoch"], r["epochs"], rec.mlflow_run))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- curves
@@ -228,17 +215,7 @@ def history_keys(state: RunState) -> list[str]:
 def hop_records(spec: StudySpec, state: RunState) -> list[dict]:
     """The run's finished units (train and eval records), oldest first. After select the hop log file;
     while training the per-unit records of every epoch so far."""
-    st = run_store(spec.runtime.store, spec.name, state.run_id)
-    recs: list[dict] = []
-    if st.exists("hoplog.jsonl"):
-        recs = [json.loads(line) for line in st.read_bytes("hoplog.jsonl").decode().splitlines() if line.strip()]
-    else:
-        paths = [st.path(f"hops/{e}/{n}") for e in st.listdir("hops") if e.startswith("e") and e[1:].isdigit()
-                 for n in st.listdir(f"hops/{e}") if n.endswith(".json")]
-        # one batched read: thousands of small records (no exists() per file; object stores fetch in parallel)
-        recs = [json.loads(b) for b in st.fs.cat(paths, on_error="omit").values()] if paths else []
-    ok = [r for r in recs if r.get("status", "ok") == "ok" and "start" in r and "end" in r]
-    return sorted(ok, key=lambda r: (r["start"], r.get("epoch", 0), str(r.get("model_id"))))
+    return RecordLog(repository(spec, state.run_id).store).finished()
 
 
 def model_batches(state: RunState) -> dict[str, int]:
@@ -251,13 +228,9 @@ def model_batches(state: RunState) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------- live
 def fingerprint(spec: StudySpec, run_id: str) -> str:
     """Changes whenever the run state or the set of hop records changes: what the live pages poll."""
-    st = run_store(spec.runtime.store, spec.name, run_id)
-    h = hashlib.sha256()
-    if st.exists(STATE_FILE):
-        h.update(st.read_bytes(STATE_FILE))
-    for name in st.listdir("hops"):
-        if name.startswith("e") and name[1:].isdigit():
-            h.update(f"{name}:{len(st.listdir(f'hops/{name}'))};".encode())
+    repo = repository(spec, run_id)
+    h = hashlib.sha256(repo.raw())
+    RecordLog(repo.store).digest(h)
     return h.hexdigest()[:16]
 
 

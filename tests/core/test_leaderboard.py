@@ -27,7 +27,7 @@ def test_best_value_ignores_nan_and_missing_values():
     assert best_value([entry(1, math.inf), entry(2, None)], "val_accuracy", "max") == (None, None)
 
 
-@pytest.mark.parametrize("direction,order", [("max", ["m1", "m3", "m2", "m0", "m4"]),
+@pytest.mark.parametrize("direction,order", [("max", ["m1", "m3", "m2", "m4", "m0"]),
                                              ("min", ["m2", "m3", "m1", "m4", "m0"])])
 def test_rows_ranked_in_the_metric_direction_failed_and_empty_last(direction, order):
     state = state_of({"m0": [entry(1, 0.99)], "m1": [entry(1, 0.5), entry(2, 0.95)], "m2": [entry(1, 0.4)],

@@ -39,7 +39,7 @@ def test_spec_artifact_and_tracking_warnings_carry_no_password(tmp_path, caplog,
                        "runtime": {"tracking_uri": f"postgresql://cerebro:{SECRET}@db.example:5432/mlflow"}})
     tr = Tracker(uri, "red")
     parent = tr.start_study(spec, "r1", {})
-    tr.log_study(parent, yaml.safe_dump(spec.to_dict(), sort_keys=False), [], [])
+    tr.log_study(parent, yaml.safe_dump(spec.to_dict(), sort_keys=False), [], [], spec.train.metric)
     d = MlflowClient(uri).download_artifacts(parent, "spec.yaml", str(tmp_path / "dl"))
     text = open(d).read()
     assert SECRET not in text and "postgresql://cerebro:***@db.example:5432/mlflow" in text

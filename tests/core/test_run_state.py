@@ -43,7 +43,7 @@ def test_an_older_state_json_reads_typed_and_writes_back_unchanged():
     assert state.models["m002"].status is ModelStatus.PRUNED and state.models["m002"].mlflow_run == "c2"
     assert state.models["m001"].history[1] == EpochEntry(2, {"train_loss": 1.0, "val_loss": 0.5},
                                                         {"ckpt": "ckpt/m001/e2-h1.npz", "sha256": "ab"})
-    assert (state.current_batch, state.batch_count, state.batch_models(1)) == (1, 2, ["m002"])
+    assert (state.current_batch, state.batch_count, state.tpe.batches[1]) == (1, 2, ["m002"])
     assert state.live_models() == [] and state.with_status(ModelStatus.FINISHED) == ["m001"]
     assert state.replay_of.batches == [["m000"]] and state.spec is None
     assert state.to_json() == OLD_STATE
@@ -57,7 +57,7 @@ def test_a_minimal_state_takes_defaults_and_keeps_unknown_keys():
     rec = state.models["m1"]
     assert (rec.status, rec.history, rec.ckpt, rec.mlflow_run) == (ModelStatus.RUNNING, [], None, None)
     assert (state.epochs_done, state.tpe, state.prepared, state.registered) == (0, None, False, None)
-    assert state.batch_models(0) == ["m1"] and state.batch_count == 1
+    assert list(state.models) == ["m1"] and state.batch_count == 1
     out = state.to_json()
     assert out["future_key"] == {"kept": True} and out["status"] == {"m1": "RUNNING"}
     assert "prepared" not in out and "selected" not in out

@@ -123,7 +123,7 @@ def test_artifacts_and_best_metric(study, uri, db_dir, tmp_path):
     leaderboard = [{"rank": 1, "model_id": "c0", "status": "FINISHED", "val_loss": 0.5, "params": {"lr": 0.1}},
                    {"rank": 2, "model_id": "c1", "status": "FAILED", "val_loss": 0.1, "params": {"lr": 0.01}}]
     hops = [{"model_id": "c0", "epoch": 1, "partition": w, "worker": w} for w in range(2)]
-    tr.log_study(parent, "name: track_demo\n", leaderboard, hops)
+    tr.log_study(parent, "name: track_demo\n", leaderboard, hops, "val_loss")
     tr.end_study(parent, "FINISHED")
     c = MlflowClient(uri)
     run = c.get_run(parent)
@@ -157,7 +157,7 @@ def test_unreachable_server_never_raises(monkeypatch, tmp_path, caplog):
         assert tr.start_config("p", "c0", {"lr": 1}) is None
         assert tr.log_epoch("child", 1, {"loss": 0.1}) is None
         assert tr.end_config("child", "FINISHED") is None
-        assert tr.log_study("p", "x", [], []) is None
+        assert tr.log_study("p", "x", [], [], "val_loss") is None
         assert tr.end_study("p", "FINISHED") is None
         assert tr.child_runs("p") == {}
         assert tr.record_decision("p", {"promoted": True, "reason": "x"}) is None
