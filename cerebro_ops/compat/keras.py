@@ -49,14 +49,14 @@ def load_gen_fn(uri: str):
     fn = _FNS.get(uri)
     if fn is None:
         import cloudpickle
-        import fsspec
 
-        name = uri.rstrip("/").rsplit("/", 1)[-1]
+        from cerebro_ops.store import Store
+
+        folder, name = uri.rstrip("/").rsplit("/", 1)
         digest = name[:-len(".pkl")] if name.endswith(".pkl") else ""
         if not re.fullmatch(r"[0-9a-f]{16,64}", digest):  # 16: the shorter names of earlier versions
             raise ValueError(f"{uri} is not named by the sha256 of its content; it is not unpickled")
-        with fsspec.open(uri, "rb") as f:
-            blob = f.read()
+        blob = Store(folder).read_bytes(name)
         if not hashlib.sha256(blob).hexdigest().startswith(digest):
             raise ValueError(f"{uri} does not match the sha256 it is named by; it is not unpickled")
         fn = _FNS[uri] = cloudpickle.loads(blob)

@@ -158,7 +158,7 @@ class ModelSearch:
             first = out.select(*kinds["arrays"]).first()
             arrays = {c: [len(first[c])] for c in kinds["arrays"]}
         task = self.task or self._infer_task(out, label)
-        uri = files.url("data.parquet")
+        uri = files.engine_url("data.parquet")  # Spark writes it
         out.write.mode("overwrite").parquet(uri)
         data = {"source": uri, "label": label, "task": task, "numeric": kinds["numeric"],
                 "categorical": kinds["categorical"], "arrays": arrays}

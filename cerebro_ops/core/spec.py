@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import yaml
 
 from cerebro_ops.core.errors import SpecError
+from cerebro_ops.store import schemes as store_schemes  # pure: no fsspec
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SPARK_MASTER_RE = re.compile(r"local(\[(\d+|\*)(,\d+)?\])?|spark://[\w.\-]+(:\d+)?(,[\w.\-]+(:\d+)?)*|sc://\S+|yarn")
@@ -470,8 +471,9 @@ def _parse_runtime(d: Mapping, name: str, workers: int) -> RuntimeSpec:
         raise SpecError("runtime.store", f"{store!r} contains '..'", "give the store as an absolute path or URI")
     if "://" not in store:
         store = Path(store).resolve().as_uri()
-    if not re.match(r"^(file|hdfs|s3|s3a|gs|abfs|memory)://", store):
-        raise SpecError("runtime.store", f"{store!r} has an unsupported scheme", "use file://, hdfs:// or s3://")
+    if not store_schemes.is_supported(store):
+        raise SpecError("runtime.store", f"{store!r} has an unsupported scheme",
+                        f"use one of {', '.join(s + '://' for s in store_schemes.SCHEMES)}")
     tracking = _get(d, "tracking_uri", str, "runtime.", f"sqlite:///{home / 'mlflow.db'}")
     experiment = _get(d, "experiment", str, "runtime.", f"cerebro-{name}")
     retries = _get(d, "max_hop_retries", int, "runtime.", 2)

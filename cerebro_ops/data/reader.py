@@ -15,6 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
+from cerebro_ops.store import Store
+
 _CACHE: "OrderedDict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]]" = OrderedDict()
 _CACHE_MAX = 8  # a worker needs 2 (its train and val partition); a bound keeps reused processes small
 _LOCK = threading.Lock()
@@ -35,7 +37,7 @@ def load_partition(data_url: str, split: str, partition: int,
         if hit is not None:
             _CACHE.move_to_end(key)
     if hit is None:
-        hit = _read(f"{key[0]}/{split}/_partition={key[2]}")
+        hit = _read_partition(Store(key[0]).sub(split, f"_partition={key[2]}"))
         with _LOCK:
             _CACHE[key] = hit
             while len(_CACHE) > _CACHE_MAX:
@@ -60,9 +62,8 @@ def load_raw_split(data_url: str, split: str, meta: dict):
     as a pandas DataFrame in the prepared ``_order``: row i is the row whose encoding has ``_order == i``."""
     import pyarrow.parquet as pq
 
-    url = f"{data_url.rstrip('/')}/raw/{split}"
-    fs, path = _fs(url)
-    table = pq.read_table(path, filesystem=fs)
+    data = Store(data_url)
+    table = pq.read_table(data.path("raw", split), filesystem=data.arrow_fs())
     df = table.to_pandas().sort_values("_order", kind="stable").reset_index(drop=True)
     return df.drop(columns="_order").rename(columns=meta["raw_columns"])
 
@@ -71,26 +72,38 @@ def load_prepared(data_url: str, split: str, input_shape: Sequence[int]) -> tupl
     """The encoded split before partitioning, in ``_order`` (aligned with :func:`load_raw_split`)."""
     import pyarrow.parquet as pq
 
-    fs, path = _fs(f"{data_url.rstrip('/')}/prepared/{split}")
-    df = pq.read_table(path, filesystem=fs).to_pandas().sort_values("_order", kind="stable")
+    data = Store(data_url)
+    df = pq.read_table(data.path("prepared", split), filesystem=data.arrow_fs()).to_pandas()
+    df = df.sort_values("_order", kind="stable")
     x = _stack(df["features"].to_numpy()).reshape((len(df), *[int(s) for s in input_shape]))
     return x, df["label"].to_numpy(dtype=np.float32)
 
 
-def _fs(url: str):
-    import fsspec
-
-    return fsspec.core.url_to_fs(url)
-
-
 def list_partitions(data_url: str, split: str) -> list[int]:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(f"{data_url.rstrip('/')}/{split}")
-    if not fs.exists(path):
-        return []
-    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
+    names = Store(data_url).listdir(split)
     return sorted(int(m.group(1)) for m in map(_PARTITION_RE.match, names) if m)
+
+
+def _read_partition(part: Store) -> tuple[np.ndarray, np.ndarray]:
+    """Petastorm opens the partition's URL itself; a store only this process holds (memory://) it cannot
+    open, so that one is read with pyarrow through the store's filesystem."""
+    if part.process_local:
+        return _read_arrow(part)
+    return _read(part.engine_url())
+
+
+def _read_arrow(part: Store) -> tuple[np.ndarray, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(part.path(), filesystem=part.arrow_fs(), columns=["features", "label", "_order"])
+    if table.num_rows == 0:
+        raise ValueError(f"{part.url()} holds no rows")
+    order = np.argsort(table.column("_order").to_numpy(), kind="stable")
+    x = np.ascontiguousarray(_stack(table.column("features").to_numpy(zero_copy_only=False))[order])
+    y = np.ascontiguousarray(table.column("label").to_numpy().astype(np.float32)[order])
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
 
 
 def _read(url: str) -> tuple[np.ndarray, np.ndarray]:

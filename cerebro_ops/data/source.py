@@ -27,9 +27,9 @@ def source_uri(source: str) -> str:
 
 
 def _fs_and_path(source: str):
-    import fsspec
+    from cerebro_ops.store import filesystem_for  # the source may lie outside the store: any URI
 
-    return fsspec.core.url_to_fs(source_uri(source))
+    return filesystem_for(source_uri(source))
 
 
 # ============================================================================ pre-flight (no Spark)

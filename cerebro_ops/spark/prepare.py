@@ -165,8 +165,8 @@ def _write_splits(data: Store, df, sizes: dict, seed: int, features, raw: list, 
     for split, is_val in (("train", False), ("val", True)):
         part = ordered.filter(F.col("_is_val") == F.lit(is_val))
         part.select(features.alias("features"), label.alias("label"), "_order") \
-            .write.mode("overwrite").parquet(data.url("prepared", split))
-        part.select(*raw, "_order").write.mode("overwrite").parquet(data.url("raw", split))
+            .write.mode("overwrite").parquet(data.engine_url("prepared", split))
+        part.select(*raw, "_order").write.mode("overwrite").parquet(data.engine_url("raw", split))
 
 
 def internal_names(spec: StudySpec) -> dict[str, str]:
@@ -629,11 +629,11 @@ def _partition(spark, data: Store, workers: int) -> dict:
     meta = data.read_json("meta.json")
     counts = {}
     for split in ("train", "val"):
-        df = spark.read.parquet(data.url("prepared", split))
+        df = spark.read.parquet(data.engine_url("prepared", split))
         df = df.withColumn("_partition", (F.col("_order") % F.lit(workers)).cast("int"))
         # One file per partition directory, rows in _order: readers sort anyway, but this keeps it cheap.
         (df.repartition(workers, "_partition").sortWithinPartitions("_order")
-           .write.mode("overwrite").partitionBy("_partition").parquet(data.url(split)))
+           .write.mode("overwrite").partitionBy("_partition").parquet(data.engine_url(split)))
         n = int(meta["rows"][split])  # _order is 0..n-1: partition w holds the i with i % W == w
         counts[split] = [n // workers + (1 if w < n % workers else 0) for w in range(workers)]
     meta.update({"workers": workers, "counts": counts})

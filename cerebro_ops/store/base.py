@@ -73,9 +73,17 @@ class Store(ABC):
         return posixpath.join(self.root, rel) if rel else self.root
 
     def url(self, *parts: str) -> str:
-        """The URI of a relative path: what Spark and Petastorm open, and what sub-stores are built from."""
+        """The URI of a relative path: what sub-stores are built from (engines get engine_url)."""
         rel = self.rel(*parts)
         return f"{self.uri}/{rel}" if rel else self.uri
+
+    def engine_url(self, *parts: str) -> str:
+        """The URI Spark and Petastorm open: they resolve it themselves, so a store that lives only in this
+        process cannot be handed to them."""
+        if self.process_local:
+            raise StoreError(f"{self.uri} lives only in this process: Spark and Petastorm cannot open it "
+                             "(read it through arrow_fs(), or use a file://, hdfs:// or s3:// store)")
+        return self.url(*parts)
 
     def sub(self, *parts: str) -> "Store":
         """A store rooted at a confined sub-directory, served by the same backend."""
@@ -106,6 +114,10 @@ class Store(ABC):
 
     @abstractmethod
     def _exists(self, path: str) -> bool: ...
+
+    @abstractmethod
+    def _size(self, path: str) -> int:
+        """Bytes of a file; FileNotFoundError when it does not exist."""
 
     @abstractmethod
     def _names(self, path: str) -> list[str]:
@@ -144,6 +156,9 @@ class Store(ABC):
 
     def exists(self, rel: str = "") -> bool:
         return self._exists(self.path(rel))
+
+    def size(self, rel: str) -> int:
+        return self._size(self.path(rel))
 
     def listdir(self, rel: str = "") -> list[str]:
         """Names (not paths) directly under rel, sorted; temporary files excluded; [] if missing."""

@@ -67,6 +67,9 @@ class FsspecStore(Store):
     def _exists(self, path: str) -> bool:
         return self.fs.exists(path)
 
+    def _size(self, path: str) -> int:
+        return int(self.fs.size(path))
+
     def _names(self, path: str) -> list[str]:
         if not self.fs.exists(path):
             return []

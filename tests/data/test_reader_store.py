@@ -1,0 +1,76 @@
+"""The data reader reads through the store: a prepared partition written with pyarrow (no Spark) into a
+file:// store (read by Petastorm) and into a memory:// store (read through the store's filesystem) gives the
+same arrays, rows in _order."""
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from cerebro_ops.core.errors import StoreError
+from cerebro_ops.data import reader
+from cerebro_ops.store import Store, filesystem_for
+
+# rows stored out of order: the reader sorts by _order
+FEATURES = [[3.0, 30.0], [1.0, 10.0], [2.0, 20.0]]
+ORDER = [2, 0, 1]
+LABELS = [1.0, 0.0, 1.0]
+
+
+@pytest.fixture(params=["file", "memory"])
+def data(request, tmp_path):
+    root = (tmp_path / "data").as_uri() if request.param == "file" else f"memory://reader-{uuid.uuid4().hex}"
+    store = Store(root)
+    table = pa.table({"features": pa.array(FEATURES, pa.list_(pa.float32())), "label": pa.array(LABELS),
+                      "_order": pa.array(ORDER, pa.int64())})
+    for split, part in (("train", 0), ("train", 1), ("val", 0)):
+        with store.arrow_fs().open_output_stream(_mkdirs(store, split, f"_partition={part}", "part-0.parquet")) as f:
+            pq.write_table(table, f)
+    raw = pa.table({"dep_delay": [3, 1, 2], "origin": ["C", "A", "B"], "_order": ORDER})
+    with store.arrow_fs().open_output_stream(_mkdirs(store, "raw", "val", "part-0.parquet")) as f:
+        pq.write_table(raw, f)
+    reader._CACHE.clear()
+    yield store
+    reader._CACHE.clear()
+    if request.param == "memory":
+        fs, path = filesystem_for(root)
+        fs.rm(path, recursive=True)
+
+
+def _mkdirs(store: Store, *parts: str) -> str:
+    store.arrow_fs().create_dir(store.path(*parts[:-1]), recursive=True)
+    return store.path(*parts)
+
+
+def test_a_partition_is_read_in_order_as_read_only_arrays(data):
+    x, y = reader.load_partition(data.uri, "train", 1, [2])
+    assert x.dtype == np.float32 and y.dtype == np.float32
+    np.testing.assert_array_equal(x, [[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
+    np.testing.assert_array_equal(y, [0.0, 1.0, 1.0])
+    assert not x.flags.writeable and not y.flags.writeable
+    x2, _ = reader.load_partition(data.uri, "train", 1, [1, 2])  # another shape: a view of the cached rows
+    assert x2.shape == (3, 1, 2) and np.shares_memory(x, x2)
+
+
+def test_partitions_and_splits_are_listed_through_the_store(data):
+    data.write_bytes("train/_SUCCESS", b"")
+    assert reader.list_partitions(data.uri, "train") == [0, 1]
+    assert reader.list_partitions(data.uri, "test") == []
+    x, y = reader.load_split(data.uri, "train", [2])
+    assert x.shape == (6, 2) and y.tolist() == [0.0, 1.0, 1.0] * 2
+
+
+def test_the_raw_split_keeps_the_users_columns_in_order(data):
+    df = reader.load_raw_split(data.uri, "val", {"raw_columns": {"dep_delay": "dep delay"}})
+    assert list(df.columns) == ["dep delay", "origin"]
+    assert df["dep delay"].tolist() == [1, 2, 3] and df["origin"].tolist() == ["A", "B", "C"]
+
+
+def test_a_partition_outside_the_store_is_refused(data):
+    with pytest.raises(StoreError):
+        reader.load_partition(data.uri, "../elsewhere", 0, [2])
+    with pytest.raises(StoreError):
+        reader.list_partitions(data.uri, "/etc")
