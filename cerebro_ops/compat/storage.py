@@ -30,7 +30,7 @@ class LocalStore(PrefixStore):
 
 
 class HDFSStore(PrefixStore):
-    """An HDFS prefix such as hdfs://namenode:9000/tmp/cerebro (any fsspec URI works)."""
+    """An HDFS prefix such as hdfs://namenode:9000/tmp/cerebro (any scheme in cerebro_ops.store.SCHEMES works)."""
 
     def __init__(self, prefix_path: str, host: str | None = None, port: int | None = None, **kwargs):
         if "://" not in str(prefix_path) and host:
