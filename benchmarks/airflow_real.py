@@ -30,7 +30,8 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.run import WORKLOADS, _env, machine, write_spec
+from benchmarks.common import WORKLOADS, machine, write_spec
+from benchmarks.common import env as _env
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

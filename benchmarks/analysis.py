@@ -197,3 +197,47 @@ def peak_rss(records: list[dict]) -> dict:
         k = f"worker {r['worker']} pid {r.get('pid')}"
         per[k] = max(per.get(k, 0), r["rss_peak_kb"] / 1024)
     return {"max_mb": max(per.values()), "per_process_mb": dict(sorted(per.items()))}
+
+
+def _overhead(h: dict) -> float:
+    """A hop's time that is neither training nor evaluation (wall − train_s − eval_s), plus the gap before it."""
+    return (h["sched_s"] or 0.0) + (h["read_s"] or 0.0) + (h["write_s"] or 0.0) + (h["gap_s"] or 0.0)
+
+
+def hop_summary(metrics: dict) -> dict:
+    ph, pw = metrics["per_hop"], metrics["per_warm_hop"]
+    return {
+        "hop_overhead_all_s": _overhead(ph),
+        "hop_overhead_s": _overhead(pw) if pw["n"] else None,
+        "ckpt_load_save_all_s": ph["ckpt_load_plus_save_s"],
+        "ckpt_load_save_s": pw["ckpt_load_plus_save_s"] if pw["n"] else None,
+        "train_s_per_hop": ph["train_s"],
+        "eval_per_model_epoch_s": metrics["eval_per_model_epoch_s"],
+        "eval_fraction": metrics["sum_eval_s"] / metrics["sum_unit_wall_s"] if metrics["sum_unit_wall_s"] else None,
+        "traces_per_arch_worker_max": metrics["traces"]["max"],
+        "mop_rss_peak_mb": metrics.get("rss", {}).get("max_mb"),
+    }
+
+
+def _range(vals: list[float]) -> dict:
+    return {"min": min(vals), "max": max(vals), "mean": statistics.fmean(vals), "spread": max(vals) - min(vals),
+            "n": len(vals)}
+
+
+def seed_spreads(mop: dict[str, dict[str, float]], seq: dict[str, dict[str, float]]) -> dict:
+    """MOP's own final val loss spread over its seeds against the sequential loop's over the same seeds (each
+    seed on its own split): per config both ranges and whether they overlap; the best config of each (lowest
+    mean), and whether MOP's best is the sequential best or lies inside that config's sequential range."""
+    configs = sorted(next(iter(seq.values())))
+    rows = {}
+    for m in configs:
+        a = _range([run[m] for run in mop.values() if run.get(m) is not None])
+        b = _range([run[m] for run in seq.values()])
+        gap = max(0.0, a["min"] - b["max"], b["min"] - a["max"])  # 0 when the ranges overlap
+        rows[m] = {"mop": a, "seq": b, "overlap": gap == 0.0, "gap": gap}
+    best_seq = min(configs, key=lambda m: rows[m]["seq"]["mean"])
+    best_mop = min(configs, key=lambda m: rows[m]["mop"]["mean"])
+    near = rows[best_mop]["seq"]["min"] <= rows[best_seq]["seq"]["max"]
+    return {"per_config": rows, "n_overlap": sum(r["overlap"] for r in rows.values()), "n_configs": len(rows),
+            "best_seq": best_seq, "best_mop": best_mop, "same_best": best_seq == best_mop,
+            "best_within_spread": best_seq == best_mop or near, "mop_seeds": sorted(mop), "seq_seeds": sorted(seq)}

@@ -1,8 +1,10 @@
-"""Plain-Keras baselines, run in spawned processes with 1 TF thread each.
+"""Baselines, run in spawned processes with 1 TF thread each (as a MOP worker has).
 
-One helper (`train_config`) trains one config on in-memory arrays; the sequential reference, the parallel
-ceiling, task parallelism and data-parallel model averaging all use it (or its pieces). The driver (the
-benchmark process) never imports TensorFlow: a `Pool` of W spawned processes takes commands over pipes.
+Two trainers: plain Keras `fit` (`train_config`), and the project's own compiled loop driven through
+HopTrainer exactly as a MOP worker drives it (`own_config`). The honest references for MOP are the latter:
+the same loop one config after another in one process (sequential), and whole configs on W processes at
+once (task parallel, the ceiling). The driver (the benchmark process) never imports TensorFlow: a `Pool` of
+W spawned processes takes commands over pipes.
 """
 from __future__ import annotations
 
@@ -29,12 +31,24 @@ class _Ctx:
         tf.config.experimental.enable_op_determinism()  # as the MOP workers (deterministic: true)
         self.data: dict = {}
         self.dp_model = None
+        self.trainers: dict = {}
+
+    def trainer(self, meta: dict):
+        """One HopTrainer per data layout, kept warm across commands (as a MOP worker keeps its own)."""
+        from cerebro_ops.keras.trainer import HopTrainer
+
+        key = repr((meta["input_shape"], meta["task"], meta.get("num_classes"), meta.get("feature_spans")))
+        if key not in self.trainers:
+            self.trainers[key] = HopTrainer(_info(meta), deterministic=True)
+        return self.trainers[key]
 
     def split(self, data_url: str, meta: dict, split: str, partition: int | None = None):
         from cerebro_ops.data.reader import load_partition, load_split
 
         key = (data_url, split, partition)
         if key not in self.data:
+            # another seed's split: drop the last one's arrays rather than hold every seed's copy
+            self.data = {k: v for k, v in self.data.items() if k[0] == data_url}
             shape = tuple(meta["input_shape"])
             self.data[key] = (load_split(data_url, split, shape) if partition is None
                               else load_partition(data_url, split, partition, shape))
@@ -54,10 +68,11 @@ def _build(builder: str, params: dict, meta: dict, seed: int):
     return import_builder(builder)(dict(params), _info(meta))
 
 
-def train_config(builder: str, params: dict, meta: dict, x, y, xv, yv, epochs: int, seed: int) -> dict:
+def train_config(builder: str, params: dict, meta: dict, data: tuple, epochs: int, seed: int) -> dict:
     """The shared helper: build (seeded), fit `epochs` epochs with a per-epoch validation pass; timings."""
     import keras
 
+    x, y, xv, yv = data
     t0 = time.time()
     model = _build(builder, params, meta, seed)
     keras.utils.set_random_seed(int(seed))  # shuffle order
@@ -66,6 +81,28 @@ def train_config(builder: str, params: dict, meta: dict, x, y, xv, yv, epochs: i
     t1 = time.time()
     return {"start": t0, "end": t1, "wall_s": t1 - t0, "val_loss": [float(v) for v in hist.history["val_loss"]],
             "loss": [float(v) for v in hist.history["loss"]], "pid": os.getpid()}
+
+
+def own_config(trainer, builder: str, config: tuple[str, dict], data: tuple, epochs: int, seed: int) -> dict:
+    """One config through the project's HopTrainer as a MOP worker drives it (checkpoint in, one pass over
+    the rows in a seeded order, checkpoint out, evaluation on the validation split), over the whole train
+    split `epochs` times."""
+    mid, params = config
+    x, y, xv, yv = data
+    t0 = time.time()
+    ckpt = trainer.initial_checkpoint(builder, params, _seed(seed, mid, "init"))
+    val, train_s = [], 0.0
+    for e in range(int(epochs)):
+        ckpt, st = trainer.train(builder, params, ckpt, x, y, _seed(seed, mid, e), val=(xv, yv))
+        val.append(float(st["metrics"]["loss"]))
+        train_s += st["train_s"]
+    t1 = time.time()
+    return {"start": t0, "end": t1, "wall_s": t1 - t0, "train_s": train_s, "val_loss": val, "pid": os.getpid()}
+
+
+def _seed(*parts) -> int:
+    import zlib
+    return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
 def _fit_setup(ctx: _Ctx, builder: str, params: dict, meta: dict, data_url: str, repeats: int = 3) -> dict:
@@ -129,7 +166,14 @@ def _handle(ctx: _Ctx, cmd: str, kw: dict) -> Any:
         x, y = ctx.split(kw["data_url"], kw["meta"], "train", kw.get("partition"))
         xv, yv = ctx.split(kw["data_url"], kw["meta"], "val")
         t0 = time.time()
-        res = {mid: train_config(kw["builder"], p, kw["meta"], x, y, xv, yv, kw["epochs"], kw["seed"])
+        res = {mid: train_config(kw["builder"], p, kw["meta"], (x, y, xv, yv), kw["epochs"], kw["seed"])
+               for mid, p in kw["configs"]}
+        return {"start": t0, "end": time.time(), "configs": res, "rss_peak_kb": _peak_rss_kb()}
+    if cmd == "own_train":  # the project's compiled loop, configs one after another
+        data = (*ctx.split(kw["data_url"], kw["meta"], "train"), *ctx.split(kw["data_url"], kw["meta"], "val"))
+        trainer = ctx.trainer(kw["meta"])
+        t0 = time.time()
+        res = {mid: own_config(trainer, kw["builder"], (mid, p), data, kw["epochs"], kw["seed"])
                for mid, p in kw["configs"]}
         return {"start": t0, "end": time.time(), "configs": res, "rss_peak_kb": _peak_rss_kb()}
     if cmd == "fit_setup":
@@ -207,90 +251,112 @@ class Pool:
                 p.terminate()
 
 
-def run_baselines(pool: Pool, builder: str, configs: dict[str, dict], meta: dict, data_url: str, epochs: int,
-                  seeds: list[int], workers: int, data_parallel: bool = True) -> dict:
-    """All baselines on the same prepared data; returns a JSON-able dict."""
-    base = {"builder": builder, "meta": meta, "data_url": data_url, "epochs": epochs}
-    items = sorted(configs.items())
-    out: dict = {"pool_startup_s": pool.startup_s}
-    full = pool.all([("load", {"data_url": data_url, "meta": meta})] * workers)
-    out["data_bytes_full_copy"] = full[0]["bytes"]
-    out["data_bytes_train"], out["data_bytes_val"] = full[0].get("train_bytes"), full[0].get("val_bytes")
-
-    # Sequential reference: one process (worker 0), configs one after another, per seed.
-    seq = []
+def _timed_seeds(pool: Pool, cmd: str, base: dict, items: list, seeds: list[int]) -> list[dict]:
+    """`cmd` over every config for each seed, one seed after another on worker 0 (timed alone)."""
+    out = []
     for s in seeds:
-        pool.ask(0, "train", **base, configs=items, seed=s)
-        seq.append(pool.answer(0))
+        pool.ask(0, cmd, **base, configs=items, seed=s)
+        out.append(pool.answer(0))
+    return out
+
+
+def keras_sequential(pool: Pool, base: dict, items: list, seeds: list[int]) -> dict:
+    """Plain Keras `fit` per config, one config after another in one process (the textbook reference)."""
+    seq = _timed_seeds(pool, "train", base, items, seeds)
     t_seq = [r["end"] - r["start"] for r in seq]
-    out["sequential"] = {
-        "seeds": seeds, "T_seq_per_seed": t_seq, "T_seq": sum(t_seq) / len(t_seq),
-        "per_config_wall_s": {m: [r["configs"][m]["wall_s"] for r in seq] for m, _ in items},
-        "val_loss": {m: [r["configs"][m]["val_loss"][-1] for r in seq] for m, _ in items},
-        "val_loss_curves": {m: [r["configs"][m]["val_loss"] for r in seq] for m, _ in items},
-    }
+    return {"seeds": seeds, "T_seq_per_seed": t_seq, "T_seq": sum(t_seq) / len(t_seq),
+            "per_config_wall_s": {m: [r["configs"][m]["wall_s"] for r in seq] for m, _ in items},
+            "val_loss": {m: [r["configs"][m]["val_loss"][-1] for r in seq] for m, _ in items},
+            "val_loss_curves": {m: [r["configs"][m]["val_loss"] for r in seq] for m, _ in items}}
 
-    # Parallel ceiling: W processes at once, each a static 1/W of the configs (seed of the first run),
-    # balanced by the sequential per-config wall (longest first onto the least-loaded process).
-    cost = {m: out["sequential"]["per_config_wall_s"][m][0] for m, _ in items}
-    shares: list[list] = [[] for _ in range(workers)]
-    load = [0.0] * workers
-    for m, p in sorted(items, key=lambda it: -cost[it[0]]):
-        w = load.index(min(load))
-        shares[w].append((m, p))
-        load[w] += cost[m]
-    res = pool.all([("train", {**base, "configs": sh, "seed": seeds[0]}) for sh in shares])
-    t_par = max(r["end"] for r in res) - min(r["start"] for r in res)
-    t_seq0 = t_seq[0]
-    out["ceiling"] = {"T_parallel": t_par, "T_seq_same_seed": t_seq0, "ceiling": t_seq0 / t_par,
-                      "per_process_s": [r["end"] - r["start"] for r in res],
-                      "shares": [[m for m, _ in sh] for sh in shares]}
 
-    # Task parallelism: whole configs on a full data copy per process, handed out dynamically in spec order.
-    queue = list(items)
-    busy: dict[int, tuple] = {}
-    t0 = time.time()
-    first_start, last_end = None, 0.0
-    tp_val, tp_rss = {}, {}
+def own_sequential(pool: Pool, base: dict, items: list, seed: int) -> dict:
+    """The project's compiled loop (HopTrainer, as a MOP worker runs it) over the whole train split, one
+    config after another in one process: what MOP's W workers must beat."""
+    r = _timed_seeds(pool, "own_train", base, items, [seed])[0]
+    return {"seed": seed, "T": r["end"] - r["start"], "sum_train_s": sum(c["train_s"] for c in r["configs"].values()),
+            "per_config_wall_s": {m: c["wall_s"] for m, c in r["configs"].items()},
+            "val_loss": {m: c["val_loss"][-1] for m, c in r["configs"].items()},
+            "val_loss_curves": {m: c["val_loss"] for m, c in r["configs"].items()}, "rss_peak_kb": r["rss_peak_kb"]}
+
+
+def own_seed_losses(pool: Pool, runs: list[tuple[int, dict]], items: list, workers: int) -> dict[int, dict]:
+    """{seed: {config: final val loss}} of the own loop trained with each seed on that seed's split (base);
+    the seeds run W at a time (only the losses matter here, not the time)."""
+    out: dict[int, dict] = {}
+    for i in range(0, len(runs), workers):
+        batch = runs[i:i + workers]
+        ans = pool.all([("own_train", {**base, "configs": items, "seed": s}) for s, base in batch])
+        for (s, _), a in zip(batch, ans):
+            out[s] = {m: c["val_loss"][-1] for m, c in a["configs"].items()}
+    return out
+
+
+def task_parallel(pool: Pool, base: dict, items: list, seed: int, cmd: str = "own_train") -> dict:
+    """Whole configs on W processes (a full data copy each), handed out dynamically in spec order: the
+    ceiling of what W workers can do with no data movement at all."""
+    queue, busy = list(items), {}
+    first_start, last_end, t0 = None, 0.0, time.time()
+    val, rss = {}, {}
     while queue or busy:
-        for r in range(workers):
+        for r in range(len(pool.conns)):
             if r not in busy and queue:
                 m, p = queue.pop(0)
-                pool.ask(r, "train", **base, configs=[(m, p)], seed=seeds[0])
-                busy[r] = (m, p)
+                pool.ask(r, cmd, **base, configs=[(m, p)], seed=seed)
+                busy[r] = m
         r = _wait_any(pool, list(busy))
         ans = pool.answer(r)
-        m, _ = busy.pop(r)
+        m = busy.pop(r)
         first_start = ans["start"] if first_start is None else min(first_start, ans["start"])
         last_end = max(last_end, ans["end"])
-        tp_val[m] = ans["configs"][m]["val_loss"][-1]
-        tp_rss[r] = ans["rss_peak_kb"]
-    out["task_parallel"] = {"makespan_s": last_end - min(first_start, t0), "val_loss": tp_val,
-                            "data_bytes": workers * out["data_bytes_full_copy"],
-                            # a MOP worker keeps its train partition and the whole validation split
-                            "data_bytes_mop": out["data_bytes_train"] + workers * out["data_bytes_val"],
-                            "rss_peak_kb_per_process": [tp_rss[r] for r in sorted(tp_rss)]}
+        val[m] = ans["configs"][m]["val_loss"][-1]
+        rss[r] = ans["rss_peak_kb"]
+    return {"makespan_s": last_end - min(first_start, t0), "val_loss": val,
+            "rss_peak_kb_per_process": [rss[r] for r in sorted(rss)]}
 
-    # Data-parallel model averaging: one config at a time, W workers on their partitions, average per epoch.
-    if data_parallel:
-        pool.all([("load", {"data_url": data_url, "meta": meta, "partition": r}) for r in range(workers)])
-        t0 = time.time()
-        dp_val = {}
-        for m, p in items:
-            weights = pool.all([("dp_init", {"builder": builder, "params": p, "meta": meta, "seed": seeds[0]})]
-                               * workers)[0]
-            for e in range(epochs):
-                ans = pool.all([("dp_epoch", {"data_url": data_url, "meta": meta, "partition": r, "weights": weights,
-                                              "seed": seeds[0] * 1000 + e, "batch_size": p.get("batch_size", 64)})
-                                for r in range(workers)])
-                n = sum(a["n"] for a in ans)
-                weights = [sum(a["weights"][i] * (a["n"] / n) for a in ans) for i in range(len(ans[0]["weights"]))]
-            pool.ask(0, "dp_eval", data_url=data_url, meta=meta, weights=weights)
-            dp_val[m] = pool.answer(0)
-        out["data_parallel"] = {"makespan_s": time.time() - t0, "val_loss": dp_val}
 
-    # Fixed cost of fit() per hop on a warm model (hop-sized data), for the overhead split.
-    pool.ask(0, "fit_setup", builder=builder, params=items[0][1], meta=meta, data_url=data_url)
+def data_parallel(pool: Pool, base: dict, items: list, seed: int) -> dict:
+    """Model averaging: one config at a time, W workers on their partitions, weights averaged per epoch."""
+    workers = len(pool.conns)
+    data = {"data_url": base["data_url"], "meta": base["meta"]}
+    pool.all([("load", {**data, "partition": r}) for r in range(workers)])
+    t0, val = time.time(), {}
+    for m, p in items:
+        weights = pool.all([("dp_init", {"builder": base["builder"], "params": p, "meta": base["meta"],
+                                         "seed": seed})] * workers)[0]
+        for e in range(base["epochs"]):
+            ans = pool.all([("dp_epoch", {**data, "partition": r, "weights": weights, "seed": seed * 1000 + e,
+                                          "batch_size": p.get("batch_size", 64)}) for r in range(workers)])
+            n = sum(a["n"] for a in ans)
+            weights = [sum(a["weights"][i] * (a["n"] / n) for a in ans) for i in range(len(ans[0]["weights"]))]
+        pool.ask(0, "dp_eval", **data, weights=weights)
+        val[m] = pool.answer(0)
+    return {"makespan_s": time.time() - t0, "val_loss": val}
+
+
+def run_baselines(pool: Pool, mop: dict, epochs: int, seed_runs: list[tuple[int, dict]],
+                  data_parallel_too: bool = True) -> dict:
+    """Every baseline on MOP's prepared data (`mop`, the run with the first seed); `seed_runs` = [(seed, its
+    run's data)] for the accuracy spreads. Timed phases run alone, one after another."""
+    base = {"builder": mop["builder"], "meta": mop["meta"], "data_url": mop["data_url"], "epochs": epochs}
+    items = sorted(mop["configs"].items())
+    seed0, workers = seed_runs[0][0], len(pool.conns)
+    full = pool.all([("load", {"data_url": base["data_url"], "meta": base["meta"]})] * workers)
+    out: dict = {"pool_startup_s": pool.startup_s, "data_bytes_full_copy": full[0]["bytes"],
+                 "data_bytes_train": full[0]["train_bytes"], "data_bytes_val": full[0]["val_bytes"]}
+    out["own_sequential"] = own_sequential(pool, base, items, seed0)
+    out["own_task_parallel"] = task_parallel(pool, base, items, seed0)
+    out["own_task_parallel"]["data_bytes"] = workers * out["data_bytes_full_copy"]
+    # a MOP worker keeps its train partition and the whole validation split
+    out["own_task_parallel"]["data_bytes_mop"] = out["data_bytes_train"] + workers * out["data_bytes_val"]
+    out["sequential"] = keras_sequential(pool, base, items, [seed0])
+    if data_parallel_too:
+        out["data_parallel"] = data_parallel(pool, base, items, seed0)
+    others = [(s, {**base, "data_url": r["data_url"], "meta": r["meta"]}) for s, r in seed_runs[1:]]
+    out["own_seed_val_loss"] = {seed0: out["own_sequential"]["val_loss"],
+                                **own_seed_losses(pool, others, items, workers)}
+    pool.ask(0, "fit_setup", builder=base["builder"], params=items[0][1], meta=base["meta"],
+             data_url=base["data_url"])
     out["fit_setup"] = pool.answer(0)
     return out
 

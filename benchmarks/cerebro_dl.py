@@ -154,7 +154,7 @@ def prepare(rows: int, work: Path) -> tuple[Path, int]:
 def run_cerebro_ops(data: Path, n: int, epochs: int, work: Path) -> dict:
     import yaml
 
-    from .run import run_mop
+    from .study_runs import run_mop
 
     space = {"hidden_units": [HIDDEN], **GRID}
     spec = {"name": "bench_cerebro_dl_cmp", "seed": 0,
@@ -192,7 +192,7 @@ def run_sequential(mop: dict, epochs: int) -> dict:
     t0 = time.time()
     val, curves = {}, {}
     for m, params in mop["configs"].items():
-        r = train_config(mop["builder"], params, mop["meta"], x, y, xv, yv, epochs, seed=0)
+        r = train_config(mop["builder"], params, mop["meta"], (x, y, xv, yv), epochs, seed=0)
         val[key(params)], curves[key(params)] = r["val_loss"][-1], r["val_loss"]
     return {"fit_s": time.time() - t0, "val_loss": val, "val_loss_curves": curves}
 
@@ -237,8 +237,8 @@ def main(argv=None) -> int:
 
     import shutil
 
-    from .run import _env, machine
-    _env()
+    from .common import env, machine
+    env()
     work = Path(tempfile.mkdtemp(prefix="cerebro-dl-bench-"))
     info = machine()
     print(f"scratch {work}; machine {info}", flush=True)

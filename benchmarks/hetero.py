@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from .run import FLIGHTS_DATA, MLP, RESULTS, _env, machine, write_spec
+from .common import FLIGHTS_DATA, MLP, RESULTS, machine, write_spec
+from .common import env as _env
 
 GRID = {"hidden_units": [16, 256], "learning_rate": [0.001], "batch_size": [32, 1024]}
 

@@ -33,7 +33,7 @@ def _env() -> None:
 def spec_for(source: Path, store: Path):
     from cerebro_ops.core.spec import parse_spec
 
-    from .run import FLIGHTS_DATA
+    from .common import FLIGHTS_DATA
 
     return parse_spec({
         "name": "prepare_speed", "seed": 0, "data": {"source": str(source), **FLIGHTS_DATA},

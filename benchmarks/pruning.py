@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from .run import FLIGHTS_DATA, MLP, RESULTS, _env, machine
+from .common import FLIGHTS_DATA, MLP, RESULTS, machine
+from .common import env as _env
 
 
 def write_spec(work: Path, source: Path, configs: int, epochs: int, pruning: dict, name: str) -> Path:

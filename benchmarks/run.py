@@ -1,15 +1,20 @@
 """Benchmark driver: `python -m benchmarks.run [--smoke|--full] [--only NAME] [--airflow] [--keep]`.
 
-`--full` (`make bench`) runs, in one invocation and one after another (never overlapping), the steps of
-FULL_STEPS: the smoke and flights_full workloads (the MOP study through the CLI code path, then the
-plain-Keras baselines on the same prepared data), then the other benchmark scripts, each in its own process
-(prepare_speed, hetero, simulate, hop_server_load, cerebro_dl, airflow_real, ui_load). Every step writes its
-benchmarks/results/<step>.json, stamped with the load average at its start and end; a failed step is
-recorded (results/bench_full.json) and reported in RESULTS.md, and the next step still runs.
+A workload step (smoke, flights_full, cnn_images, ...) runs, one after another (never overlapping): the
+study with its first seed as a user runs it (`cerebro-ops run`, a fresh process, timed from its start to its
+exit after the champion is registered); the for-loop a user would write instead (benchmarks/forloop.py,
+timed the same way); the study with each other seed (final losses only, for MOP's own spread); then the
+baselines on the first run's prepared data (benchmarks/baselines.py): the project's own compiled loop one
+config after another and task parallel on W processes, plain Keras `fit`, data-parallel averaging, and the
+own loop with every other seed on that seed's split.
 
-`--smoke` (`make bench-smoke`, CI) runs the smoke workload and a small simulation and asserts loose targets
-(ratios, not seconds): see SMOKE_CHECKS. `--only NAME` runs just the named steps (flights100k, ... too).
-RESULTS.md is regenerated at the end (`python -m benchmarks.report` regenerates it from the JSONs alone).
+`--full` (`make bench`) runs every step of FULL_STEPS, then the other benchmark scripts, each in its own
+process. Every step writes its benchmarks/results/<step>.json, stamped with the load average at its start and
+end; a failed step is recorded (results/bench_full.json) and reported in RESULTS.md, and the next step still
+runs. `--smoke` (`make bench-smoke`, CI) runs the smoke workload and a small simulation and asserts loose
+floors (ratios, not seconds): see smoke_checks. `--only NAME` runs just the named steps (e.g. `--only
+flights_full`). RESULTS.md is regenerated at the end (`python -m benchmarks.report` regenerates it from the
+JSONs alone).
 """
 from __future__ import annotations
 
@@ -27,33 +32,10 @@ from pathlib import Path
 
 import yaml
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
+from .analysis import accuracy, gantt, hop_metrics, hop_summary, peak_rss, seed_spreads
+from .common import LOGS, RESULTS, ROOT, WORKLOADS, env, machine, make_source, write_spec
+from .study_runs import run_cli, run_mop
 
-FLIGHTS_DATA = {"label": "delayed", "task": "binary",
-                "numeric": ["month", "day", "dep_time", "sched_dep_time", "dep_delay", "sched_arr_time", "distance",
-                            "hour", "minute"],
-                "categorical": ["carrier", "origin", "dest"], "validation_fraction": 0.2, "max_categories": 50}
-DIGITS_DATA = {"label": "digit", "task": "multiclass", "arrays": {"pixels": [8, 8, 1]}, "validation_fraction": 0.2}
-MLP, CNN = "cerebro_ops.builders:mlp", "cerebro_ops.builders:cnn"
-FLIGHTS_GRID = {"hidden_units": [32, 64], "learning_rate": [0.001, 0.003], "batch_size": [256, 1024]}
-
-WORKLOADS = {
-    "smoke": dict(dataset="flights", rows=20_000, builder=MLP, data=FLIGHTS_DATA, epochs=2, workers=2,
-                  space={"hidden_units": [32], "learning_rate": [0.001, 0.003], "batch_size": [256, 1024]},
-                  seeds=[0, 1], smoke=True, data_parallel=False),
-    "flights100k": dict(dataset="flights", rows=100_000, builder=MLP, data=FLIGHTS_DATA, epochs=3, workers=2,
-                        space=FLIGHTS_GRID, seeds=[0, 1, 2]),
-    "flights_full": dict(dataset="flights", rows=None, builder=MLP, data=FLIGHTS_DATA, epochs=3, workers=2,
-                         space=FLIGHTS_GRID, seeds=[0, 1, 2]),
-    "flights_hetero": dict(dataset="flights", rows=100_000, builder=MLP, data=FLIGHTS_DATA, epochs=2, workers=2,
-                           space={"hidden_units": [16, 256], "learning_rate": [0.001, 0.003],
-                                  "batch_size": [32, 1024]}, seeds=[0, 1, 2]),
-    "digits_cnn": dict(dataset="digits", rows=None, builder=CNN, data=DIGITS_DATA, epochs=3, workers=2,
-                       space={"filters": [8, 16], "learning_rate": [0.001, 0.003], "dense_units": [32, 64],
-                              "batch_size": [32]}, seeds=[0, 1, 2]),
-}
 # The other benchmark scripts, each run as `python -m <module> <args>` in its own process; (args, timeout s).
 SCRIPTS = {
     # heterogeneous grid through the study code path; 100k rows so that epochs last long enough to compare
@@ -66,100 +48,15 @@ SCRIPTS = {
     # prepare + partition alone (20k rows, then flights_full) in one Spark session: seconds and Spark jobs
     "prepare_speed": (["benchmarks.prepare_speed"], 1200),
 }
-FULL_STEPS = ["smoke", "flights_full", "prepare_speed", "hetero", "simulate", "hop_server_load", "cerebro_dl",
-              "airflow_real", "ui_load"]
+FULL_STEPS = ["smoke", "flights_full", "cnn_images", "prepare_speed", "hetero", "simulate", "hop_server_load",
+              "cerebro_dl", "airflow_real", "ui_load"]
 STEP_NAMES = sorted([*WORKLOADS, *SCRIPTS])
-LOGS = ROOT / ".cerebro" / "bench-logs"
 
-# make bench-smoke: loose floors, so that a loaded CI machine does not flake (see smoke_checks).
-SMOKE_SPEEDUP_TARGET = 1.0
-SMOKE_SPEEDUP_FLOOR = 0.6 * SMOKE_SPEEDUP_TARGET
+# make bench-smoke: loose floors a loaded 2-CPU CI machine holds (see smoke_checks for the measured values).
+SMOKE_SPEEDUP_FLOOR = 0.6          # over plain Keras fit, one config after another
+SMOKE_OWN_SPEEDUP_FLOOR = 0.8      # over the project's own loop, one config after another
+SMOKE_TRAINING_SHARE_FLOOR = 0.3   # Σ train_s / (W × makespan)
 SMOKE_MAX_TRACES = 2
-
-
-# ----------------------------------------------------------------------------------------------- env
-
-def _env() -> None:
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    pp = os.environ.get("PYTHONPATH", "")
-    if str(ROOT) not in pp.split(os.pathsep):
-        os.environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + pp if pp else "")
-
-
-def _version(*names: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    for n in names:
-        try:
-            return version(n)
-        except PackageNotFoundError:
-            continue
-    return "?"
-
-
-def machine() -> dict:
-    mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "cerebro_ops"], cwd=ROOT,
-                                    capture_output=True, text=True).stdout.strip())
-    except OSError:
-        commit, dirty = "?", False
-    return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(),
-            "mem_gib": round(int(mem) / 2**20, 1), "python": sys.version.split()[0],
-            "tensorflow": _version("tensorflow-cpu", "tensorflow"), "keras": _version("keras"),
-            "spark": _version("pyspark"), "git_commit": commit + ("+dirty(cerebro_ops)" if dirty else ""),
-            "loadavg_start": os.getloadavg()}
-
-
-# ----------------------------------------------------------------------------------------------- MOP
-
-class _Progress:
-    def __init__(self):
-        self.epoch_start: dict[int, float] = {}
-
-    def start_epoch(self, epoch: int) -> None:
-        self.epoch_start[epoch] = time.time()
-
-    def record(self, rec: dict) -> None:
-        pass
-
-
-def write_spec(name: str, wl: dict, work: Path, source: Path) -> Path:
-    n_configs = math.prod(len(v) for v in wl["space"].values())
-    spec = {"name": f"bench_{name}", "seed": 0, "data": {"source": str(source), **wl["data"]},
-            "model": {"builder": wl["builder"]},
-            "search": {"method": "grid", "num_configs": n_configs, "space": wl["space"]},
-            "train": {"epochs": wl["epochs"], "workers": wl["workers"], "metric": "val_loss", "direction": "min"},
-            "runtime": {"store": (work / "store").as_uri(), "tracking_uri": f"sqlite:///{work / 'mlflow.db'}",
-                        "spark_master": f"local[{wl['workers']}]"}}
-    path = work / f"bench_{name}.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
-
-
-def run_mop(spec_path: Path) -> dict:
-    from cerebro_ops import study
-    from cerebro_ops.core.spec import load_spec
-
-    spec = load_spec(str(spec_path))
-    prog = _Progress()
-    t0 = time.time()
-    res = study.run(spec, progress=prog, register_model=False)
-    t1 = time.time()
-    run_id = res["run_id"]
-    state = study.load_state(spec, run_id)
-    records = study.hop_records(spec, run_id)
-    val = {m: (h[-1].get("val_loss") if h else None) for m, h in state["history"].items()}
-    curves = {m: [x.get("val_loss") for x in h] for m, h in state["history"].items()}
-    return {"run_id": run_id, "run_start": t0, "run_end": t1, "study_wall_s": t1 - t0,
-            "prepare_s": prog.epoch_start.get(1, t1) - t0, "epoch_start": prog.epoch_start,
-            "records": records, "val_loss": val, "val_loss_curves": curves, "status": state["status"],
-            "configs": state["configs"], "meta": state["meta"],
-            "data_url": study.repository(spec, run_id).store.url("data"), "builder": spec.model_builder}
 
 
 # ----------------------------------------------------------------------------------------------- Airflow
@@ -204,106 +101,114 @@ def run_airflow(spec_path: Path, work: Path, timeout: int = 1200) -> dict:
 
 # ----------------------------------------------------------------------------------------------- one workload
 
-def run_workload(name: str, wl: dict, work: Path, airflow: bool) -> dict:
-    from cerebro_ops.example_data import make_example_data
+def run_forloop(spec_path: Path, work: Path, timeout: int = 3600) -> dict:
+    """benchmarks.forloop in a fresh process (pandas read + Keras fit per config): its start-to-exit wall."""
+    out = work / "forloop.json"
+    t0 = time.time()
+    p = subprocess.run([sys.executable, "-m", "benchmarks.forloop", str(spec_path), "--json", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=timeout)
+    wall = time.time() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"benchmarks.forloop exited {p.returncode}: {(p.stdout + p.stderr)[-2000:]}")
+    return {**json.loads(out.read_text()), "wall_s": wall}
 
-    from . import analysis
+
+def _mop_runs(name: str, wl: dict, work: Path) -> tuple[Path, dict, list, dict]:
+    """The first seed through `cerebro-ops run` (timed, end to end), the for-loop a user would write, then the
+    other seeds in this process (their final losses only)."""
+    src = make_source(wl, work / "data")
+    seeds = wl["seeds"]
+    spec0 = write_spec(name, wl, work, src, seeds[0])
+    print(f"[{name}] cerebro-ops run (seed {seeds[0]}) ...", flush=True)
+    first = run_cli(spec0)
+    print(f"[{name}] end to end {first['study_wall_s']:.1f}s; the for-loop ...", flush=True)
+    loop = run_forloop(spec0, work)
+    runs = [(seeds[0], first)]
+    for s in seeds[1:]:
+        print(f"[{name}] MOP seed {s} ...", flush=True)
+        runs.append((s, run_mop(write_spec(name, wl, work, src, s))))
+    return spec0, first, runs, loop
+
+
+def summarize(mop: dict, metrics: dict, base: dict, loop: dict) -> dict:
+    """The workload's headline figures (see report.py for how each is read)."""
+    ms, W = metrics["makespan_s"], metrics["workers"]
+    own, tp, seq = base["own_sequential"], base["own_task_parallel"], base["sequential"]
+    s = {"makespan_s": ms, "study_wall_s": mop["study_wall_s"], "prepare_s": mop.get("prepare_s"),
+         "T_own_seq": own["T"], "T_own_task_parallel": tp["makespan_s"], "speedup_own": own["T"] / ms,
+         "task_parallel_speedup_own": own["T"] / tp["makespan_s"], "T_seq": seq["T_seq"], "speedup": seq["T_seq"] / ms,
+         "training_share": metrics["efficiency"], "efficiency": metrics["efficiency"],
+         "busy_fraction": metrics["busy_fraction"], "forloop_s": loop["wall_s"],
+         "e2e_over_forloop": mop["study_wall_s"] / loop["wall_s"], "workers": W,
+         "cold_start_s": metrics["cold_start_from_run_s"], "cold_start_epoch1_s": metrics["cold_start_from_epoch1_s"],
+         "fit_setup_s": base["fit_setup"]["setup_s"], "overhead_per_hop_s": metrics["per_hop"]["all_in_overhead_s"]}
+    s["share_of_task_parallel"] = s["speedup_own"] / s["task_parallel_speedup_own"]
+    s["data_parallel_makespan_s"] = base.get("data_parallel", {}).get("makespan_s")
+    s.update(hop_summary(metrics))
+    s["nontrain_per_warm_hop_s"] = s["hop_overhead_s"]
+    return s
+
+
+def run_workload(name: str, wl: dict, work: Path, airflow: bool) -> dict:
     from .baselines import Pool, run_baselines
 
     t_wl = time.time()
-    src = make_example_data(wl["dataset"], work / "data", rows=wl["rows"])
-    spec_path = write_spec(name, wl, work, src)
-    print(f"[{name}] MOP study ...", flush=True)
-    mop = run_mop(spec_path)
+    spec_path, mop, runs, loop = _mop_runs(name, wl, work)
     W = wl["workers"]
-    metrics = analysis.hop_metrics(mop["records"], W, mop["epoch_start"], mop["run_start"])
-    metrics["rss"] = analysis.peak_rss(mop["records"])
-    print(f"[{name}] MOP makespan {metrics['makespan_s']:.1f}s eff {metrics['efficiency']:.3f}; baselines ...",
+    metrics = hop_metrics(mop["records"], W, mop["epoch_start"], mop["run_start"])
+    metrics["rss"] = peak_rss(mop["records"])
+    print(f"[{name}] MOP makespan {metrics['makespan_s']:.1f}s share {metrics['efficiency']:.3f}; baselines ...",
           flush=True)
-    # The study's Spark Python workers hold TF; they are idle now (no job runs) and do not take CPU.
-    pool = Pool(W)
+    pool = Pool(W)  # the study's Spark Python workers are idle now (no job runs) and take no CPU
     try:
-        base = run_baselines(pool, mop["builder"], mop["configs"], mop["meta"], mop["data_url"], wl["epochs"],
-                             wl["seeds"], W, data_parallel=wl.get("data_parallel", True))
+        base = run_baselines(pool, mop, wl["epochs"], runs, data_parallel_too=wl.get("data_parallel", True))
     finally:
         pool.close()
-    acc = analysis.accuracy(mop["val_loss"], base["sequential"]["val_loss"])
-    t_seq = base["sequential"]["T_seq"]
-    ms = metrics["makespan_s"]
-    ceiling = base["ceiling"]["ceiling"]
-    fs = base["fit_setup"]
-    summary = {
-        "makespan_s": ms, "study_wall_s": mop["study_wall_s"], "prepare_s": mop["prepare_s"],
-        "T_seq": t_seq, "speedup": t_seq / ms, "speedup_incl_prepare": t_seq / mop["study_wall_s"],
-        "ceiling": ceiling, "speedup_vs_ceiling": (t_seq / ms) / ceiling,
-        "efficiency": metrics["efficiency"], "busy_fraction": metrics["busy_fraction"],
-        "overhead_per_hop_s": metrics["per_hop"]["all_in_overhead_s"],
-        "fit_setup_s": fs["setup_s"],
-        "cold_start_s": metrics["cold_start_from_run_s"], "cold_start_epoch1_s": metrics["cold_start_from_epoch1_s"],
-        "task_parallel_makespan_s": base["task_parallel"]["makespan_s"],
-        "task_parallel_speedup": t_seq / base["task_parallel"]["makespan_s"],
-        "data_parallel_makespan_s": base.get("data_parallel", {}).get("makespan_s"),
-        "data_parallel_speedup": t_seq / base["data_parallel"]["makespan_s"] if "data_parallel" in base else None,
-        "within_spread": f"{acc['n_within_spread']}/{acc['n_configs']}", "same_best": acc["same_best"],
-    }
-    summary.update(hop_summary(metrics))
-    out = {"name": name, "workload": {k: v for k, v in wl.items() if k != "data"},
-           "n_configs": len(mop["configs"]), "rows": mop["meta"].get("rows"), "meta_rows": mop["meta"].get("rows"),
-           "summary": summary, "mop": {k: v for k, v in mop.items() if k not in ("meta",)},
-           "metrics": metrics, "baselines": base, "accuracy": acc, "workload_wall_s": None}
+    summary = summarize(mop, metrics, base, loop)
+    spreads = seed_spreads({s: r["val_loss"] for s, r in runs}, base["own_seed_val_loss"])
+    summary.update(spread_overlap=f"{spreads['n_overlap']}/{spreads['n_configs']}", same_best=spreads["same_best"],
+                   best_within_spread=spreads["best_within_spread"])
+    keras_acc = accuracy(mop["val_loss"], base["sequential"]["val_loss"])
+    out = {"name": name, "format": 2, "workload": {k: v for k, v in wl.items() if k != "data"},
+           "n_configs": len(mop["configs"]), "summary": summary, "metrics": metrics, "baselines": base,
+           "seed_spreads": spreads, "accuracy": keras_acc, "forloop": loop,
+           "mop": {k: v for k, v in mop.items() if k != "meta"},
+           "mop_seeds": {s: {"run_id": r["run_id"], "val_loss": r["val_loss"]} for s, r in runs}}
     out["mop"]["meta_summary"] = {k: mop["meta"].get(k) for k in ("rows", "input_shape", "task", "num_classes")}
     if airflow:
-        print(f"[{name}] airflow dags test ...", flush=True)
-        try:
-            af = run_airflow(spec_path, work)
-        except Exception as exc:
-            af = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-        if af.get("status") == "ok":
-            am = analysis.hop_metrics(af["records"], W, {}, af["records"][0]["start"])
-            af["metrics"] = am
-            af["per_epoch_boundary_gap_s"] = am["epoch_boundary_gap_s"]
-            af["makespan_s"] = am["makespan_s"]
-        out["airflow"] = af
+        out["airflow"] = _airflow(spec_path, work, W)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    analysis.gantt(mop["records"], str(RESULTS / f"gantt_{name}.png"),
-                   f"{name}: MOP hop log, {len(mop['configs'])} configs × {wl['epochs']} epochs, W={W} "
-                   f"(makespan {ms:.1f}s, efficiency {metrics['efficiency']:.2f}; hatched = evaluation)")
+    gantt(mop["records"], str(RESULTS / f"gantt_{name}.png"),
+          f"{name}: MOP hop log, {len(mop['configs'])} configs × {wl['epochs']} epochs, W={W} (makespan "
+          f"{metrics['makespan_s']:.1f}s, training share {metrics['efficiency']:.2f}; hatched = evaluation)")
     out["workload_wall_s"] = time.time() - t_wl
     return out
 
 
-def _overhead(h: dict) -> float:
-    """A hop's time that is neither training nor evaluation (wall − train_s − eval_s), plus the gap before it."""
-    return (h["sched_s"] or 0.0) + (h["read_s"] or 0.0) + (h["write_s"] or 0.0) + (h["gap_s"] or 0.0)
-
-
-def hop_summary(metrics: dict) -> dict:
-    ph, pw = metrics["per_hop"], metrics["per_warm_hop"]
-    return {
-        "hop_overhead_all_s": _overhead(ph),
-        "hop_overhead_s": _overhead(pw) if pw["n"] else None,
-        "ckpt_load_save_all_s": ph["ckpt_load_plus_save_s"],
-        "ckpt_load_save_s": pw["ckpt_load_plus_save_s"] if pw["n"] else None,
-        "train_s_per_hop": ph["train_s"],
-        "eval_per_model_epoch_s": metrics["eval_per_model_epoch_s"],
-        "eval_fraction": metrics["sum_eval_s"] / metrics["sum_unit_wall_s"] if metrics["sum_unit_wall_s"] else None,
-        "traces_per_arch_worker_max": metrics["traces"]["max"],
-        "mop_rss_peak_mb": metrics.get("rss", {}).get("max_mb"),
-    }
+def _airflow(spec_path: Path, work: Path, W: int) -> dict:
+    print(f"[{spec_path.stem}] airflow dags test ...", flush=True)
+    try:
+        af = run_airflow(spec_path, work)
+    except Exception as exc:
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    if af.get("status") == "ok":
+        am = hop_metrics(af["records"], W, {}, af["records"][0]["start"])
+        af.update(metrics=am, per_epoch_boundary_gap_s=am["epoch_boundary_gap_s"], makespan_s=am["makespan_s"])
+    return af
 
 
 def sane(res: dict) -> list[str]:
     s, problems = res["summary"], []
     if not (s["efficiency"] is not None and 0 < s["efficiency"] <= 1.05):
-        problems.append(f"efficiency {s['efficiency']} not in (0, 1.05]")
+        problems.append(f"training share {s['efficiency']} not in (0, 1.05]")
     if not s["makespan_s"] > 0:
         problems.append(f"makespan {s['makespan_s']} not > 0")
     for m, v in res["mop"]["val_loss"].items():
         if v is None or not math.isfinite(v):
             problems.append(f"config {m} has no finite MOP val loss ({v})")
-    for m, vs in res["baselines"]["sequential"]["val_loss"].items():
-        if not all(math.isfinite(v) for v in vs):
-            problems.append(f"config {m} has a non-finite sequential val loss")
+    for seed, losses in res["baselines"]["own_seed_val_loss"].items():
+        if not all(math.isfinite(v) for v in losses.values()):
+            problems.append(f"seed {seed}: a non-finite val loss of the own sequential loop")
     if set(res["mop"]["val_loss"]) != set(res["mop"]["configs"]):
         problems.append("not every config has a val loss")
     if not (RESULTS / f"gantt_{res['name']}.png").exists():
@@ -312,23 +217,29 @@ def sane(res: dict) -> list[str]:
 
 
 def smoke_checks(res: dict) -> list[str]:
-    """make bench-smoke's loose targets on the smoke workload (beyond `sane`).
+    """make bench-smoke's loose floors on the smoke workload (beyond `sane`).
 
-    Speed-up floor 0.6 (target 1.0): the smoke study is small (4 configs × 2 epochs on 16k train rows), so the
-    first hops' tracing and the Spark round trips weigh more than in flights_full, and on a CI box shared
-    with other jobs MOP's W processes compete for the CPUs while the sequential reference (one process)
-    mostly does not; such load moved the measured ratio by up to ≈ 40 % here. A real regression (a hop
-    that re-traces its loop every time, a lost worker, serialised hops) brings it to ≈ 0.3-0.5."""
+    The smoke study is small (4 configs × 2 epochs on 16k train rows): its hops train for 30-100 ms, so
+    per-hop costs weigh far more than in flights_full, and on a CI box shared with other jobs MOP's W
+    processes compete for the CPUs while a sequential reference mostly does not. Measured on this 2-CPU
+    machine: over its own loop run sequentially MOP was 1.1-1.5×, training share 0.4-0.5; the floors
+    (0.8×, 0.3) leave that margin. A real regression (a hop that re-traces its loop every time, a lost
+    worker, serialised hops) falls below them."""
     s, problems = res["summary"], []
-    if not s["speedup"] >= SMOKE_SPEEDUP_FLOOR:
-        problems.append(f"MOP speed-up over sequential {s['speedup']:.2f} < {SMOKE_SPEEDUP_FLOOR:.2f} "
-                        f"(loose floor, 0.6 × the target {SMOKE_SPEEDUP_TARGET})")
-    acc = res["accuracy"]
-    if not acc["same_best"]:
-        problems.append(f"best config differs: sequential {acc['best_seq']}, MOP {acc['best_mop']}")
-    off = [m for m, row in acc["per_config"].items() if not row["within_2x_spread"]]
+    floors = (("speedup", SMOKE_SPEEDUP_FLOOR, "MOP speed-up over Keras fit sequential"),
+              ("speedup_own", SMOKE_OWN_SPEEDUP_FLOOR, "MOP speed-up over its own loop sequential"),
+              ("training_share", SMOKE_TRAINING_SHARE_FLOOR, "training share"))
+    for key, floor, what in floors:
+        if not s[key] >= floor:
+            problems.append(f"{what} {s[key]:.2f} < {floor:.2f} (loose floor)")
+    sp = res["seed_spreads"]
+    # two seeds make narrow ranges: a config fails only when the gap between them exceeds the wider one
+    off = [m for m, row in sp["per_config"].items()
+           if row["gap"] > max(row["mop"]["spread"], row["seq"]["spread"])]
     if off:
-        problems.append(f"val loss outside 2 × the sequential seeds' spread: {off}")
+        problems.append(f"MOP's seed range is further from the sequential loop's than either range is wide: {off}")
+    if not sp["best_within_spread"]:
+        problems.append(f"best config differs beyond the spread: sequential {sp['best_seq']}, MOP {sp['best_mop']}")
     train = [r for r in res["mop"]["records"] if r.get("kind") == "train" and r.get("status", "ok") == "ok"]
     unsaid = [r for r in train if "traced" not in r or "arch" not in r]
     if not train or unsaid:
@@ -429,10 +340,13 @@ def run_workload_step(name: str, work: Path, airflow: bool, info: dict) -> tuple
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=1, default=str))
     s = res["summary"]
-    print(f"[{name}] done in {step['wall_s']:.0f}s: makespan {s['makespan_s']:.1f}s, T_seq {s['T_seq']:.1f}s,"
-          f" speed-up {s['speedup']:.2f} (ceiling {s['ceiling']:.2f}), efficiency {s['efficiency']:.3f}, "
-          f"overhead/warm hop {_ms(s['hop_overhead_s'])}, traces/arch/worker {s['traces_per_arch_worker_max']}, "
-          f"within spread {s['within_spread']}, same best {s['same_best']}", flush=True)
+    print(f"[{name}] done in {step['wall_s']:.0f}s: makespan {s['makespan_s']:.1f}s, own loop sequential "
+          f"{s['T_own_seq']:.1f}s (×{s['speedup_own']:.2f}; task parallel ×{s['task_parallel_speedup_own']:.2f}, "
+          f"share {s['share_of_task_parallel']:.0%}), Keras fit {s['T_seq']:.1f}s (×{s['speedup']:.2f}), training "
+          f"share {s['training_share']:.3f}, non-training/warm hop {_ms(s['nontrain_per_warm_hop_s'])}, end to end "
+          f"{s['study_wall_s']:.1f}s vs for-loop {s['forloop_s']:.1f}s (×{s['e2e_over_forloop']:.2f}), traces/arch/"
+          f"worker {s['traces_per_arch_worker_max']}, spreads overlap {s['spread_overlap']}, same best "
+          f"{s['same_best']}", flush=True)
     return step, res
 
 
@@ -449,7 +363,7 @@ def main(argv=None) -> int:
     ap.add_argument("--airflow", action="store_true", help="also run `airflow dags test` per workload")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = ap.parse_args(argv)
-    _env()
+    env()
     names = args.only or (FULL_STEPS if args.full else ["smoke"])
     mode = "full" if args.full and not args.only else ("smoke" if names == ["smoke"] else "only")
     work = Path(tempfile.mkdtemp(prefix="cerebro-bench-"))

@@ -3,28 +3,34 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import report, run
 
 
-def _smoke_result(speedup=1.2, traced=(True, False, False, False), within=True, same_best=True):
+def _smoke_result(speedup=1.2, traced=(True, False, False, False), overlap=True, near=True, own=1.3, share=0.45):
     records = [{"kind": "train", "status": "ok", "worker": 0, "pid": 7, "arch": "a1", "traced": t,
                 "model_id": f"m{i}", "start": i, "end": i + 1} for i, t in enumerate(traced)]
-    per = {"m0": {"within_2x_spread": within}, "m1": {"within_2x_spread": True}}
-    return {"summary": {"speedup": speedup},
-            "accuracy": {"same_best": same_best, "best_seq": "m0", "best_mop": "m0" if same_best else "m1",
-                         "per_config": per},
+    wide = {"spread": 0.01}
+    per = {"m0": {"overlap": overlap, "gap": 0.0 if overlap else 0.05, "mop": wide, "seq": wide},
+           "m1": {"overlap": True, "gap": 0.0, "mop": wide, "seq": wide}}
+    return {"summary": {"speedup": speedup, "speedup_own": own, "training_share": share},
+            "seed_spreads": {"best_within_spread": near, "best_seq": "m0", "best_mop": "m0" if near else "m1",
+                             "per_config": per},
             "mop": {"records": records},
             "metrics": {"traces": {"max": sum(traced)}}}
 
 
 def test_smoke_checks_pass_on_good_results_and_name_each_failure():
     assert run.smoke_checks(_smoke_result()) == []
-    problems = run.smoke_checks(_smoke_result(speedup=0.4, traced=(True, True, True), within=False,
-                                              same_best=False))
+    problems = run.smoke_checks(_smoke_result(speedup=0.4, traced=(True, True, True), overlap=False, near=False,
+                                              own=0.5, share=0.1))
     text = "\n".join(problems)
-    assert "speed-up over sequential 0.40 < 0.60" in text
-    assert "best config differs" in text
-    assert "['m0']" in text                       # the config outside 2 × the spread
+    assert "speed-up over Keras fit sequential 0.40 < 0.60" in text
+    assert "speed-up over its own loop sequential 0.50 < 0.80" in text
+    assert "training share 0.10 < 0.30" in text
+    assert "best config differs beyond the spread" in text
+    assert "further from the sequential loop's than either range is wide: ['m0']" in text
     assert "traces per architecture per worker 3 > 2" in text
 
 
@@ -32,6 +38,44 @@ def test_smoke_checks_require_the_traced_flag_on_every_train_hop():
     res = _smoke_result()
     del res["mop"]["records"][1]["traced"]
     assert any("1 of 4 train hop records lack" in p for p in run.smoke_checks(res))
+
+
+def test_seed_spreads_overlap_and_best_config():
+    from benchmarks.analysis import seed_spreads
+
+    mop = {0: {"a": 0.50, "b": 0.40}, 1: {"a": 0.52, "b": 0.41}}
+    seq = {0: {"a": 0.51, "b": 0.45}, 1: {"a": 0.53, "b": 0.46}}
+    sp = seed_spreads(mop, seq)
+    assert sp["per_config"]["a"]["overlap"] and not sp["per_config"]["b"]["overlap"]
+    assert sp["n_overlap"] == 1 and sp["same_best"] and sp["best_within_spread"]
+    assert sp["per_config"]["b"]["mop"]["spread"] == pytest.approx(0.01)
+    far = seed_spreads({0: {"a": 0.3, "b": 0.4}}, {0: {"a": 0.5, "b": 0.4}, 1: {"a": 0.6, "b": 0.41}})
+    assert far["best_mop"] == "a" and far["best_seq"] == "b" and not far["best_within_spread"]
+
+
+def test_headline_targets_read_prepare_speed_and_the_workload_summaries():
+    prep = {"results": [{"workload": "flights_20k", "phases": {"prepare": {"s": 6.0}, "partition": {"s": 1.5}}},
+                        {"workload": "flights_full", "phases": {"prepare": {"s": 20.0}, "partition": {"s": 2.0}}}]}
+    ff = {"summary": {"training_share": 0.9, "efficiency": 0.9, "speedup_own": 1.5, "makespan_s": 10.0,
+                      "T_own_seq": 15.0, "task_parallel_speedup_own": 1.9, "share_of_task_parallel": 0.79,
+                      "speedup": 3.0, "hop_overhead_s": 0.015, "e2e_over_forloop": 0.8, "study_wall_s": 40.0,
+                      "forloop_s": 50.0},
+          "metrics": {"sum_train_s": 18.0, "workers": 2, "per_warm_hop": {"n": 40}}}
+    rows = {r[0]: r for r in report.headline_rows({"flights_full": ff}, {"prepare_speed": prep})}
+    share = next(r for k, r in rows.items() if k.startswith("flights_full training share"))
+    assert share[2] == "0.40" and share[3].startswith("0.90") and share[4] == report.MET
+    own = next(r for k, r in rows.items() if k.startswith("MOP (W = 2)"))
+    assert own[3].startswith("1.50×") and "MOP = 79% of it" in own[3] and own[4] == report.NOT_MET
+    hop = next(r for k, r in rows.items() if k.startswith("non-training"))
+    assert hop[3].startswith("15 ms") and hop[4] == report.MET
+    p20 = next(r for k, r in rows.items() if "20k rows" in k and k.startswith("prepare"))
+    assert p20[3].startswith("7.5 s") and p20[4] == report.MET
+    pfull = next(r for k, r in rows.items() if "flights_full" in k and k.startswith("prepare"))
+    assert pfull[3].startswith("22.0 s") and pfull[4] == report.NOT_MET
+    e2e = next(r for k, r in rows.items() if "flights_full" in k and k.startswith("end to end"))
+    assert e2e[3].startswith("0.80×") and e2e[4] == report.NOT_MET
+    cnn = next(r for k, r in rows.items() if k.startswith("CNN"))
+    assert cnn[3] == "–" and cnn[4].startswith(report.NONE)
 
 
 def test_simulated_cost_aware_order_is_not_slower_than_fixed_at_w8():
@@ -77,6 +121,8 @@ def test_targets_table_judges_each_result_and_reports_failed_steps():
     assert af == f"{report.NONE} (step `airflow_real` failed: exit 1)"
     ff = [v for l, s, m, v in rows if s == "flights_full"]
     assert ff and all(v == f"{report.NONE} (no results/flights_full.json)" for v in ff)
+    head = [r[4] for r in report.headline_rows({}, {"bench_full": bench}) if r[1] == "airflow_real"]
+    assert head == [f"{report.NONE} (step `airflow_real` failed: exit 1)"]
 
 
 def test_report_writes_a_targets_table_from_the_json_files(tmp_path, monkeypatch):
