@@ -126,6 +126,10 @@ class RuntimeSpec:
     max_hop_retries: int = 2
     connect_timeout_s: float = 120.0  # every epoch worker must connect to the driver within this
     worker_lost_s: float = 60.0       # a worker silent this long (no heartbeat) is lost; its unit runs again
+    # The data's share of a worker's memory (MB); None: half of spark.executor.memory, else a quarter of the
+    # host's RAM (core/memory_budget.py). A partition over it is streamed from local_dir, not cached.
+    worker_memory_mb: int | None = None
+    local_dir: str = ""               # where streamed partitions are copied; "" = SPARK_LOCAL_DIRS, else /tmp
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,7 @@ _SEARCH_KEYS = {"method", "num_configs", "batch_size", "space"}
 _PRUNING_KEYS = {"method", "min_epochs", "reduction_factor"}
 _TRAIN_KEYS = {"epochs", "workers", "metric", "direction", "deterministic", "hop_order"}
 _RUNTIME_KEYS = {"spark_master", "store", "tracking_uri", "experiment", "max_hop_retries", "connect_timeout_s",
-                 "worker_lost_s"}
+                 "worker_lost_s", "worker_memory_mb", "local_dir"}
 
 
 def load_spec(path: str | os.PathLike) -> StudySpec:
@@ -486,7 +490,19 @@ def _parse_runtime(d: Mapping, name: str, workers: int) -> RuntimeSpec:
     if not 15 <= lost <= 86400:  # workers send a heartbeat every 5 s
         raise SpecError("runtime.worker_lost_s", f"{lost:g} is out of range", "use seconds in [15, 86400]")
     return RuntimeSpec(spark_master=master, store=store, tracking_uri=tracking, experiment=experiment,
-                       max_hop_retries=retries, connect_timeout_s=connect, worker_lost_s=lost)
+                       max_hop_retries=retries, connect_timeout_s=connect, worker_lost_s=lost,
+                       **_parse_memory(d))
+
+
+def _parse_memory(d: Mapping) -> dict:
+    budget = _get(d, "worker_memory_mb", int, "runtime.", None)
+    if budget is not None and not 16 <= budget <= 1 << 24:
+        raise SpecError("runtime.worker_memory_mb", f"{budget} is out of range",
+                        "give the data's share of one worker's memory in MB, at least 16 (or leave it out)")
+    local_dir = _get(d, "local_dir", str, "runtime.", "")
+    if local_dir and "://" in local_dir:
+        raise SpecError("runtime.local_dir", f"{local_dir!r} is a URI", "give a directory on each worker host")
+    return {"worker_memory_mb": budget, "local_dir": local_dir}
 
 
 def _parse_pruning(d: Mapping, epochs: int) -> PruningSpec:

@@ -48,6 +48,12 @@ def load_partition(data_url: str, split: str, partition: int,
     return x, y
 
 
+def is_cached(data_url: str, split: str, partition: int) -> bool:
+    """Whether load_partition would answer from memory (no read)."""
+    with _LOCK:
+        return (data_url.rstrip("/"), split, int(partition)) in _CACHE
+
+
 def load_split(data_url: str, split: str, input_shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """All partitions of a split, concatenated in partition order (each sorted by _order)."""
     parts = list_partitions(data_url, split)

@@ -145,8 +145,31 @@ class CompiledLoop:
         return float(logs["loss"])
 
     def evaluate(self, x: tf.Tensor, y: tf.Tensor, batch_size: int = EVAL_BATCH) -> dict[str, float]:
+        self.reset_metrics()
+        return self.evaluate_more(x, y, batch_size)
+
+    def evaluate_more(self, x: tf.Tensor, y: tf.Tensor, batch_size: int = EVAL_BATCH) -> dict[str, float]:
+        """Add (x, y) to the metrics' running state; the metrics over every row added since the reset."""
         logs = self._eval(x, y, tf.constant(int(batch_size), tf.int32))
         return {k: float(v) for k, v in logs.items()}
+
+    def reset_metrics(self) -> None:
+        for m in self.model.metrics:
+            m.reset_state()
+
+    def metric_state(self) -> list:
+        """The metrics' variables (totals, counts, confusion counts): what adds up over disjoint rows."""
+        return [np.asarray(keras.ops.convert_to_numpy(v)).tolist() for v in self._metric_variables()]
+
+    def set_metric_state(self, state: list) -> None:
+        variables = self._metric_variables()
+        if len(state) != len(variables):
+            raise ValueError(f"metric state has {len(state)} variables, the model's metrics {len(variables)}")
+        for v, value in zip(variables, state):
+            v.assign(np.asarray(value, dtype=v.dtype).reshape(v.shape))
+
+    def _metric_variables(self) -> list:
+        return [v for m in self.model.metrics for v in m.variables]
 
     def _train_body(self, x, y, order, batch_size):
         self.train_traces += 1
@@ -161,9 +184,7 @@ class CompiledLoop:
 
     def _eval_body(self, x, y, batch_size):
         self.eval_traces += 1
-        model = self.model
-        for m in model.metrics:
-            m.reset_state()
+        model = self.model  # the metrics are reset by evaluate(), not here: evaluate_more() adds to them
         n = tf.shape(x)[0]
         for i in tf.range((n + batch_size - 1) // batch_size):
             start = i * batch_size

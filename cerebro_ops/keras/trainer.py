@@ -358,6 +358,24 @@ def _configure_determinism() -> None:
     _DETERMINISM_DONE = True
 
 
+def _features(x, info: DataInfo) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float32)
+    return arr.reshape((len(arr),) + tuple(info.input_shape))
+
+
+def _train_stream(loop: CompiledLoop, stream, seed: int, batch_size: int) -> float:
+    """One pass over a streamed partition, buffer by buffer; the mean loss over the pass, as loop.train
+    reports it for one buffer (batch losses weighted by batch size, so weighting buffers by rows is exact)."""
+    total, rows = 0.0, 0
+    for x, y, order in stream.train_chunks(seed, batch_size):
+        xt = tf.constant(x.reshape((len(x),) + stream.shape))
+        loss = loop.train(xt, tf.constant(y, tf.float32), order, batch_size)
+        total += loss * len(order)
+        rows += len(order)
+        del xt
+    return total / rows if rows else float("nan")
+
+
 def _params_key(builder: str, params: dict) -> tuple[str, str]:
     return builder, json.dumps(params, sort_keys=True, default=repr)
 
@@ -428,10 +446,12 @@ class HopTrainer:
         stats = {"loss": None, "n": n, "load_s": t1 - t0, "data_s": 0.0, "train_s": 0.0, "save_s": 0.0}
         new_state = ckpt  # an empty partition leaves the checkpoint as it is
         if n:
-            xt, yt = self._tensor(x, features=True), self._tensor(y)
+            streamed = hasattr(x, "train_chunks")  # a data/stream.PartitionStream: tensors per buffer
+            xt, yt = (None, None) if streamed else (self._tensor(x, features=True), self._tensor(y))
             t2 = time.perf_counter()
             try:
-                loss = loop.train(xt, yt, row_order(n, seed), int(params.get("batch_size", 64)))
+                bs = int(params.get("batch_size", 64))
+                loss = _train_stream(loop, x, seed, bs) if streamed else loop.train(xt, yt, row_order(n, seed), bs)
             except Exception as exc:
                 self._forget(builder, params)
                 raise self._failed("training", exc) from exc
@@ -467,6 +487,39 @@ class HopTrainer:
             self._forget(builder, params)
             raise self._failed("evaluation", exc) from exc
         return self._evaluate(builder, params, loop, x, y)
+
+    def evaluate_part(self, builder: str, params: dict, ckpt: bytes | None, chunks,
+                      state: dict | None) -> tuple[dict, dict]:
+        """Add the rows of `chunks` ((x, y) pairs) to a model's running validation state.
+
+        `state`: {"vars": the metrics' variables, "n": rows} from the partitions evaluated before (None: none
+        yet); `ckpt` None evaluates the model as the last train() left it. Returns (the new state, the
+        metrics over all rows so far in label units, with "n"). Summing the metrics' own variables (totals,
+        counts, confusion counts) over the partitions gives what one pass over all of them gives."""
+        cached = self._cached(builder, params)
+        if ckpt is not None:
+            load_checkpoint(cached.model, ckpt)
+        try:
+            loop = self._loop(cached)
+            loop.reset_metrics()
+            if state:
+                loop.set_metric_state(state["vars"])
+            n, out = int(state["n"]) if state else 0, {}
+            kept = isinstance(chunks, list)  # a worker's cached arrays: their tensors are kept, as in train()
+            for x, y in chunks:
+                if len(x):
+                    xt, yt = ((self._tensor(x, features=True), self._tensor(y)) if kept else
+                              (tf.constant(_features(x, self.info)), tf.constant(y, tf.float32)))
+                    out = loop.evaluate_more(xt, yt)
+                    n += len(x)
+            if not out and n:
+                out = {k: float(v) for k, v in cached.model.get_metrics_result().items()}
+            new_state = {"vars": loop.metric_state(), "n": n}
+        except Exception as exc:
+            self._forget(builder, params)
+            raise self._failed("evaluation", exc) from exc
+        metrics = in_label_units(out, self.info.label_std, loss_name(loop.model)) if n else {}
+        return new_state, {**metrics, "n": n}
 
     def traces(self) -> dict[str, tuple[int, int]]:
         """{architecture: (train loop traces, eval loop traces)} of the cached models."""

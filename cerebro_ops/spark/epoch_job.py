@@ -78,6 +78,7 @@ class SparkLauncher:
             return default
 
     # ------------------------------------------------------------------ launching
+        task = self.with_memory_budget(task)
     def __call__(self, task: EpochTask) -> None:
         self.check_slots()
         ids = self.spark.range(0, self.workers, 1, self.workers).withColumnRenamed("id", "partition")
@@ -90,6 +91,20 @@ class SparkLauncher:
         finally:
             with _running_lock:
                 _running.discard(self)
+    def with_memory_budget(self, task: EpochTask) -> EpochTask:
+        """The spec's runtime.worker_memory_mb, else half of what Spark gives a Python worker (the executor's
+        pyspark memory, else its memory) when the conf says; else the workers choose from their host's RAM."""
+        if task.memory_mb is not None:
+            return task
+        from dataclasses import replace
+
+        from cerebro_ops.core.memory_budget import default_budget_mb
+
+        conf = self._conf("spark.executor.pyspark.memory", None) or self._conf("spark.executor.memory", None)
+        if self.master().startswith("local") or not conf:  # a local master's executor is the driver itself
+            return task
+        return replace(task, memory_mb=default_budget_mb(conf, None))
+
             remove_tag(self.spark, self.tag)
         served = sorted(int(r["partition"]) for r in rows)
         if served != list(range(self.workers)):
