@@ -47,8 +47,9 @@ WORKLOADS = {
     "digits_cnn": dict(dataset="digits", rows=None, builder=CNN, data=DIGITS_DATA, epochs=3, workers=2,
                        space={"filters": [8, 16], "learning_rate": [0.001, 0.003], "dense_units": [32, 64],
                               "batch_size": [32]}, seeds=[0, 1, 2]),
+    # a heavier workload: a hop of these CNNs trains for seconds, not the MLPs' tenths
     "cnn_images": dict(dataset="images", rows=IMAGES_ROWS, builder=CNN, data=IMAGES_DATA, epochs=2, workers=2,
-                       space={"filters": [8, 16], "learning_rate": [0.001, 0.003], "dense_units": [64],
+                       space={"filters": [16, 32], "learning_rate": [0.001, 0.003], "dense_units": [64],
                               "batch_size": [64]}, seeds=[0, 1], data_parallel=False),
 }
 
