@@ -234,7 +234,8 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
         replayed = repository(spec, state.replay_of.run_id).store if state.replay_of else None
         ctx = EpochContext(store, epoch, state.configs, live, snapshot.model_builder, snapshot.seed, train.workers,
                            store.url("data"), state.meta, train.deterministic, snapshot.runtime.max_hop_retries,
-                           hop_order=train.hop_order, replay_store=replayed)
+                           hop_order=train.hop_order, replay_store=replayed, validation="partitioned",
+                           memory_mb=snapshot.runtime.worker_memory_mb, local_dir=snapshot.runtime.local_dir)
         timeouts = HopTimeouts(connect_s=snapshot.runtime.connect_timeout_s, lost_s=snapshot.runtime.worker_lost_s)
         result = EpochDriver(ctx, launcher, hooks=FaultHooks.from_env(), on_record=on_record, timeouts=timeouts).run()
         models, wall = result.models, result.wall_s

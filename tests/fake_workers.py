@@ -53,6 +53,13 @@ def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, c
                 except StoreError as exc:
                     client.failed(u, str(exc), config_failed=False, ckpt_corrupt=True)
                     continue
+                if u["kind"] == "eval":  # a link of the evaluation chain: the final one reports the metrics
+                    rec = {"n": 10, "start": 0, "end": 0, "worker": w, "val_state": {"vars": [], "n": 0}}
+                    if msg.get("val_final"):
+                        rec["metrics"] = {"loss": eval_loss(msg["params"], state) if eval_loss else
+                                          float(len(state)), "n": 10}
+                    client.result(u, rec)
+                    continue
                 state = state + [u["partition"]]
                 sha = store.write_blob(msg["ckpt_out"], json.dumps(state).encode())
                 # garble before reporting: once reported, another worker may load the file at once
@@ -61,7 +68,10 @@ def fake_launcher(workers, fail=None, die_once=None, corrupt_after_write=None, c
                     garbled.add(msg["ckpt_out"])
                     store.write_bytes(msg["ckpt_out"], b"\x00half-written")
                 rec = {"loss": 1.0, "n": 10, "ckpt": msg["ckpt_out"], "sha256": sha, "start": 0, "end": 0, "worker": w}
-                if msg.get("evaluate"):  # the model's last hop: evaluated on the validation split
+                if msg.get("val_chain"):  # the first link of the evaluation chain
+                    rec["val_state"] = {"vars": [], "n": 0}
+                if msg.get("evaluate") and (msg.get("val_final") or not msg.get("val_chain")):
+                    # the model's last hop: evaluated on the validation split
                     loss = eval_loss(msg["params"], state) if eval_loss else float(len(state))
                     rec.update(metrics={"loss": loss, "n": 10}, eval_s=0.0)
                 client.result(u, rec)

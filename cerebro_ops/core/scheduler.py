@@ -3,8 +3,9 @@
 Rules (one epoch):
 - worker w owns partition w; the data never moves, models do;
 - every live model trains one sub-epoch on every partition exactly once, in a visit order fixed before the epoch
-  (by the seed; a cost-aware hop order also by recorded costs); its last hop also evaluates it (on the validation split every worker holds), so a model is done
-  after its W train hops;
+  (by the seed; a cost-aware hop order also by recorded costs); its last hop also evaluates it: on the
+  validation split every worker holds, or, with an evaluation chain, on its partition's validation rows,
+  followed by W - 1 eval units that add the other partitions' (each worker holds only its own);
 - a model is on at most one worker at a time; a worker runs at most one unit at a time;
 - a worker that asks for work gets a runnable unit whenever one exists (no idling, no sleep-polling).
 
@@ -20,7 +21,10 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 TRAIN = "train"
-EVAL = "eval"  # a unit kind of older runs' hop records (evaluation is now part of the last train hop)
+# With an evaluation chain (partitioned validation) a model's last train hop evaluates it on its partition's
+# validation rows and W - 1 eval units, in the model's visit order, add the other partitions' validation rows
+# (hops W .. 2W - 2); without it, eval is a unit kind of older runs' hop records only.
+EVAL = "eval"
 
 
 @dataclass(frozen=True, order=True)
@@ -53,6 +57,7 @@ def visit_orders(model_ids: Iterable[str], workers: int, epoch: int, seed: int) 
 class _ModelState:
     order: list[int]
     trained: int = 0           # hops done
+    evaluated: int = 0         # eval units done (evaluation chain)
     busy_on: int | None = None
     failed: bool = False
     attempts: dict[tuple, int] = field(default_factory=dict)
@@ -62,12 +67,13 @@ class MopScheduler:
     """Hands out (model, partition) units of one epoch. Not thread-safe: the caller holds a lock."""
 
     def __init__(self, model_ids: Iterable[str], workers: int, epoch: int, seed: int,
-                 done: Iterable[Unit] = (), max_retries: int = 2, order=None):
+                 done: Iterable[Unit] = (), max_retries: int = 2, order=None, eval_chain: bool = False):
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.workers = workers
         self.epoch = epoch
         self.max_retries = max_retries
+        self.evals = workers - 1 if eval_chain else 0  # eval units per model after its train hops
         # `order`: a hop_order.HopOrder (visit orders + the pick among runnable units); None = the rule below
         self.order = order
         orders = (order.visit_orders if order else visit_orders)(model_ids, workers, epoch, seed)
@@ -86,21 +92,28 @@ class MopScheduler:
                 continue
             if model.trained < self.workers and worker in model.order[model.trained:]:
                 out.append(Unit(m, worker, TRAIN, model.order.index(worker)))
+            elif worker in model.order[model.evaluated:self.evals]:  # after its train hops, which may be left
+                out.append(Unit(m, worker, EVAL, self.workers + model.order.index(worker)))
         return out
 
     def runnable_for(self, worker: int) -> list[Unit]:
         """Units this worker could start right now, best first."""
         if worker in self.running:
             return []
-        train = []
+        train, evals = [], []
         for m, model in self.models.items():
             if model.failed or model.busy_on is not None:
                 continue
             if model.trained < self.workers and model.order[model.trained] == worker:
                 train.append((model.trained, m))
+            elif model.trained == self.workers and model.evaluated < self.evals \
+                    and model.order[model.evaluated] == worker:
+                evals.append(Unit(m, worker, EVAL, self.workers + model.evaluated))
         # the least advanced model first keeps all models moving (or the hop order's pick); ties by id
         first = self.order.priority if self.order else (lambda m, done, workers: (done, m))
-        return [Unit(m, worker, TRAIN, k) for k, m in sorted(train, key=lambda t: first(t[1], t[0], self.workers))]
+        # evaluations first: they are short and finish their models
+        return sorted(evals) + [Unit(m, worker, TRAIN, k)
+                                for k, m in sorted(train, key=lambda t: first(t[1], t[0], self.workers))]
 
     def finished(self) -> bool:
         return not self.running and all(not self.remaining_for(w) for w in range(self.workers))
@@ -161,12 +174,20 @@ class MopScheduler:
             raise RuntimeError(f"{model_id} is running on worker {model.busy_on}")
         model.failed = True
 
+    def skip_evals(self, model_id: str) -> None:
+        """An older run's model whose last train hop evaluated it on the whole validation split."""
+        if model_id in self.models:
+            self.models[model_id].evaluated = self.evals
+
     def _mark_done(self, u: Unit) -> None:
         model = self.models.get(u.model_id)
         if model is None:
             return
         if u.kind != TRAIN:
-            return  # an older run's eval unit: nothing left to schedule for it
+            k = u.hop - self.workers
+            if model.trained == self.workers and k == model.evaluated < self.evals and model.order[k] == u.partition:
+                model.evaluated += 1
+            return  # else an older run's eval unit: nothing left to schedule for it
         if u.hop != model.trained or model.order[u.hop] != u.partition:
             raise ValueError(f"out-of-order hop {u} for {u.model_id} (expected hop {model.trained} "
                              f"on partition {model.order[model.trained] if model.trained < self.workers else '-'})")

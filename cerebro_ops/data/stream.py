@@ -50,18 +50,14 @@ class PartitionStream:
         rng = np.random.default_rng(int(seed))  # its first permutation is trainer.row_order's
         units = [self.units[i] for i in np.random.default_rng([int(seed), 1]).permutation(len(self.units))]
         bs = max(1, int(batch_size))
-        fill = max(self.buffer_rows, bs)
-        carry: list[tuple] = []
-        parts, have, seen = [], 0, 0
+        buf = _Buffer(max(self.buffer_rows, bs), self._read_rows, self.width)
+        seen = 0
         for part in self._batches(units):
-            parts.append(part)
-            have += len(part[1])
+            buf.add(part)
             seen += len(part[1])
-            if have >= fill and seen < self.rows:  # the partition's last rows go to the final buffer
-                x, y, order, kept = _shuffled(carry + parts, rng, bs, final=False)
-                yield x, y, order
-                carry, parts, have = [kept], [], len(kept[1])
-        x, y, order, _ = _shuffled(carry + parts, rng, bs, final=True)
+            if buf.full() and seen < self.rows:  # the partition's last rows go to the final buffer
+                yield buf.shuffled(rng, bs, final=False)
+        x, y, order = buf.shuffled(rng, bs, final=True)
         if len(order):
             yield x, y, order
 
@@ -106,15 +102,51 @@ def _concat(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
 
 
-def _shuffled(parts: list[tuple], rng, bs: int, final: bool):
-    """The buffer in _order, the permutation's whole batches to train on now, and the rows kept back."""
-    if not parts:
-        empty = (np.zeros((0, 1), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
-        return empty[0], empty[1], np.zeros(0, np.int32), empty
-    x, y, o = _concat(parts)
-    sort = np.argsort(o, kind="stable")
-    x, y, o = x[sort], y[sort], o[sort]
-    perm = rng.permutation(len(o)).astype(np.int32)
-    take = len(perm) if final else (len(perm) // bs) * bs
-    rest = perm[take:]
-    return x, y, perm[:take], (x[rest], y[rest], o[rest])
+class _Buffer:
+    """The shuffle buffer: rows written into preallocated arrays, so filling it makes no second copy."""
+
+    def __init__(self, fill: int, read_rows: int, width: int):
+        self.fill = fill
+        cap = fill + read_rows
+        self.x = np.empty((cap, width), np.float32)
+        self.y = np.empty(cap, np.float32)
+        self.o = np.empty(cap, np.int64)
+        self.m = 0
+        self.rest: np.ndarray | None = None  # rows kept from the last shuffle, moved to the front on next use
+
+    def add(self, part: tuple) -> None:
+        self._compact()
+        k = len(part[1])
+        if self.m + k > len(self.y):  # only when a read is larger than planned
+            self._grow(self.m + k)
+        for dst, src in zip((self.x, self.y, self.o), part):
+            dst[self.m:self.m + k] = src
+        self.m += k
+
+    def full(self) -> bool:
+        return self.m >= self.fill
+
+    def shuffled(self, rng, bs: int, final: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, y, order) of the buffer's rows (views, valid until the next add): `order` visits them in
+        _order permuted by `rng`, whole batches only unless `final`; a partial last batch waits for the next
+        fill. Sorting the indices, not the rows, spares a copy of the buffer."""
+        self._compact()
+        m = self.m
+        by_order = np.argsort(self.o[:m], kind="stable")
+        perm = by_order[rng.permutation(m)].astype(np.int32)
+        take = m if final else (m // bs) * bs
+        self.rest = perm[take:]
+        return self.x[:m], self.y[:m], perm[:take]
+
+    def _compact(self) -> None:
+        if self.rest is None:
+            return
+        for a in (self.x, self.y, self.o):
+            a[:len(self.rest)] = a[self.rest]
+        self.m, self.rest = len(self.rest), None
+
+    def _grow(self, rows: int) -> None:
+        extra = rows - len(self.y)
+        self.x = np.concatenate([self.x, np.empty((extra, self.x.shape[1]), np.float32)])
+        self.y = np.concatenate([self.y, np.empty(extra, np.float32)])
+        self.o = np.concatenate([self.o, np.empty(extra, np.int64)])

@@ -174,6 +174,11 @@ class EpochContext:
     max_hop_retries: int = 2
     hop_order: str = "cost_aware"           # spec train.hop_order: cost_aware | fixed (see hop_order.py)
     replay_store: Store | None = None       # a replay: the recorded run's store, whose hop orders it reuses
+    # "partitioned": each worker holds only its own validation rows and a model's evaluation runs through every
+    # partition (its last train hop, then W - 1 eval units); "whole": every worker holds the whole split
+    validation: str = "whole"
+    memory_mb: int | None = None            # runtime.worker_memory_mb (None: the worker's default)
+    local_dir: str = ""                     # runtime.local_dir
 
 
 @dataclass
@@ -219,14 +224,20 @@ class EpochPass:
         live = sorted(ctx.start_ckpt)
         previous = records.done(ctx.epoch, live)
         self.sched = MopScheduler(model_set, ctx.workers, ctx.epoch, ctx.seed, done=map(unit_of, previous),
-                                  max_retries=ctx.max_hop_retries, order=epoch_hop_order(ctx, model_set, records))
+                                  max_retries=ctx.max_hop_retries, order=epoch_hop_order(ctx, model_set, records),
+                                  eval_chain=ctx.validation == "partitioned")
         for other in set(model_set) - set(live):
             self.sched.drop_model(other)
         self.results = {m: ModelResult(m, ckpt=ctx.start_ckpt[m]) for m in live}
         self.pointer = {m: ctx.start_ckpt[m] for m in live}  # each model's latest checkpoint
+        self.val_state: dict[str, dict] = {}  # each model's validation sums and counts so far (eval chain)
         for r in sorted(previous, key=lambda r: r["hop"]):
             if r["kind"] == TRAIN:
                 self.pointer[r["model_id"]] = {"ckpt": r["ckpt"], "sha256": r["sha256"]}
+            if "val_state" in r:
+                self.val_state[r["model_id"]] = r["val_state"]
+            elif r["kind"] == TRAIN and r.get("metrics"):  # evaluated on the whole split before this version
+                self.sched.skip_evals(r["model_id"])
         self.records = list(previous)
         self.rollback: dict[str, int] = {}
         if previous:
@@ -241,6 +252,10 @@ class EpochPass:
             msg["seed"] = derive_seed(ctx.seed, u.model_id, ctx.epoch, u.partition)
             msg["ckpt_out"] = f"ckpt/{u.model_id}/e{ctx.epoch}-h{u.hop}.npz"
             msg["evaluate"] = u.hop == ctx.workers - 1  # the last hop also evaluates the trained model
+        if ctx.validation == "partitioned" and (u.kind != TRAIN or msg["evaluate"]):
+            # the chain: sums and counts so far in, this partition's added, the last unit's are the metrics
+            msg.update(evaluate=True, val_chain=True, val_state=self.val_state.get(u.model_id) if u.kind != TRAIN
+                       else None, val_final=u.hop == 2 * ctx.workers - 2)
         return msg
 
     def on_done(self, worker: int, u: Unit, rec: dict) -> None:
@@ -249,6 +264,8 @@ class EpochPass:
         self.log.write(rec)
         if u.kind == TRAIN:
             self.pointer[u.model_id] = {"ckpt": rec["ckpt"], "sha256": rec["sha256"]}
+        if "val_state" in rec:
+            self.val_state[u.model_id] = rec["val_state"]
         self.records.append(rec)
         _log_hop(rec)
         if self.on_record:
@@ -297,7 +314,12 @@ class EpochPass:
 def _val_metrics(ok: list[dict]) -> dict:
     """Validation metrics (Keras names, without val_) from a model's finished records of one epoch: those of
     its last train hop, which evaluated it; an older run's eval records (one per validation shard) averaged
-    by example count."""
+    by example count. With an evaluation chain, the metrics of its last unit (over every partition)."""
+    final = [r for r in ok if "val_state" in r and r.get("metrics")]
+    if final:
+        last = max(final, key=lambda r: r["hop"])
+        return {k: v for k, v in last["metrics"].items() if k != "n"} if last["metrics"].get("n") else {}
+    ok = [r for r in ok if "val_state" not in r]
     evaluated = [r for r in ok if r["kind"] == TRAIN and r.get("metrics")]
     if evaluated:
         last = max(evaluated, key=lambda r: r["hop"])
@@ -354,7 +376,8 @@ class WorkerSession:
         secret = secrets.token_bytes(32)
         with _bound_server(sched, hop_pass, host, source, secret, self.timeouts) as server:
             task = EpochTask(server.host, server.port, ctx.store.uri, ctx.data_url, ctx.meta, ctx.deterministic,
-                             secret=secret, heartbeat_s=self.timeouts.heartbeat_s)
+                             secret=secret, heartbeat_s=self.timeouts.heartbeat_s, memory_mb=ctx.memory_mb,
+                             local_dir=ctx.local_dir)
             errors: list[BaseException] = []
             # Set before the wake-up: the thread is still alive while it wakes the server, so a wait that
             # asked is_alive() could go back to sleep until the connect timeout.

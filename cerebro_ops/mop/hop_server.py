@@ -451,6 +451,8 @@ def _may_run_next(sched: MopScheduler, model_id: str) -> set[int] | None:
             return None
         if model.trained < sched.workers:
             return {model.order[model.trained]}  # its next hop's partition
+        if model.evaluated < getattr(sched, "evals", 0):
+            return {model.order[model.evaluated]}  # its next evaluation's partition (evaluation chain)
         return set()  # trained everywhere (its last hop evaluated it): nobody waits for it
     except (AttributeError, KeyError, IndexError, TypeError):
         return None

@@ -1,6 +1,8 @@
 """Worker side of an epoch: runs inside a Spark Python worker, pinned to one partition.
 
-The partition and the whole validation split are read once and kept in memory; TensorFlow, the compiled
+The partition and the validation rows are read once and kept in memory when they fit the memory budget
+(runtime.worker_memory_mb), else streamed from a copy on local disk every hop (partition_data.py); with
+partitioned validation a worker holds only its own validation partition. TensorFlow, the compiled
 models and the data tensors stay warm in module globals across hops and across epochs (Spark reuses Python
 workers). A hop = load the model's checkpoint from the store, train one sub-epoch on the local partition,
 save the new checkpoint atomically, report; a model's last hop of the epoch also evaluates it on the
@@ -42,6 +44,8 @@ class EpochTask:
     # connects (hop_server.HopClient). Not in repr, so it stays out of logs and Spark UI task descriptions.
     secret: bytes = field(default=b"", repr=False)
     heartbeat_s: float = 5.0  # how often the worker tells the driver it is alive, busy or not
+    memory_mb: int | None = None  # the data's memory budget (None: the worker's default, memory_budget.py)
+    local_dir: str = ""           # where streamed partitions are copied on the worker's host
 
 
 def _trainer(task: EpochTask):
@@ -63,20 +67,17 @@ def run_worker(task: EpochTask, partition: int) -> dict:
     """Serve units for one partition until the driver says this worker is done."""
     from cerebro_ops.core.errors import ConfigFailed
     from cerebro_ops.mop.hop_server import HopClient
-    from cerebro_ops.data.reader import load_partition
+    from cerebro_ops.mop.partition_data import WorkerData
     from cerebro_ops.store import Store
 
     trainer = _trainer(task)
     store = Store(task.store_uri)
     shape = tuple(task.meta["input_shape"])
-    data: dict = {}
+    rows = WorkerData(task.data_url, partition, task.meta, task.memory_mb, task.local_dir)
 
     def split(name: str):
-        if name == "val":  # the whole split, the same arrays for every partition this process serves
-            return _validation_split(task.data_url, shape)
-        if name not in data:
-            data[name] = load_partition(task.data_url, name, partition, shape)
-        return data[name]
+        # the whole validation split: only for a driver that does not chain evaluations over the partitions
+        return _validation_split(task.data_url, shape) if name == "val" else rows
 
     client = HopClient(task.host, task.port, partition, secret=task.secret, heartbeat_s=task.heartbeat_s)
     hops = 0
@@ -136,13 +137,35 @@ def _run_unit(trainer, store, msg: dict, split) -> dict:
         except Exception as exc:
             raise ConfigFailed(f"the model builder failed: {type(exc).__name__}: {exc}") from exc
     read_s = time.perf_counter() - t0
-    x, y = split("train")
-    val = split("val") if msg.get("evaluate") else None
-    new_ckpt, stats = trainer.train(builder, params, ckpt, x, y, msg["seed"], val=val)
+    data = split("train")
+    if unit.get("kind", "train") != "train":
+        return {**_evaluate(trainer, msg, ckpt, data), "read_s": read_s}
+    train = data.rows("train")
+    val = split("val") if msg.get("evaluate") and not msg.get("val_chain") else None
+    new_ckpt, stats = trainer.train(builder, params, ckpt, train.x, train.y, msg["seed"], val=val)
+    io = {"rows_from": train.rows_from, "bytes_read": train.bytes_read, "data_mode": data.plan.mode}
+    if msg.get("val_chain"):
+        evaluated = _evaluate(trainer, msg, None, data)  # the model as it just trained
+        io.update({k: v for k, v in evaluated.items() if k not in ("n", "rows_from", "bytes_read")},
+                  bytes_read=train.bytes_read + evaluated["bytes_read"])
     t1 = time.perf_counter()
     sha = store.write_blob(msg["ckpt_out"], new_ckpt)
     write_s = time.perf_counter() - t1
-    return {**stats, "ckpt": msg["ckpt_out"], "sha256": sha, "read_s": read_s, "write_s": write_s}
+    return {**stats, **io, "ckpt": msg["ckpt_out"], "sha256": sha, "read_s": read_s, "write_s": write_s}
+
+
+def _evaluate(trainer, msg: dict, ckpt: bytes | None, data) -> dict:
+    """One link of a model's evaluation chain: this worker's validation rows added to the sums and counts
+    of the partitions before; the chain's last link reports the metrics over all of them."""
+    val = data.rows("val")
+    t0 = time.perf_counter()
+    state, metrics = trainer.evaluate_part(msg["builder"], msg["params"], ckpt, data.eval_chunks(val),
+                                           msg.get("val_state"))
+    out = {"n": len(val.x), "val_state": state, "eval_s": time.perf_counter() - t0, "rows_from": val.rows_from,
+           "bytes_read": val.bytes_read, "val_rows_from": val.rows_from, "data_mode": data.plan.mode}
+    if msg.get("val_final"):
+        out["metrics"] = metrics
+    return out
 
 
 def _validation_split(data_url: str, shape: tuple):

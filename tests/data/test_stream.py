@@ -32,8 +32,9 @@ def test_a_buffer_as_large_as_the_partition_gives_the_cached_rows_in_the_cached_
     chunks = list(_stream(folder, 5000).train_chunks(seed=7, batch_size=32))
     assert len(chunks) == 1
     xs, ys, order = chunks[0]
-    np.testing.assert_array_equal(xs, x)  # in _order
-    np.testing.assert_array_equal(order, row_order(len(x), 7))
+    cached = row_order(len(x), 7)  # the cached path's hop order over the rows in _order
+    np.testing.assert_array_equal(xs[order], x[cached])
+    np.testing.assert_array_equal(ys[order], y[cached])
 
 
 def test_a_small_buffer_serves_every_row_once_in_full_batches_and_the_same_way_twice(part):

@@ -1,0 +1,127 @@
+"""Streamed partitions and partitioned validation, end to end through the epoch driver and real workers
+(threads, TensorFlow): the same models and metrics as the cached path with the whole validation split."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from cerebro_ops.core import memory_budget
+from cerebro_ops.data.stream import PartitionStream
+from cerebro_ops.keras.trainer import DataInfo, HopTrainer
+from cerebro_ops.mop.epoch import EpochContext, EpochDriver, thread_launcher
+from cerebro_ops.store import Store
+from tests.data import tables
+
+MLP = "cerebro_ops.builders:mlp"
+WIDTH = 6
+PARAMS = {"hidden_units": 8, "num_layers": 1, "learning_rate": 0.01, "batch_size": 32}
+CONFIGS = {"m0": PARAMS, "m1": {**PARAMS, "learning_rate": 0.003, "batch_size": 16}}
+W = 2
+
+
+def _arrays(blob: bytes) -> dict:
+    with np.load(io.BytesIO(blob)) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _close(a: dict, b: dict, tol: float = 1e-6) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert abs(a[k] - b[k]) <= tol * max(1.0, abs(a[k])), (k, a[k], b[k])
+
+
+def _folder_stream(folder: str, buffer_rows: int) -> PartitionStream:
+    import glob
+    return PartitionStream(sorted(glob.glob(f"{folder}/*.parquet")), (WIDTH,), buffer_rows)
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_streamed_hops_and_chained_evaluation_equal_the_cached_path(tmp_path, task):
+    info = DataInfo((WIDTH,), task, 2 if task == "binary" else 1, label_std=2.5 if task == "regression" else None)
+    x, y = tables.rows(700, WIDTH, 1, task)
+    tables.write_partition(str(tmp_path / "p"), x, y, np.arange(len(x)), group_rows=100, files=2)
+    trainer = HopTrainer(info)
+    ckpt = trainer.initial_checkpoint(MLP, PARAMS, 3)
+    cached, stats = trainer.train(MLP, PARAMS, ckpt, x, y, seed=9)
+    streamed, sstats = trainer.train(MLP, PARAMS, ckpt, _folder_stream(str(tmp_path / "p"), 10_000), None, seed=9)
+    a, b = _arrays(cached), _arrays(streamed)
+    assert max(float(np.max(np.abs(a[k] - b[k]))) for k in a) <= 1e-6
+    assert abs(stats["loss"] - sstats["loss"]) <= 1e-6
+    small = [trainer.train(MLP, PARAMS, ckpt, _folder_stream(str(tmp_path / "p"), 96), None, seed=9) for _ in "ab"]
+    assert small[0][0] == small[1][0] and small[0][1]["loss"] == small[1][1]["loss"]
+
+    # validation: the whole split at once vs. three partitions chained (cached arrays, then streamed chunks)
+    vx, vy = tables.rows(900, WIDTH, 2, task)
+    whole = trainer.evaluate(MLP, PARAMS, cached, vx, vy)
+    state = None
+    for i, rows in enumerate(np.array_split(np.arange(len(vx)), 3)):
+        split = [(vx[rows][:100], vy[rows][:100]), (vx[rows][100:], vy[rows][100:])]
+        chunks = [(vx[rows], vy[rows])] if i < 2 else split
+        state, metrics = trainer.evaluate_part(MLP, PARAMS, cached if i == 0 else None,
+                                               chunks if i < 2 else iter(chunks), state)
+    assert metrics["n"] == whole["n"] == 900
+    _close(whole, metrics)
+    assert set(whole) >= ({"loss", "accuracy", "auc"} if task == "binary" else {"loss", "mae", "rmse"})
+
+
+def _run(root, validation: str, memory_mb, epochs: int = 2):
+    store = Store((root / "run").as_uri())
+    meta = {"input_shape": [WIDTH], "task": "binary", "num_classes": 2}
+    # initial checkpoints made here: worker threads that build models at once race for Keras's global seed
+    trainer = HopTrainer(DataInfo((WIDTH,), "binary", 2))
+    start = {m: {"ckpt": f"ckpt/{m}/init.npz"} for m in CONFIGS}
+    for m, ptr in start.items():
+        ptr["sha256"] = store.write_blob(ptr["ckpt"], trainer.initial_checkpoint(MLP, CONFIGS[m], 3))
+    results, records = [], []
+    for epoch in range(1, epochs + 1):
+        ctx = EpochContext(store, epoch, CONFIGS, start, MLP, 11, W, (root / "data").as_uri(), meta,
+                           hop_order="fixed", validation=validation, memory_mb=memory_mb,
+                           local_dir=str(root / "local"))
+        res = EpochDriver(ctx, thread_launcher(W)).run()
+        start = {m: r.ckpt for m, r in res.models.items()}
+        results.append({m: (r.train_loss, r.val) for m, r in res.models.items()})
+        records += res.records
+    return results, records
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    for split, n, seed in (("train", 1200, 5), ("val", 400, 6)):
+        x, y = tables.rows(n, WIDTH, seed)
+        tables.write_split(str(root / "cached" / "data"), split, x, y, W, group_rows=150)
+        tables.write_split(str(root / "streamed" / "data"), split, x, y, W, group_rows=150)
+    return root
+
+
+def test_an_epoch_streamed_with_partitioned_validation_equals_the_cached_epoch(data_root, monkeypatch):
+    cached, cached_recs = _run(data_root / "cached", "whole", 4096)
+    monkeypatch.setattr(memory_budget, "CACHED_COPIES", 10 ** 9)  # nothing fits: stream, with a buffer >= partition
+    streamed, recs = _run(data_root / "streamed", "partitioned", 4096)
+    for c, s in zip(cached, streamed):
+        for m in CONFIGS:
+            assert abs(c[m][0] - s[m][0]) <= 1e-6
+            _close(c[m][1], s[m][1])
+    assert {r["rows_from"] for r in cached_recs if r["kind"] == "train"} == {"store", "memory"}
+    assert {r["data_mode"] for r in recs} == {"streamed"}
+    evals = [r for r in recs if r["kind"] == "eval"]
+    assert len(evals) == len(CONFIGS) * (W - 1) * 2 and all(r["n"] == 200 for r in evals)
+    train = sorted((r for r in recs if r["kind"] == "train"), key=lambda r: (r["epoch"], r["start"]))
+    for w in range(W):
+        mine = [r["rows_from"] for r in train if r["partition"] == w]
+        assert mine[0] == "store" and set(mine[1:]) == {"local_disk"}
+    assert all(r["bytes_read"] > 0 for r in recs)
+
+
+def test_a_small_shuffle_buffer_gives_the_same_metrics_twice(data_root, monkeypatch, tmp_path):
+    monkeypatch.setattr(memory_budget, "CACHED_COPIES", 10 ** 9)
+    budget = 150 * memory_budget.STREAM_COPIES * memory_budget.row_bytes((WIDTH,)) / (1 << 20)  # 150 rows
+    import shutil
+    for name in ("a", "b"):
+        shutil.copytree(data_root / "cached" / "data", tmp_path / name / "data")
+    first, recs = _run(tmp_path / "a", "partitioned", budget, epochs=1)
+    second, _ = _run(tmp_path / "b", "partitioned", budget, epochs=1)
+    assert first == second
+    assert {r["data_mode"] for r in recs} == {"streamed"}
