@@ -83,6 +83,9 @@ def cmd_validate(args) -> int:
     print(f"OK: study {spec.name!r} (DAG {spec.dag_id}), {spec.search.method} search, "
           f"{spec.train.epochs} epochs, {spec.train.workers} workers, metric {spec.train.metric} "
           f"({spec.train.direction})")
+    from cerebro_ops.data.estimate import check_memory
+    for line in check_memory(spec):  # estimated from the source: rows × bytes per row
+        print(line)
     return 0
 
 
@@ -99,7 +102,8 @@ def cmd_run(args) -> int:
         if run_id is None:
             print("no unfinished run to resume; starting a new one", file=sys.stderr)
     n = spec.search.num_configs if spec.search.method == "tpe" else len(sample_configs(spec))
-    progress = Progress(n * spec.train.workers, spec.train.epochs, spec.train.metric, spec.train.direction)
+    units = 2 * spec.train.workers - 1  # per model and epoch: W train hops, then W - 1 evaluation units
+    progress = Progress(n * units, spec.train.epochs, spec.train.metric, spec.train.direction)
     t0 = time.time()
     try:
         result = study.run(spec, run_id=run_id, overrides=_overrides(args), progress=progress)

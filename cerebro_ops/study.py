@@ -108,6 +108,8 @@ def validate(spec_path: str, overrides: dict | None = None, check_model: bool = 
     overrides = validate_overrides(spec, overrides or {})
     spec = spec.with_overrides(**overrides)
     with no_values_in_errors("source" in overrides):
+    from cerebro_ops.data.estimate import check_memory
+    check_memory(spec)  # a worker memory budget too small for one batch fails here, before any work
         check_source(spec)
     if check_model:
         check_model_builder(spec, sample_configs(spec)[0].params)
@@ -178,7 +180,12 @@ def partition(spec: StudySpec, run_id: str, spark=None) -> RunState:
     repo, state, snapshot = open_run(spec, run_id)
     if state.partitioned:
         return state
-    state.meta = prep.partition(_spark(snapshot, spark), snapshot, repo.store.sub("data"), snapshot.train.workers)
+    from cerebro_ops.data.estimate import check_memory
+    rows = state.meta.get("rows") or {}
+    for line in check_memory(snapshot, (int(rows.get("train", 0)), int(rows.get("val", 0))), state.meta["input_shape"]):
+        log.info(line)  # cached or streamed, per worker, from the prepared row counts
+    state.meta = prep.partition(spark_session(snapshot, spark), snapshot, repo.store.sub("data"),
+                                snapshot.train.workers)
     state.partitioned = True
     repo.save(state)
     return state

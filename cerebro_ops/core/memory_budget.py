@@ -112,11 +112,15 @@ def plan_workers(rows: tuple[int, int], input_shape, workers: int, budget_mb: fl
 def plan_lines(plans: list[PartitionPlan], budget_mb: float) -> list[str]:
     """What each worker will do, for the CLI."""
     lines = [f"worker memory budget {budget_mb:g} MB (runtime.worker_memory_mb)"]
-    for p in plans:
+    shown = plans if len(plans) <= 8 else [plans[0], plans[-1]]  # partitions differ by one row at most
+    for p in shown:
         how = ("cached in memory" if p.mode == CACHED
                else f"streamed from local disk, shuffle buffer {p.buffer_rows} rows")
         lines.append(f"  worker {p.partition}: train {p.train_rows} rows ≈ {p.train_mb:.1f} MB, "
                      f"val {p.val_rows} rows ≈ {p.val_mb:.1f} MB: {how}")
+    if len(shown) < len(plans):
+        streamed = sum(p.mode == STREAMED for p in plans)
+        lines.append(f"  {len(plans) - streamed} of {len(plans)} workers cached, {streamed} streamed")
     return lines
 
 

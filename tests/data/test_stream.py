@@ -71,3 +71,19 @@ def test_the_budget_picks_the_mode_and_refuses_one_too_small_for_a_batch():
     assert err.value.field == "runtime.worker_memory_mb" and "raise runtime.worker_memory_mb" in str(err.value)
     assert size_mb("4g") == 4096 and size_mb("512m") == 512 and size_mb("nonsense") is None
     assert default_budget_mb("8g", None) == 4096 and default_budget_mb(None, 16384) == 4096
+
+
+def test_the_estimate_names_the_budget_when_a_worker_cannot_hold_one_batch(tmp_path):
+    from pathlib import Path
+
+    from cerebro_ops.core.spec import load_spec
+    from cerebro_ops.data.estimate import check_memory
+
+    text = Path("examples/dummy.yaml").read_text().replace("train:", "runtime:\n  worker_memory_mb: 16\ntrain:", 1)
+    (tmp_path / "s.yaml").write_text(text)
+    spec = load_spec(tmp_path / "s.yaml")
+    lines = check_memory(spec, rows=(3_000_000, 100_000), input_shape=(8,))
+    assert "16 MB" in lines[0] and "streamed from local disk" in lines[1] and len(lines) == 3
+    with pytest.raises(FieldError) as err:
+        check_memory(spec, rows=(3_000_000, 100_000), input_shape=(40_000,))
+    assert err.value.field == "runtime.worker_memory_mb"
