@@ -4,20 +4,17 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import uuid
 from functools import partial
 
 from cerebro_ops.core.errors import ClusterError
 from cerebro_ops.core.output import worker_environment
 from cerebro_ops.mop.worker import EpochTask, spark_entry
-from cerebro_ops.spark.job_tags import add_tag, interrupt_tag, remove_tag
+from cerebro_ops.spark.job_tags import add_tag, interrupt_tag, launcher_running, remove_tag
 
 log = logging.getLogger("cerebro_ops.spark")
 
 RESULT_SCHEMA = "partition long, hops long, busy_s double, pid long"
-_running: set["SparkLauncher"] = set()  # launchers whose job runs now, in this process (job_tags.py cancels them)
-_running_lock = threading.Lock()
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -78,19 +75,21 @@ class SparkLauncher:
             return default
 
     # ------------------------------------------------------------------ launching
-        task = self.with_memory_budget(task)
     def __call__(self, task: EpochTask) -> None:
         self.check_slots()
+        task = self.with_memory_budget(task)
         ids = self.spark.range(0, self.workers, 1, self.workers).withColumnRenamed("id", "partition")
         entry = partial(spark_entry, task, env=worker_environment())  # quiet or verbose, as the driver is
         add_tag(self.spark, self.tag)  # per thread: cancel() interrupts this epoch's job only
-        with _running_lock:
-            _running.add(self)
         try:
-            rows = ids.mapInPandas(entry, schema=RESULT_SCHEMA).collect()
+            with launcher_running(self):  # job_tags.cancel_task_jobs cancels it through this registry
+                rows = ids.mapInPandas(entry, schema=RESULT_SCHEMA).collect()
         finally:
-            with _running_lock:
-                _running.discard(self)
+            remove_tag(self.spark, self.tag)
+        served = sorted(int(r["partition"]) for r in rows)
+        if served != list(range(self.workers)):
+            raise RuntimeError(f"expected workers 0..{self.workers - 1}, Spark ran {served}")
+
     def with_memory_budget(self, task: EpochTask) -> EpochTask:
         """The spec's runtime.worker_memory_mb, else half of what Spark gives a Python worker (the executor's
         pyspark memory, else its memory) when the conf says; else the workers choose from their host's RAM."""
@@ -104,11 +103,6 @@ class SparkLauncher:
         if self.master().startswith("local") or not conf:  # a local master's executor is the driver itself
             return task
         return replace(task, memory_mb=default_budget_mb(conf, None))
-
-            remove_tag(self.spark, self.tag)
-        served = sorted(int(r["partition"]) for r in rows)
-        if served != list(range(self.workers)):
-            raise RuntimeError(f"expected workers 0..{self.workers - 1}, Spark ran {served}")
 
     def check_slots(self) -> None:
         slots = self.task_slots()
@@ -127,16 +121,3 @@ class SparkLauncher:
             interrupt_tag(self.spark, self.tag)
         except Exception:
             log.debug("could not interrupt the epoch job", exc_info=True)
-
-
-def cancel_running_launchers() -> int:
-    """Interrupt the epoch jobs launched in this process (an Airflow task is one process); how many."""
-    with _running_lock:
-        launchers = list(_running)
-    for launcher in launchers:
-        launcher.cancel()
-    return len(launchers)
-
-
-def spark_launcher(spark, workers: int) -> SparkLauncher:
-    return SparkLauncher(spark, workers)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from contextlib import contextmanager
 
 log = logging.getLogger("cerebro_ops.spark")
 
 _lock = threading.Lock()
 _tagged: dict[str, list] = {}  # tag -> the sessions it was added to in this process
+_launchers: set = set()  # epoch launchers whose job runs now, in this process (each has .cancel())
 
 
 def new_task_tag() -> str:
@@ -63,10 +65,29 @@ def tag_jobs(spark, tag: str) -> None:
 def cancel_task_jobs(tag: str) -> int:
     """Interrupt the jobs tagged ``tag`` and the epoch jobs launched in this process; how many cancels were
     sent. Jobs of other tasks sharing the session are left alone."""
-    from cerebro_ops.spark.epoch_job import cancel_running_launchers
-
     with _lock:
         sessions = list(_tagged.get(tag, ()))
     for spark in sessions:
         interrupt_tag(spark, tag)
     return len(sessions) + cancel_running_launchers()
+
+
+@contextmanager
+def launcher_running(launcher):
+    """Register an epoch launcher while its job runs, so that cancel_task_jobs can interrupt it."""
+    with _lock:
+        _launchers.add(launcher)
+    try:
+        yield
+    finally:
+        with _lock:
+            _launchers.discard(launcher)
+
+
+def cancel_running_launchers() -> int:
+    """Interrupt the epoch jobs launched in this process (an Airflow task is one process); how many."""
+    with _lock:
+        launchers = list(_launchers)
+    for launcher in launchers:
+        launcher.cancel()
+    return len(launchers)

@@ -117,8 +117,6 @@ def numeric_stats(spec: StudySpec, df, names: dict[str, str]) -> tuple[dict, dic
     partition's partial aggregate sees the same train values in the same order as over a filtered frame."""
     from pyspark.sql import functions as F
 
-    from cerebro_ops.spark.prepare import numeric_slots
-
     d = spec.data
     is_train = ~F.col("_is_val")
     columns = numeric_slots(spec, names)
@@ -157,3 +155,11 @@ def _scale(mean, std) -> tuple[float, float]:
     if not std > CONSTANT_RELATIVE_STD * max(abs(mean), 1.0):
         return mean, max(abs(mean), 1.0)
     return mean, std
+
+
+def numeric_slots(spec: StudySpec, names: dict[str, str]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """[(source column, [(slot name, internal column)])] of the numeric and datetime columns: a numeric column
+    is one slot, a datetime column one per part ("when.year", ...)."""
+    d = spec.data
+    return ([(n, [(n, names[n])]) for n in d.numeric]
+            + [(n, [(f"{n}.{p}", f"{names[n]}_{p}") for p in DATETIME_PARTS]) for n in d.datetime])

@@ -561,7 +561,7 @@ def _feature_exprs(spec: StudySpec, stats: dict, categories: dict, names: dict[s
 
     d = spec.data
     scalars, slot_names, spans = [], [], {}
-    for n, parts in numeric_slots(spec, names):
+    for n, parts in missing.numeric_slots(spec, names):
         start = len(slot_names)
         for slot, internal in parts:
             s = stats[slot]
@@ -596,14 +596,6 @@ def _feature_exprs(spec: StudySpec, stats: dict, categories: dict, names: dict[s
         slot_names += [f"{a.name}[{i}]" for i in range(size)]
     combined = parts[0] if len(parts) == 1 else F.concat(*parts)
     return combined.cast("array<float>"), slot_names, spans
-
-
-def numeric_slots(spec: StudySpec, names: dict[str, str]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """[(source column, [(slot name, internal column)])] of the numeric and datetime columns: a numeric column
-    is one slot, a datetime column one per part ("when.year", ...)."""
-    d = spec.data
-    return ([(n, [(n, names[n])]) for n in d.numeric]
-            + [(n, [(f"{n}.{p}", f"{names[n]}_{p}") for p in DATETIME_PARTS]) for n in d.datetime])
 
 
 def _input_shape(spec: StudySpec, n_features: int) -> list[int]:

@@ -44,9 +44,14 @@ def test_on_kill_of_one_run_leaves_the_other_runs_job_alive(monkeypatch):
     threads = {run: threading.Thread(target=task, args=(run,)) for run in ops}
     for t in threads.values():
         t.start()
-    time.sleep(6)  # both jobs running
+    # kill only once both jobs run: a fixed sleep raced the job start on a loaded machine
+    tracker, deadline = spark.sparkContext.statusTracker(), time.monotonic() + 120
+    while len(tracker.getActiveJobsIds()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(tracker.getActiveJobsIds()) == 2, "the two jobs did not start"
     ops["a"].on_kill()
     for t in threads.values():
-        t.join(60)
-    assert outcome["a"][0] == "cancelled" and outcome["a"][2] < 11, outcome
+        t.join(120)
+    assert outcome["a"][0] == "cancelled", outcome
+    assert outcome["a"][2] < outcome["b"][2], outcome  # a stopped before b's 12-s batches were done
     assert outcome["b"][:2] == ("finished", 2), outcome

@@ -242,11 +242,8 @@ def test_on_kill_cancels_its_own_tag_and_never_raises(monkeypatch):
     assert calls == [("add", tag), ("add", ops[1]._job_tag)]
 
     launcher = epoch_job.SparkLauncher(Session(), 2)
-    epoch_job._running.add(launcher)
-    try:
+    with job_tags.launcher_running(launcher):
         ops[0].on_kill()
-    finally:
-        epoch_job._running.discard(launcher)
     assert calls[2:] == [("interrupt", tag), ("interrupt", launcher.tag)]
 
     monkeypatch.setattr(job_tags, "cancel_task_jobs", lambda tag: 1 / 0)  # broken: logged, not raised
