@@ -15,15 +15,19 @@ def budget_mb(spec: StudySpec) -> tuple[float, str]:
         "half of spark.executor.memory)"
 
 
-def source_rows(spec: StudySpec) -> int:
-    """Rows of the data source, from Parquet footers (a CSV is scanned)."""
+def source_rows(spec: StudySpec) -> int | None:
+    """Rows of the data source, from Parquet footers (a CSV is scanned); None when pyarrow cannot count them
+    (the partition step checks again with the prepared counts)."""
     import pyarrow.dataset as ds
 
     from cerebro_ops.data.source import _fs_and_path
 
-    fs, path = _fs_and_path(spec.data.source)
-    fmt = "csv" if spec.data.resolved_format == "csv" else "parquet"
-    return int(ds.dataset(path, filesystem=fs, format=fmt).count_rows())
+    try:
+        fs, path = _fs_and_path(spec.data.source)
+        fmt = "csv" if spec.data.resolved_format == "csv" else "parquet"
+        return int(ds.dataset(path, filesystem=fs, format=fmt).count_rows())
+    except Exception:  # an estimate only: never the reason a valid study cannot start
+        return None
 
 
 def check_memory(spec: StudySpec, rows: tuple[int, int] | None = None, input_shape=None) -> list[str]:
@@ -33,11 +37,13 @@ def check_memory(spec: StudySpec, rows: tuple[int, int] | None = None, input_sha
     if input_shape is None:
         from cerebro_ops.study import provisional_info
         input_shape = provisional_info(spec).input_shape
+    budget, source = budget_mb(spec)
     if rows is None:
         total = source_rows(spec)
+        if total is None:
+            return [f"worker memory budget {budget:g} MB [{source}]; the rows are counted when the data is prepared"]
         val = int(round(total * spec.data.validation_fraction))
         rows = (total - val, val)
-    budget, source = budget_mb(spec)
     plans = plan_workers(rows, input_shape, spec.train.workers, budget, max_batch_size(spec.search.space))
     lines = plan_lines(plans, budget)
     lines[0] += f" [{source}]"
