@@ -218,6 +218,15 @@ def _experiment_id(tracking_uri: str) -> str:
     return MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name("cerebro-uidemo").experiment_id
 
 
-def test_screenshots_are_small():
-    for png in DOCS_IMG.glob("ui-*.png"):
-        assert png.stat().st_size < MAX_PNG, png
+def test_screenshots_the_docs_show_exist_and_are_small():
+    import re
+
+    shown = set()
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        shown |= set(re.findall(r"\(((?:docs/)?img/ui-[\w-]+\.png)\)", doc.read_text()))
+    assert {Path(s).name for s in shown} >= {"ui-runs.png", "ui-leaderboard.png", "ui-curves.png", "ui-gantt.png"}
+    for name in {Path(s).name for s in shown}:
+        png = DOCS_IMG / name
+        assert png.is_file(), f"{png} is shown in the docs but missing"
+        assert 5_000 < png.stat().st_size < MAX_PNG, (png, png.stat().st_size)
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
