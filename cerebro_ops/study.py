@@ -25,18 +25,16 @@ from cerebro_ops.core.errors import DataError, StudyFailed
 from cerebro_ops.core.leaderboard import best_row, best_value, leaderboard_rows
 from cerebro_ops.core.prepare_summary import summary_lines
 from cerebro_ops.core.row_hashes import row_hashes
+from cerebro_ops.mlflow.child_runs import MLFLOW_END_STATUS, ChildRuns
 from cerebro_ops.mlflow.tracking import TRAIN_ROWS_COLUMNS_TAG, TRAIN_ROWS_SHA_TAG
-from cerebro_ops.core.run_state import (EpochEntry, ModelRecord, ModelStatus, ReplayOf, RunRepository, RunState,
-                                        TpeBatches, effective_spec)
+from cerebro_ops.core.run_state import (EpochEntry, ModelStatus, ReplayOf, RunRepository, RunState, TpeBatches,
+                                        effective_spec)
 from cerebro_ops.core.search import sample_configs
 from cerebro_ops.data.source import check_source
 from cerebro_ops.core.source_policy import no_values_in_errors
 from cerebro_ops.core.spec import StudySpec, load_spec
 
 log = logging.getLogger("cerebro_ops.study")
-
-# How a config's MLflow child run ends: MLflow's run statuses are its own vocabulary, not ModelStatus.
-MLFLOW_END_STATUS = {ModelStatus.FINISHED: "FINISHED", ModelStatus.FAILED: "FAILED", ModelStatus.PRUNED: "KILLED"}
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -74,12 +72,13 @@ def load_state(spec: StudySpec, run_id: str) -> dict:
     return load_run(spec, run_id).to_json()
 
 
-def _tracker(spec: StudySpec):
+# The two outside systems of the steps, each opened here only: tests replace these two functions.
+def open_tracker(spec: StudySpec):
     from cerebro_ops.mlflow.tracking import Tracker
     return Tracker(spec.runtime.tracking_uri, spec.runtime.experiment)
 
 
-def _spark(spec: StudySpec, spark):
+def spark_session(spec: StudySpec, spark):
     if spark is not None:
         return spark
     from cerebro_ops.spark.session import get_spark
@@ -156,16 +155,16 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
         state.tpe = TpeBatches([[c.model_id for c in configs]], planned_sizes(snapshot, state.replay_of))
     try:  # the data is checked (and written) before any MLflow run or run state exists
         with no_values_in_errors("source" in overrides):
-            state.meta = prep.prepare(_spark(snapshot, spark), snapshot, repo.store.sub("data"))
+            state.meta = prep.prepare(spark_session(snapshot, spark), snapshot, repo.store.sub("data"))
     except DataError:
         repo.delete()  # a run whose data is bad leaves nothing behind (this run has no state yet)
         raise
-    tracker = _tracker(snapshot)
+    tracker = open_tracker(snapshot)
     state.mlflow_parent = tracker.start_study(snapshot, run_id, tags or {})
     tracker.log_prepare_summary(state.mlflow_parent, state.meta.get("summary"))
-    if state.mlflow_parent:
-        for m, rec in state.models.items():
-            rec.mlflow_run = tracker.start_config(state.mlflow_parent, m, rec.params)
+    children = ChildRuns(tracker, state.mlflow_parent)
+    for rec in state.models.values():
+        children.start(rec)
     state.prepared = True
     repo.save(state)
     log.info("prepared run %s: %d configs, %s rows", run_id, len(configs), state.meta.get("rows"))
@@ -231,12 +230,12 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
         return {"epoch": epoch, "batch": batch, "skipped": skip}
     live = {m: state.models[m].ckpt for m in state.live_models()}
     store = repo.store
-    tracker = _tracker(snapshot)
+    tracker = open_tracker(snapshot)
     if live:
         tracker.warm_up()  # a new task process opens MLflow while the epoch trains, not after it
         if launcher is None:
             from cerebro_ops.spark.epoch_job import spark_launcher
-            launcher = spark_launcher(_spark(snapshot, spark), snapshot.train.workers)
+            launcher = spark_launcher(spark_session(snapshot, spark), snapshot.train.workers)
         train = snapshot.train
         replayed = repository(spec, state.replay_of.run_id).store if state.replay_of else None
         ctx = EpochContext(store, epoch, state.configs, live, snapshot.model_builder, snapshot.seed, train.workers,
@@ -248,22 +247,22 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
         models, wall = result.models, result.wall_s
     else:
         models, wall = {}, 0.0
+    children = ChildRuns(tracker, state.mlflow_parent)
     for m, res in models.items():
         rec = state.models[m]
         if res.status == ModelStatus.FAILED:
             rec.status, rec.reason = ModelStatus.FAILED, res.reason
-            _end_child(tracker, rec, {"cerebro.failure_reason": res.reason[:500], "failed_at_epoch": str(epoch)})
+            children.end(rec, {"cerebro.failure_reason": res.reason[:500], "failed_at_epoch": str(epoch)})
             continue
         metrics = {"train_loss": res.train_loss, **{f"val_{k}": v for k, v in res.val.items()}}
         rec.ckpt = res.ckpt
         rec.history.append(EpochEntry(epoch, metrics, res.ckpt))
-        tracker.log_epoch(rec.mlflow_run, epoch, metrics)
-        _track_epoch_end(tracker, store, rec, snapshot, epoch)
+        children.epoch_done(rec, snapshot, store, epoch)
     pruned = _prune(snapshot, state, epoch)
     for m in pruned:
         rec = state.models[m]
         rec.status, rec.reason = ModelStatus.PRUNED, f"pruned by {snapshot.pruning.method} after epoch {epoch}"
-        _end_child(tracker, rec, {"pruned_at_epoch": str(epoch)})
+        children.end(rec, {"pruned_at_epoch": str(epoch)})
     state.epochs_done = epoch
     repo.save(state)
     failed = state.with_status(ModelStatus.FAILED)
@@ -272,23 +271,6 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
             f"{m}: {state.models[m].reason}" for m in failed))
     return {"epoch": epoch, "batch": batch, "wall_s": round(wall, 3), "live_models": len(state.live_models()),
             "pruned": sorted(pruned), "failed": failed}
-
-
-def _track_epoch_end(tracker, store, rec: ModelRecord, spec: StudySpec, epoch: int) -> None:
-    """The config's best epoch so far and its checkpoint at the end of this epoch, in its child run.
-
-    On the driver, after the epoch's hops: the workers' hop path never waits for MLflow."""
-    value, entry = best_value(rec.history, spec.train.metric, spec.train.direction)
-    if value is not None:
-        tracker.log_best(rec.mlflow_run, spec.train.metric, value, entry.epoch, epoch)
-    if not rec.mlflow_run or not rec.ckpt:
-        return
-    try:
-        data = store.read_blob(rec.ckpt["ckpt"], rec.ckpt["sha256"])
-    except Exception as exc:  # noqa: BLE001 - tracking never stops training; the next epoch repairs a bad file
-        log.warning("checkpoint %s of %s not logged to MLflow: %s", rec.ckpt["ckpt"], rec.model_id, exc)
-        return
-    tracker.log_checkpoint(rec.mlflow_run, epoch, data, rec.ckpt["sha256"])
 
 
 def _prune(spec: StudySpec, state: RunState, epoch: int) -> set[str]:
@@ -301,20 +283,6 @@ def _prune(spec: StudySpec, state: RunState, epoch: int) -> set[str]:
     hist = {m: to_minimise([h.value(spec.train.metric) for h in state.models[m].history], spec.train.direction)
             for m in state.live_models()}
     return pruner.prune(hist, epoch)
-
-
-def _finish_live(state: RunState, tracker) -> None:
-    """The live models have trained every epoch of their batch: they are finished."""
-    for m in state.live_models():
-        rec = state.models[m]
-        rec.status = ModelStatus.FINISHED
-        _end_child(tracker, rec)
-
-
-def _end_child(tracker, rec: ModelRecord, tags: dict | None = None) -> None:
-    """End the model's MLflow child run with its status (as a tag too)."""
-    tracker.end_config(rec.mlflow_run, MLFLOW_END_STATUS[rec.status], {"cerebro.status": rec.status.value,
-                                                                       **(tags or {})})
 
 
 def next_batch(spec: StudySpec, run_id: str, batch: int) -> dict:
@@ -332,12 +300,10 @@ def next_batch(spec: StudySpec, run_id: str, batch: int) -> dict:
         raise DataError("batch", f"batch {batch} is not trained ({done} of {state.epochs} epochs done)",
                         "run its epochs first (run the steps in order)")
     configs = next_configs(snapshot, state, batch + 1)
-    tracker = _tracker(snapshot)
-    _finish_live(state, tracker)
+    children = ChildRuns(open_tracker(snapshot), state.mlflow_parent)
+    children.finish_live(state)
     for c in configs:
-        rec = state.add_model(c.model_id, c.params)
-        if state.mlflow_parent:
-            rec.mlflow_run = tracker.start_config(state.mlflow_parent, c.model_id, c.params)
+        children.start(state.add_model(c.model_id, c.params))
     state.tpe.batches.append([c.model_id for c in configs])
     state.epochs_done = 0
     repo.save(state)
@@ -352,35 +318,6 @@ def hop_records(spec: StudySpec, run_id: str) -> list[dict]:
     return RecordLog(repository(spec, run_id).store).read_all()
 
 
-def hop_table(records: list[dict], seed: int, store, child_runs: dict[str, str | None]) -> list[dict]:
-    """One row per unit of the run, for the MLflow table hops.json: what ran where and when, the seed of a
-    train hop (as EpochPass.payload derives it), the checkpoint it wrote (store URI and sha256) and, for a
-    config's last hop of an epoch, that checkpoint's copy in its child run (``mlflow_ckpt``). With the
-    partition data, these rows are enough to replay any epoch from an MLflow checkpoint."""
-    from cerebro_ops.mop.epoch import derive_seed
-    from cerebro_ops.mlflow.tracking import checkpoint_artifact
-
-    last_hop: dict[tuple, int] = {}
-    for r in records:
-        if r.get("kind", "train") == "train" and r.get("status") == "ok":
-            key = (r["epoch"], r["model_id"])
-            last_hop[key] = max(last_hop.get(key, -1), r["hop"])
-    rows = []
-    for r in records:
-        kind, epoch, m = r.get("kind", "train"), r["epoch"], r["model_id"]
-        train = kind == "train"
-        child = child_runs.get(m)
-        epoch_end = train and r.get("status") == "ok" and last_hop.get((epoch, m)) == r["hop"]
-        rows.append({"unit": f"{m}/e{epoch}/{kind}/p{r['partition']}", "epoch": epoch, "model_id": m, "kind": kind,
-                     "hop": r.get("hop"), "partition": r["partition"], "worker": r.get("worker"), "pid": r.get("pid"),
-                     "start": r.get("start"), "end": r.get("end"), "train_s": r.get("train_s"),
-                     "status": r.get("status"), "n": r.get("n"), "loss": r.get("loss"),
-                     "seed": derive_seed(seed, m, epoch, r["partition"]) if train else None,
-                     "ckpt": store.url(r["ckpt"]) if r.get("ckpt") else None, "sha256": r.get("sha256"),
-                     "mlflow_ckpt": f"runs:/{child}/{checkpoint_artifact(epoch)}" if epoch_end and child else None})
-    return rows
-
-
 def select(spec: StudySpec, run_id: str) -> list[dict]:
     """Rank configs by the spec's metric and direction; write the leaderboard and hop log."""
     import yaml
@@ -392,15 +329,13 @@ def select(spec: StudySpec, run_id: str) -> list[dict]:
     if state.current_batch + 1 < state.batch_count:
         raise DataError("search.num_configs", f"only {state.current_batch + 1} of {state.batch_count} TPE batches "
                         "are trained", "run the remaining next_batch and epoch steps before selecting")
-    tracker = _tracker(snapshot)
-    _finish_live(state, tracker)
+    from cerebro_ops.mop.hop_table import hop_table, write_run_files
+
+    tracker = open_tracker(snapshot)
+    ChildRuns(tracker, state.mlflow_parent).finish_live(state)
     rows = leaderboard_rows(state, snapshot.train.metric, snapshot.train.direction)
-    from cerebro_ops.mop.records import RecordLog
     store = repo.store
-    hops = RecordLog(store)
-    records = hops.read_all()
-    hops.write_log(records)
-    store.write_json("leaderboard.json", rows)
+    records = write_run_files(store, rows)
     tracker.log_study(state.mlflow_parent, yaml.safe_dump(snapshot.to_dict(), sort_keys=False), rows, records,
                       snapshot.train.metric)
     tracker.log_hop_table(state.mlflow_parent, hop_table(records, snapshot.seed, store,
@@ -412,15 +347,14 @@ def select(spec: StudySpec, run_id: str) -> list[dict]:
 
 
 def register(spec: StudySpec, run_id: str) -> dict:
-    """Log the best model as a raw-rows MLflow pyfunc (serving.py) and make it `champion` if it wins.
+    """Log the best model as a raw-rows MLflow pyfunc (serving.py) and make it `champion` if it wins against
+    the current champion (mlflow/champion_policy.py).
 
-    The challenger and the current champion are scored on the same rows, this run's raw validation rows less
-    those the champion trained on (_comparison_rows), each through its own encoding (the champion's comes with
-    its registered model), with the compiled metric in the label's units.
     The decision is kept in the run state (`registered`), as tags of the parent run, and on the new model version.
     """
     from cerebro_ops.core.encoding import Encoding
     from cerebro_ops.data.reader import load_raw_split
+    from cerebro_ops.mlflow import champion_policy
 
     repo, state, snapshot = open_run(spec, run_id)
     if state.registered:
@@ -431,37 +365,25 @@ def register(spec: StudySpec, run_id: str) -> dict:
     meta, metric = state.meta, snapshot.train.metric
     model = _selected_model(repo, state, snapshot, best)
     encoding = Encoding.from_meta(meta)
-    columns = [encoding.label, *encoding.feature_columns]
     val_rows = load_raw_split(repo.store.url("data"), "val", meta)
-    tracker = _tracker(snapshot)
-    current = tracker.champion(snapshot.name)
-    rows, on_rows = _comparison_rows(tracker, current, val_rows, columns)
-    challenger = _metric_of(model, encoding, rows, snapshot.metric_key)
-    champ, unusable = _score_champion(tracker, current, rows, snapshot, run_id)
-    decision = {"model_id": best, "metric": metric, "challenger": challenger, "champion": champ,
-                "rows": {"compared": len(rows), "validation": len(val_rows)}}
-    if champ is not None and not _better(challenger, champ, snapshot.train.direction):
-        decision.update(promoted=False, version=current["version"], replaced=None,
-                        reason=f"not promoted: challenger {metric} {challenger:.6g} does not beat "
-                               f"{champ:.6g} of v{current['version']} {on_rows}")
+    tracker = open_tracker(snapshot)
+    verdict = champion_policy.judge(tracker, snapshot, model, encoding, val_rows, run_id)
+    current = verdict.current
+    decision = {"model_id": best, "metric": metric, "challenger": verdict.challenger, "champion": verdict.champion,
+                "rows": {"compared": verdict.compared, "validation": len(val_rows)}}
+    if not verdict.promote:
+        decision.update(promoted=False, version=current["version"], replaced=None, reason=verdict.reason)
         log.info("champion %s v%s kept: %s", snapshot.name, decision["version"], decision["reason"])
     else:
-        reason = _promotion_reason(metric, challenger, champ, current, unusable, snapshot.train.direction, on_rows)
-        child = state.models[best].mlflow_run
+        replaced = current["version"] if current is not None else None
+        decision.update(promoted=True, version=None, replaced=replaced, reason=verdict.reason)
         # An input example of real rows, unless the trigger chose the data: then made-up typical rows, so no
         # row of a source the spec's author did not name ends up in the registry.
         example = encoding.typical_rows() if state.overrides.get("source") else val_rows.head(5)
-        uri = tracker.log_raw_rows_model(child, model, meta, example)
-        train_rows = load_raw_split(repo.store.url("data"), "train", meta)
-        rows_sha = tracker.log_train_rows(child, row_hashes(train_rows, columns))
-        replaced = current["version"] if current is not None else None
-        tags = {"cerebro.run_id": run_id, "cerebro.model_id": best,
-                **({TRAIN_ROWS_SHA_TAG: rows_sha, TRAIN_ROWS_COLUMNS_TAG: json.dumps(columns)} if rows_sha else {})}
-        version = tracker.register_champion(snapshot.name, uri, metric, challenger, tags,
-                                            replaced=replaced, reason=reason)
-        decision.update(promoted=True, version=version, replaced=replaced, reason=reason)
-        tracker.describe_model(snapshot.name, _model_description(snapshot))
-        log.info("registered %s v%s as champion: %s", snapshot.name, version, reason)
+        uri = tracker.log_raw_rows_model(state.models[best].mlflow_run, model, meta, example)
+        decision["version"] = _register_champion(tracker, repo, state, snapshot, uri, decision)
+        tracker.describe_model(snapshot.name, champion_policy.model_description(snapshot))
+        log.info("registered %s v%s as champion: %s", snapshot.name, decision["version"], verdict.reason)
     tracker.record_decision(state.mlflow_parent, decision)
     tracker.end_study(state.mlflow_parent, MLFLOW_END_STATUS[ModelStatus.FINISHED])
     state.registered = decision
@@ -469,39 +391,20 @@ def register(spec: StudySpec, run_id: str) -> dict:
     return decision
 
 
-_ON_ROWS = "on this run's validation rows"
+def _register_champion(tracker, repo, state: RunState, snapshot: StudySpec, uri: str, decision: dict) -> str:
+    """Record the hashes of the selected config's training rows in its child run, and register its logged
+    model `uri` as the champion (with the decision's value, reason and the version it replaces)."""
+    from cerebro_ops.core.encoding import Encoding
+    from cerebro_ops.data.reader import load_raw_split
 
-
-def _comparison_rows(tracker, current: dict | None, val_rows, columns: list[str]):
-    """(the validation rows challenger and champion are compared on, how they were chosen). Rows the champion
-    trained on (by the content hashes its registration recorded) are left out: on them it would look better
-    than it is. When it recorded none, or no row is left, all rows are used and the decision says so."""
-    from cerebro_ops.core.row_hashes import unseen
-
-    if current is None:
-        return val_rows, _ON_ROWS
-    v = current["version"]
-    recorded = (current.get("tags") or {}).get(TRAIN_ROWS_COLUMNS_TAG)
-    seen = tracker.champion_train_rows(current) if recorded else None
-    if seen is None:
-        return val_rows, f"{_ON_ROWS} (v{v} recorded no training rows: it may have trained on some of them)"
-    if json.loads(recorded) != columns:
-        return val_rows, f"{_ON_ROWS} (v{v} trained on other columns: its training rows cannot be matched)"
-    fresh = unseen(val_rows, columns, seen)
-    if fresh.all():
-        return val_rows, f"{_ON_ROWS}, none of which v{v} trained on"
-    if not fresh.any():
-        return val_rows, f"{_ON_ROWS} (v{v} trained on all {len(val_rows)} of them: the comparison favours it)"
-    return val_rows[fresh].reset_index(drop=True), (f"on the {int(fresh.sum())} of this run's {len(val_rows)} "
-                                                    f"validation rows that v{v} did not train on")
-
-
-def _model_description(spec: StudySpec) -> str:
-    """The registered model's description: the study's, and how its champion is chosen."""
-    how = (f"cerebro-ops study {spec.name}: the version behind alias 'champion' is the config with the best "
-           f"{spec.train.metric} ({spec.train.direction}) that beat the previous champion on its run's validation "
-           "rows the previous champion did not train on.")
-    return f"{spec.description.strip()}\n\n{how}" if spec.description.strip() else how
+    encoding = Encoding.from_meta(state.meta)
+    columns = [encoding.label, *encoding.feature_columns]
+    train_rows = load_raw_split(repo.store.url("data"), "train", state.meta)
+    rows_sha = tracker.log_train_rows(state.models[state.selected].mlflow_run, row_hashes(train_rows, columns))
+    tags = {"cerebro.run_id": state.run_id, "cerebro.model_id": state.selected,
+            **({TRAIN_ROWS_SHA_TAG: rows_sha, TRAIN_ROWS_COLUMNS_TAG: json.dumps(columns)} if rows_sha else {})}
+    return tracker.register_champion(snapshot.name, uri, snapshot.train.metric, decision["challenger"], tags,
+                                     replaced=decision["replaced"], reason=decision["reason"])
 
 
 def _selected_model(repo, state, snapshot: StudySpec, best: str):
@@ -513,60 +416,6 @@ def _selected_model(repo, state, snapshot: StudySpec, best: str):
     blob = repo.store.read_blob(row["ckpt"]["ckpt"], row["ckpt"]["sha256"])
     trainer = HopTrainer(data_info(state.meta), deterministic=snapshot.train.deterministic)
     return trainer.keras_model(snapshot.model_builder, state.models[best].params, blob)
-
-
-def _score_champion(tracker, current: dict | None, val_rows, snapshot: StudySpec, run_id: str):
-    """(the current champion's metric on these raw rows through its own encoding, or None; why it could not
-    be scored, or None). A champion that cannot score them is replaced.
-
-    The champion is loaded as data only (its Keras file in safe mode and its encoding JSON, each checked against
-    the sha256 recorded at its registration: champion_check.py), never as the pyfunc it is registered as:
-    whoever can write the registry could point the alias at a model whose Python code would run here."""
-    from cerebro_ops.keras.champion_check import UntrustedChampion
-
-    if current is None:
-        return None, None
-    try:
-        old = tracker.load_champion_data(current)
-        return _metric_of(old.keras_model, old.encoding, val_rows, snapshot.metric_key), None
-    except Exception as exc:  # noqa: BLE001 - a champion that cannot score these rows is replaced
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        unusable = (text if isinstance(exc, UntrustedChampion) else f"{type(exc).__name__}: {text}")[:300]
-        log.warning("champion v%s of %s could not be scored on run %s's validation rows (%s); it will be "
-                    "replaced", current["version"], snapshot.name, run_id, unusable)
-        return None, unusable
-
-
-# Seven parameters: the two scores, the champion and why it could not be scored, the direction, the rows.
-def _promotion_reason(metric: str, challenger: float, champ: float | None, current: dict | None,
-                      unusable: str | None, direction: str, on_rows: str = _ON_ROWS) -> str:
-    if current is None:
-        return f"promoted: no champion yet ({metric} {challenger:.6g} {on_rows})"
-    if champ is None:  # which rows it would have been scored on does not matter then
-        return (f"promoted: {metric} {challenger:.6g}; champion v{current['version']} could not be scored "
-                f"{_ON_ROWS} ({unusable})")
-    sign = "<" if direction == "min" else ">"
-    return f"promoted: {metric} {challenger:.6g} {sign} {champ:.6g} of v{current['version']} {on_rows}"
-
-
-def _metric_of(model, encoding, rows, key: str) -> float:
-    """The compiled metric `key` of `model` on raw `rows` (features and label), encoded by `encoding`."""
-    from cerebro_ops.core.encoding import in_label_units, loss_name
-    from cerebro_ops.keras.serving import keras_inputs
-
-    if encoding.label not in rows.columns:
-        raise DataError(encoding.label, "the validation rows have no label column", "score rows with their label")
-    x = keras_inputs(model, encoding.encode(rows), encoding.feature_spans)
-    res = model.evaluate(x, encoding.encode_labels(rows[encoding.label]), batch_size=8192, verbose=0,
-                         return_dict=True)
-    res = in_label_units(res, encoding.label_stats["std"] if encoding.label_stats else None, loss_name(model))
-    if key not in res:
-        raise DataError("train.metric", f"model reports {sorted(res)}, not {key!r}", "pick one of those")
-    return float(res[key])
-
-
-def _better(a: float, b: float, direction: str) -> bool:
-    return a < b if direction == "min" else a > b
 
 
 # --------------------------------------------------------------------------------------------- whole run
@@ -581,7 +430,7 @@ def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = Non
     run_id = run_id or new_run_id()
     state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of)
     snapshot = run_spec(spec, state)
-    spark = spark if launcher is not None else _spark(snapshot, spark)
+    spark = spark if launcher is not None else spark_session(snapshot, spark)
 
     def train(epoch: int, batch: int) -> None:
         if progress:
@@ -610,4 +459,4 @@ def latest_run(spec: StudySpec, unfinished: bool = False) -> str | None:
 
 __all__ = ["validate", "prepare", "partition", "run_epoch", "next_batch", "select", "register", "run",
            "latest_run", "best_value", "load_run", "load_state", "run_spec", "epoch_needs_training",
-           "hop_records", "hop_table"]
+           "hop_records"]

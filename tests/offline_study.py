@@ -55,8 +55,8 @@ def go_offline(monkeypatch) -> dict:
 
     seen: dict = {"tracker": [], "partition_workers": []}
     monkeypatch.setattr(study, "check_model_builder", lambda spec, params: None)
-    monkeypatch.setattr(study, "_spark", lambda spec, spark: None)
-    monkeypatch.setattr(study, "_tracker", lambda spec: RecordingTracker(seen["tracker"]))
+    monkeypatch.setattr(study, "spark_session", lambda spec, spark: None)
+    monkeypatch.setattr(study, "open_tracker", lambda spec: RecordingTracker(seen["tracker"]))
     monkeypatch.setattr(prep, "prepare", lambda spark, spec, store: {"rows": 20})
 
     def partition(spark, spec, store, workers):
