@@ -73,8 +73,8 @@ def _is_terminal(stream) -> bool:
 
 
 def _overrides(args) -> dict:
-    return {k: v for k, v in {"seed": args.seed, "epochs": args.epochs, "num_configs": args.num_configs,
-                              "source": args.source}.items() if v is not None}
+    from cerebro_ops.core.spec import OVERRIDABLE
+    return {k: getattr(args, k) for k in OVERRIDABLE if getattr(args, k) is not None}
 
 
 def cmd_validate(args) -> int:
@@ -168,11 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also print the libraries' logs (INFO logs, Spark warnings, TensorFlow's own logs)")
 
     def overrides(sp):
+        from cerebro_ops.core.spec import OVERRIDABLE
         verbose(sp)
-        sp.add_argument("--seed", type=int)
-        sp.add_argument("--epochs", type=int)
-        sp.add_argument("--num-configs", type=int)
-        sp.add_argument("--source", help="data source path or URI (overrides data.source)")
+        for key, (path, kind) in OVERRIDABLE.items():  # the trigger Params of the Airflow form, as options
+            sp.add_argument("--" + key.replace("_", "-"), type=kind, help=f"overrides {path}")
 
     v = sub.add_parser("validate", help="check a spec, its model builder and its data; no work is done")
     v.add_argument("spec")

@@ -425,31 +425,25 @@ def _selected_model(repo, state, snapshot: StudySpec, best: str):
 def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = None, spark=None,
         launcher=None, progress=None, register_model: bool = True, replay_of: RunState | None = None) -> dict:
     """Every step of the run's plan in one process with one Spark session (the CLI path)."""
-    from cerebro_ops.core.plan import build_plan
+    from cerebro_ops.core.plan import build_plan, step_call
 
     run_id = run_id or new_run_id()
     state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of)
     snapshot = run_spec(spec, state)
     spark = spark if launcher is not None else spark_session(snapshot, spark)
-
-    def train(epoch: int, batch: int) -> None:
-        if progress:
-            progress.start_epoch(epoch)
-        run_epoch(spec, run_id, epoch, batch, spark=spark, launcher=launcher,
-                  on_record=progress.record if progress else None)
-
+    injected = {"partition": {"spark": spark},
+                "epoch": {"spark": spark, "launcher": launcher, "on_record": progress.record if progress else None}}
+    results = {"select": "leaderboard", "register": "registered"}
     result = {"run_id": run_id}
     for step in build_plan(snapshot):  # the run's own plan: its epochs and TPE batches
-        if step.kind == "partition":
-            partition(spec, run_id, spark)
-        elif step.kind == "epoch":
-            train(step.epoch, step.batch)
-        elif step.kind == "next_batch":
-            next_batch(spec, run_id, step.batch)
-        elif step.kind == "select":
-            result["leaderboard"] = select(spec, run_id)
-        elif step.kind == "register" and register_model:
-            result["registered"] = register(spec, run_id)
+        if step.kind == "prepare" or (step.kind == "register" and not register_model):
+            continue
+        if step.kind == "epoch" and progress:
+            progress.start_epoch(step.epoch)
+        name, args = step_call(step)
+        out = globals()[name](spec, run_id, *args, **injected.get(step.kind, {}))
+        if step.kind in results:
+            result[results[step.kind]] = out
     return result
 
 

@@ -28,7 +28,10 @@ _SUMMARY_MAX_STR = 500
 
 
 class CerebroStepOperator(BaseOperator):
-    """One step of a cerebro-ops study run (see :mod:`cerebro_ops.core.plan`). Subclasses implement :meth:`run_step`."""
+    """One step of a cerebro-ops study run (see :mod:`cerebro_ops.core.plan`): a subclass per step `kind`, which
+    may say what its study function gets besides the step's own arguments (:meth:`step_kwargs`)."""
+
+    kind = ""
 
     template_fields = ("spec_path",)
     ui_color = "#e8f1fb"
@@ -37,9 +40,16 @@ class CerebroStepOperator(BaseOperator):
         super().__init__(**kwargs)
         self.spec_path = spec_path
 
+    def step_kwargs(self, spec: Any, run_id: str, context: Any) -> dict:
+        return {}
+
     def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
-        """Run this step of run `run_id`; return the study function's result."""
-        raise NotImplementedError
+        """Run this step of run `run_id` (the study function of its kind: plan.step_call); return its result."""
+        from cerebro_ops import study
+        from cerebro_ops.core.plan import step_call
+
+        name, args = step_call(self)
+        return getattr(study, name)(spec, run_id, *args, **self.step_kwargs(spec, run_id, context))
 
     def execute(self, context: Any) -> Any:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -124,22 +134,29 @@ class SparkStepOperator(CerebroStepOperator):
 class CerebroPrepareOperator(SparkStepOperator):
     """Checks the trigger's Params first (an unknown or bad one fails before Spark starts), then prepares."""
 
-    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
-        from cerebro_ops import study
+    kind = "prepare"
+
+    def step_kwargs(self, spec: Any, run_id: str, context: Any) -> dict:
         from cerebro_ops.core.params import validate_overrides
 
         overrides = validate_overrides(spec, dict(context.get("params") or {}))
         tags = {"airflow.dag_id": _dag_id(context, self), "airflow.run_id": run_id}
         self.log.info("prepare %s run %s with overrides %s", spec.name, run_id, overrides)
-        study.prepare(spec, run_id, spark=self.spark(spec), overrides=overrides, tags=tags)
+        return {"spark": self.spark(spec), "overrides": overrides, "tags": tags}
+
+    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
+        super().run_step(spec, run_id, context)
         return None  # the run state is large: it stays out of XCom
 
 
 class CerebroPartitionOperator(SparkStepOperator):
-    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
-        from cerebro_ops import study
+    kind = "partition"
 
-        study.partition(spec, run_id, spark=self.spark(spec))
+    def step_kwargs(self, spec: Any, run_id: str, context: Any) -> dict:
+        return {"spark": self.spark(spec)}
+
+    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
+        super().run_step(spec, run_id, context)
         return None
 
 
@@ -147,56 +164,44 @@ class CerebroEpochOperator(SparkStepOperator):
     """One epoch of one batch (batch 0 unless TPE). Spark starts only if the epoch trains: a skipped one
     (beyond this run's epochs or batches, or already done) costs no Spark application."""
 
+    kind = "epoch"
+
     def __init__(self, *, spec_path: str, epoch: int, batch: int = 0, **kwargs: Any) -> None:
         super().__init__(spec_path=spec_path, **kwargs)
         self.epoch = epoch
         self.batch = batch
 
-    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
+    def step_kwargs(self, spec: Any, run_id: str, context: Any) -> dict:
         from cerebro_ops import study
 
         trains = study.epoch_needs_training(spec, run_id, self.epoch, self.batch)
         if trains:  # the epoch's tracking needs MLflow: import it while this task joins Spark
             from cerebro_ops.mlflow.tracking import preload_mlflow
             preload_mlflow(spec.runtime.tracking_uri)
-        return study.run_epoch(spec, run_id, self.epoch, self.batch, spark=self.spark(spec) if trains else None)
+        return {"spark": self.spark(spec) if trains else None}
 
 
 class CerebroNextBatchOperator(CerebroStepOperator):
     """TPE: tells the results of batch ``batch`` and asks batch ``batch + 1`` (no Spark)."""
 
+    kind = "next_batch"
+
     def __init__(self, *, spec_path: str, batch: int, **kwargs: Any) -> None:
         super().__init__(spec_path=spec_path, **kwargs)
         self.batch = batch
 
-    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
-        from cerebro_ops import study
-
-        return study.next_batch(spec, run_id, self.batch)
-
 
 class CerebroSelectOperator(CerebroStepOperator):
-    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
-        from cerebro_ops import study
-
-        return study.select(spec, run_id)
+    kind = "select"
 
 
 class CerebroRegisterOperator(CerebroStepOperator):
-    def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
-        from cerebro_ops import study
-
-        return study.register(spec, run_id)
+    kind = "register"
 
 
-OPERATORS: dict[str, type[CerebroStepOperator]] = {
-    "prepare": CerebroPrepareOperator,
-    "partition": CerebroPartitionOperator,
-    "epoch": CerebroEpochOperator,
-    "next_batch": CerebroNextBatchOperator,
-    "select": CerebroSelectOperator,
-    "register": CerebroRegisterOperator,
-}
+OPERATORS: dict[str, type[CerebroStepOperator]] = {op.kind: op for op in (
+    CerebroPrepareOperator, CerebroPartitionOperator, CerebroEpochOperator, CerebroNextBatchOperator,
+    CerebroSelectOperator, CerebroRegisterOperator)}
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -17,7 +17,7 @@ from jsonschema.exceptions import ValidationError
 
 from cerebro_ops.core.errors import ParamsError
 from cerebro_ops.core.source_policy import check_source_override
-from cerebro_ops.core.spec import StudySpec
+from cerebro_ops.core.spec import OVERRIDABLE, StudySpec
 from cerebro_ops.core.tpe import batch_size
 
 SEED_MAX = 2**31 - 1
@@ -26,8 +26,8 @@ NO_CONTROL_CHARS = "^[^\\x00-\\x1f]*$"  # understood by Python's re and by the f
 
 
 def trigger_params(spec: StudySpec) -> dict[str, dict]:
-    """JSON-schema definition of each trigger Param, defaults taken from the spec."""
-    return {
+    """JSON-schema definition of each trigger Param (the keys of spec.OVERRIDABLE), defaults taken from the spec."""
+    schemas = {
         "seed": {
             "type": "integer", "minimum": 0, "maximum": SEED_MAX, "default": spec.seed,
             "title": "Seed",
@@ -55,6 +55,7 @@ def trigger_params(spec: StudySpec) -> dict[str, dict]:
                            "under the spec's data.allowed_sources (default: the directory of its data.source).",
         },
     }
+    return {key: schemas[key] for key in OVERRIDABLE}
 
 
 def trigger_schema(spec: StudySpec) -> dict:

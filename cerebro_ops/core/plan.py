@@ -15,7 +15,20 @@ from dataclasses import dataclass
 from cerebro_ops.core.spec import StudySpec
 from cerebro_ops.core.tpe import batch_sizes
 
-KINDS = ("prepare", "partition", "epoch", "next_batch", "select", "register")
+# kind -> the cerebro_ops.study function that runs a step of it, and the step's fields it takes after
+# (spec, run_id): the one dispatch of study.run (the CLI) and the Airflow operators.
+STEP_FUNCTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "prepare": ("prepare", ()), "partition": ("partition", ()), "epoch": ("run_epoch", ("epoch", "batch")),
+    "next_batch": ("next_batch", ("batch",)), "select": ("select", ()), "register": ("register", ()),
+}
+KINDS = tuple(STEP_FUNCTIONS)
+
+
+def step_call(step) -> tuple[str, tuple]:
+    """(the study function's name, its arguments after spec and run_id) of a plan step, or of anything with
+    the same kind, epoch and batch (an Airflow operator)."""
+    name, fields = STEP_FUNCTIONS[step.kind]
+    return name, tuple(getattr(step, f) for f in fields)
 
 
 @dataclass(frozen=True)

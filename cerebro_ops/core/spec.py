@@ -25,6 +25,16 @@ TASKS = ("binary", "multiclass", "regression")
 METHODS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "asha", "hyperband")
 HOP_ORDERS = ("cost_aware", "fixed")  # see hop_order.py
+# The trigger-time overrides (Airflow Params, CLI options): key -> the spec field it replaces and its type.
+OVERRIDABLE = {"seed": ("seed", int), "epochs": ("train.epochs", int),
+               "num_configs": ("search.num_configs", int), "source": ("data.source", str)}
+
+
+def default_hop_order(deterministic: bool) -> str:
+    """train.hop_order when the spec gives none. Deterministic runs keep hop orders a function of seed and
+    epoch only, so two independent runs match; otherwise orders may follow the previous epoch's measured hop
+    times (faster on mixed-cost grids)."""
+    return "fixed" if deterministic else "cost_aware"
 DISTRIBUTIONS = ("choice", "uniform", "quniform", "loguniform", "qloguniform", "int")
 SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "on_data_change")
 MAX_EPOCHS = 1000
@@ -96,7 +106,7 @@ class Param:
 class SearchSpec:
     method: str = "grid"
     num_configs: int = 4
-    batch_size: int = 0  # configs asked per batch (tpe); 0 = automatic, max(2, num_configs // 3)
+    batch_size: int = 0  # configs asked per batch (tpe); 0 = automatic, max(2, num_configs // 3), at most num_configs
     space: tuple[Param, ...] = ()
 
 
@@ -114,7 +124,7 @@ class TrainSpec:
     metric: str = "val_loss"
     direction: str = "min"
     deterministic: bool = True
-    hop_order: str = "fixed"  # the parser's default follows `deterministic` (see _train)
+    hop_order: str = default_hop_order(deterministic=True)  # the parser's default follows `deterministic`
 
 
 @dataclass(frozen=True)
@@ -155,21 +165,22 @@ class StudySpec:
         return self.train.metric[4:] if self.train.metric.startswith("val_") else self.train.metric
 
     def with_overrides(self, **overrides: Any) -> "StudySpec":
-        """Apply trigger-time overrides (already validated by :func:`validate_overrides`)."""
+        """Apply trigger-time overrides (:data:`OVERRIDABLE`, already validated by :func:`validate_overrides`);
+        None or "" leaves the spec's value."""
         spec = self
-        if overrides.get("seed") is not None:
-            spec = dataclasses.replace(spec, seed=int(overrides["seed"]))
-        if overrides.get("epochs") is not None:
-            spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=int(overrides["epochs"])))
-        if overrides.get("num_configs") is not None:
-            spec = dataclasses.replace(
-                spec, search=dataclasses.replace(spec.search, num_configs=int(overrides["num_configs"])))
-        if overrides.get("source"):
-            spec = dataclasses.replace(spec, data=dataclasses.replace(spec.data, source=str(overrides["source"])))
+        for key, (path, kind) in OVERRIDABLE.items():
+            if overrides.get(key) not in (None, ""):
+                spec = _replaced(spec, path.split("."), kind(overrides[key]))
         return spec
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _replaced(obj, path: list[str], value: Any):
+    """A copy of the frozen dataclass `obj` with the field at `path` (``["train", "epochs"]``) set to `value`."""
+    head, *rest = path
+    return dataclasses.replace(obj, **{head: _replaced(getattr(obj, head), rest, value) if rest else value})
 
 
 # --------------------------------------------------------------------------------------------- parsing
@@ -379,7 +390,8 @@ def _parse_search(d: Mapping) -> SearchSpec:
         raise SpecError("search.num_configs", f"{num} is out of range", f"use an integer in [1, {MAX_CONFIGS}]")
     batch = _get(d, "batch_size", int, "search.", 0)
     if batch < 0:
-        raise SpecError("search.batch_size", f"{batch} is negative", "use 0 (all configs at once) or a positive size")
+        raise SpecError("search.batch_size", f"{batch} is negative",
+                        "use 0 (automatic: max(2, num_configs // 3)) or a positive size")
     space_raw = d.get("space")
     if not isinstance(space_raw, Mapping) or not space_raw:
         raise SpecError("search.space", "is missing or empty",
@@ -453,9 +465,7 @@ def _parse_train(d: Mapping, data: DataSpec) -> TrainSpec:
     if direction not in ("min", "max"):
         raise SpecError("train.direction", f"{direction!r} is not a direction", "use min or max")
     deterministic = _get(d, "deterministic", bool, "train.", True)
-    # Deterministic runs keep hop orders a function of seed and epoch only, so two independent runs match;
-    # otherwise orders may follow the previous epoch's measured hop times (faster on mixed-cost grids).
-    hop_order = _get(d, "hop_order", str, "train.", "fixed" if deterministic else "cost_aware")
+    hop_order = _get(d, "hop_order", str, "train.", default_hop_order(deterministic))
     if hop_order not in HOP_ORDERS:
         raise SpecError("train.hop_order", f"{hop_order!r} is not a hop order",
                         "use cost_aware (heavy models first, from the previous epoch's hop times) or fixed")

@@ -34,6 +34,7 @@ from cerebro_ops.mop.hop_server import HopServer, HopTimeouts, WorkersMissing
 from cerebro_ops.mop.records import RecordHook, RecordLog, load_records, record_name, unit_of  # noqa: F401
 from cerebro_ops.core.run_state import ModelStatus
 from cerebro_ops.core.scheduler import EVAL, TRAIN, MopScheduler, Unit
+from cerebro_ops.core.spec import TrainSpec
 from cerebro_ops.store import Store
 from cerebro_ops.mop.worker import EpochTask
 
@@ -172,7 +173,7 @@ class EpochContext:
     meta: dict
     deterministic: bool = True
     max_hop_retries: int = 2
-    hop_order: str = "cost_aware"           # spec train.hop_order: cost_aware | fixed (see hop_order.py)
+    hop_order: str = TrainSpec.hop_order    # spec train.hop_order, its default there (see hop_order.py)
     replay_store: Store | None = None       # a replay: the recorded run's store, whose hop orders it reuses
     # "partitioned": each worker holds only its own validation rows and a model's evaluation runs through every
     # partition (its last train hop, then W - 1 eval units); "whole": every worker holds the whole split

@@ -127,6 +127,7 @@ MODELS = ["m0", "m1", "m2", "m3"]
 
 
 def _ctx(store, epoch, **kw):
+    kw.setdefault("hop_order", "cost_aware")
     return EpochContext(store, epoch, {m: {} for m in MODELS}, {m: None for m in MODELS}, "x:y", 0, 3,
                         "file:///d", {}, **kw)
 

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from cerebro_ops.core.plan import KINDS, build_plan
+from cerebro_ops.core.plan import KINDS, build_plan, step_call
 from cerebro_ops.core.spec import parse_spec
 from cerebro_ops.core.tpe import batch_sizes
 
@@ -85,6 +85,17 @@ def test_every_plan_is_a_chain_of_unique_known_steps(spec):
     assert len({s.task_id for s in plan}) == len(plan)
     assert {s.kind for s in plan} <= set(KINDS)
     assert all((s.kind == "epoch") == (s.epoch is not None) for s in plan)
+
+
+@pytest.mark.parametrize("spec", [_spec(2), _spec(2, "tpe", 4)])
+def test_each_step_names_its_study_function_and_arguments(spec):
+    from cerebro_ops import study
+
+    calls = [step_call(s) for s in build_plan(spec)]
+    assert all(callable(getattr(study, name)) for name, _ in calls)
+    assert [c for c in calls if c[0] == "run_epoch"][:2] == [("run_epoch", (1, 0)), ("run_epoch", (2, 0))]
+    assert {name for name, _ in calls} == {"prepare", "partition", "run_epoch", "select", "register"} | (
+        {"next_batch"} if spec.search.method == "tpe" else set())
 
 
 def test_plan_module_is_pure():
