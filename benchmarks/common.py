@@ -24,8 +24,8 @@ FLIGHTS_DATA = {"label": "delayed", "task": "binary",
                             "hour", "minute"],
                 "categorical": ["carrier", "origin", "dest"], "validation_fraction": 0.2, "max_categories": 50}
 DIGITS_DATA = {"label": "digit", "task": "multiclass", "arrays": {"pixels": [8, 8, 1]}, "validation_fraction": 0.2}
-# sklearn digits upsampled to 16 x 16 and jittered into more rows: a CNN hop then trains for seconds
-IMAGES_SIDE, IMAGES_ROWS = 16, 8000
+# sklearn digits upsampled to 32 x 32 and jittered into more rows: a CNN hop then trains for seconds
+IMAGES_SIDE, IMAGES_ROWS = 32, 8000
 IMAGES_DATA = {"label": "digit", "task": "multiclass", "arrays": {"pixels": [IMAGES_SIDE, IMAGES_SIDE, 1]},
                "validation_fraction": 0.2}
 MLP, CNN = "cerebro_ops.builders:mlp", "cerebro_ops.builders:cnn"

@@ -67,13 +67,13 @@ class MopScheduler:
     """Hands out (model, partition) units of one epoch. Not thread-safe: the caller holds a lock."""
 
     def __init__(self, model_ids: Iterable[str], workers: int, epoch: int, seed: int,
-                 done: Iterable[Unit] = (), max_retries: int = 2, order=None, eval_chain: bool = False):
+                 done: Iterable[Unit] = (), max_retries: int = 2, order=None):
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.workers = workers
         self.epoch = epoch
         self.max_retries = max_retries
-        self.evals = workers - 1 if eval_chain else 0  # eval units per model after its train hops
+        self.evals = 0  # eval units per model after its train hops (chain_evaluations)
         # `order`: a hop_order.HopOrder (visit orders + the pick among runnable units); None = the rule below
         self.order = order
         orders = (order.visit_orders if order else visit_orders)(model_ids, workers, epoch, seed)
@@ -175,6 +175,14 @@ class MopScheduler:
         model.failed = True
 
     def skip_evals(self, model_id: str) -> None:
+    def chain_evaluations(self, done: Iterable[Unit] = ()) -> None:
+        """Turn on the evaluation chain (W - 1 eval units per model after its train hops); `done`: the eval
+        units already finished (a resumed epoch)."""
+        self.evals = self.workers - 1
+        for u in sorted(done, key=lambda u: u.hop):
+            if u.kind == EVAL:
+                self._mark_done(u)
+
         """An older run's model whose last train hop evaluated it on the whole validation split."""
         if model_id in self.models:
             self.models[model_id].evaluated = self.evals

@@ -225,8 +225,9 @@ class EpochPass:
         live = sorted(ctx.start_ckpt)
         previous = records.done(ctx.epoch, live)
         self.sched = MopScheduler(model_set, ctx.workers, ctx.epoch, ctx.seed, done=map(unit_of, previous),
-                                  max_retries=ctx.max_hop_retries, order=epoch_hop_order(ctx, model_set, records),
-                                  eval_chain=ctx.validation == "partitioned")
+                                  max_retries=ctx.max_hop_retries, order=epoch_hop_order(ctx, model_set, records))
+        if ctx.validation == "partitioned":
+            self.sched.chain_evaluations(map(unit_of, previous))
         for other in set(model_set) - set(live):
             self.sched.drop_model(other)
         self.results = {m: ModelResult(m, ckpt=ctx.start_ckpt[m]) for m in live}

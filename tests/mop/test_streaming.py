@@ -125,3 +125,50 @@ def test_a_small_shuffle_buffer_gives_the_same_metrics_twice(data_root, monkeypa
     second, _ = _run(tmp_path / "b", "partitioned", budget, epochs=1)
     assert first == second
     assert {r["data_mode"] for r in recs} == {"streamed"}
+
+
+def _drain(sched, workers):
+    """Run units greedily, worker by worker, until the epoch is finished; the units in completion order."""
+    done = []
+    while not sched.finished():
+        progressed = False
+        for w in range(workers):
+            u = sched.assign(w)
+            if u is not None:
+                sched.complete(w, u)
+                done.append(u)
+                progressed = True
+        assert progressed, "stuck: nothing runnable but the epoch is not finished"
+    return done
+
+
+def test_the_evaluation_chain_follows_each_models_visit_order_and_resumes():
+    from cerebro_ops.core.scheduler import EVAL, TRAIN, MopScheduler
+
+    sched = MopScheduler(["a", "b", "c"], 3, 1, 0)
+    sched.chain_evaluations()
+    units = _drain(sched, 3)
+    for m, model in sched.models.items():
+        mine = [u for u in units if u.model_id == m]
+        assert [u.kind for u in mine] == [TRAIN] * 3 + [EVAL] * 2
+        assert [u.partition for u in mine] == model.order + model.order[:2]
+        assert [u.hop for u in mine] == [0, 1, 2, 3, 4]
+    again = MopScheduler(["a", "b", "c"], 3, 1, 0, done=units[:7])
+    again.chain_evaluations(units[:7])
+    assert sorted(_drain(again, 3)) == sorted(units[7:])
+
+
+def test_an_epoch_with_the_evaluation_chain_records_every_unit_once(tmp_path):
+    from cerebro_ops.mop.epoch import load_records
+    from tests.fake_workers import fake_launcher
+
+    store = Store((tmp_path / "run").as_uri())
+    configs = {f"m{i}": {"i": i} for i in range(3)}
+    ctx = EpochContext(store, 1, configs, {m: None for m in configs}, "x:y", 0, 3, "file:///d", {},
+                       validation="partitioned")
+    res = EpochDriver(ctx, fake_launcher(3)).run()
+    assert all(r.val == {"loss": 3.0} for r in res.models.values())
+    recs = load_records(store, 1)
+    assert len(recs) == 3 * (3 + 2) and sum(r["kind"] == "eval" for r in recs) == 6
+    again = EpochDriver(ctx, fake_launcher(3)).run()  # a resumed epoch: nothing left to do
+    assert len(load_records(store, 1)) == len(recs) and again.models["m0"].val == {"loss": 3.0}
