@@ -174,7 +174,6 @@ class MopScheduler:
             raise RuntimeError(f"{model_id} is running on worker {model.busy_on}")
         model.failed = True
 
-    def skip_evals(self, model_id: str) -> None:
     def chain_evaluations(self, done: Iterable[Unit] = ()) -> None:
         """Turn on the evaluation chain (W - 1 eval units per model after its train hops); `done`: the eval
         units already finished (a resumed epoch)."""
@@ -183,6 +182,7 @@ class MopScheduler:
             if u.kind == EVAL:
                 self._mark_done(u)
 
+    def skip_evals(self, model_id: str) -> None:
         """An older run's model whose last train hop evaluated it on the whole validation split."""
         if model_id in self.models:
             self.models[model_id].evaluated = self.evals
