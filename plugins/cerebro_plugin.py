@@ -215,7 +215,13 @@ def _gantt_ctx(view, scale: str) -> dict:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="cerebro-ops", docs_url=None, redoc_url=None, openapi_url=None)
+    _add_error_handlers(app)
+    _add_pages(app)
+    _add_json_api(app)
+    return app
 
+
+def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, exc: LoginRequired) -> Response:
         from airflow.api_fastapi.app import get_auth_manager
@@ -232,6 +238,8 @@ def create_app() -> FastAPI:
                           detail=str(exc.detail))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
+
+def _add_pages(app: FastAPI) -> None:
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request, user: Any = Depends(current_user)) -> Response:
         _ensure_importable()
@@ -279,6 +287,8 @@ def create_app() -> FastAPI:
         ctx = _run_page_ctx(study, run_id, user)
         return render(request, "cerebro/gantt.html", tab="gantt", **ctx, **_gantt_ctx(ctx["view"], scale))
 
+
+def _add_json_api(app: FastAPI) -> None:
     @app.get("/api/studies/{study}/runs/{run_id}/version")
     def run_version(study: str, run_id: str, user: Any = Depends(current_user)) -> JSONResponse:
         """What a live page polls: a fingerprint of the run state and hop records, and whether it still runs."""
@@ -303,8 +313,6 @@ def create_app() -> FastAPI:
             "leaderboard": [{"rank": r.rank, "model_id": r.model_id, "status": r.status_text, "value": r.value,
                              "best_epoch": r.best_epoch, "epochs": r.epochs, "params": dict(r.params),
                              "mlflow_run": r.child_run} for r in view.board]})
-
-    return app
 
 
 class CerebroPlugin(AirflowPlugin):

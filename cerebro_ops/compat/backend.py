@@ -5,7 +5,7 @@ from __future__ import annotations
 class SparkBackend:
     """SparkBackend(spark_context=None, num_workers=None): MOP runs one long-lived task per worker."""
 
-    # The original Cerebro API's signature, kept so that its scripts run unchanged.
+    # shape: the original Cerebro API's signature, kept so that its scripts run unchanged.
     def __init__(self, spark_context=None, num_workers: int | None = None, start_timeout: int = 600,
                  verbose: int = 1, nics=None, data_readers_pool_type: str = "thread",
                  num_data_readers: int = 10, **kwargs):

@@ -22,7 +22,7 @@ _FNS: dict[str, Any] = {}
 class SparkEstimator:
     """A Keras model with its optimizer, loss, metrics and batch size (compiled by the builder)."""
 
-    # The original Cerebro API's signature, kept so that its scripts run unchanged.
+    # shape: the original Cerebro API's signature, kept so that its scripts run unchanged.
     def __init__(self, model=None, optimizer=None, loss=None, metrics=None, batch_size: int = 32,
                  custom_objects=None, loss_weights=None, sample_weight_col=None, **kwargs):
         if model is None:
@@ -114,7 +114,7 @@ def feature_columns_of(df, feature_columns: list[str]) -> tuple[list, dict]:
 class SparkModel:
     """A trained config: `.keras()`, `.transform(df)` (adds the prediction column), `.get_history()`."""
 
-    # Everything a fitted model of the Cerebro API answers for (history, loader, encoding, session), given once.
+    # shape: everything a fitted model of the Cerebro API answers for (history, loader, encoding, session).
     def __init__(self, model_id: str, params: dict, history: dict, loader, data: dict, meta: dict, spark,
                  label_column: str):
         self.model_id = model_id

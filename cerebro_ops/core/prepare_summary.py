@@ -17,7 +17,7 @@ def worst_columns(missing: Mapping[str, int], top: int = 3) -> str:
     return ", ".join(f"{c!r} ({n} rows)" for n, c in ranked) or "none"
 
 
-# Eight parameters: the pieces prepare learned in its passes, each from its own aggregation.
+# shape: eight parameters, the pieces prepare learned in its passes, each from its own aggregation.
 def build_summary(spec, counts: dict, dropped: dict, rows: dict, stats: dict, indicators: list,
                   missing_slots: list, cardinality: dict) -> dict:
     """The summary of one prepare (JSON-able): rows read, used and dropped by reason, per-column missing values

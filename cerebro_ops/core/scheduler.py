@@ -66,6 +66,7 @@ class _ModelState:
 class MopScheduler:
     """Hands out (model, partition) units of one epoch. Not thread-safe: the caller holds a lock."""
 
+    # shape: the epoch (models, workers, number, seed), then resume state and policies, all defaulted.
     def __init__(self, model_ids: Iterable[str], workers: int, epoch: int, seed: int,
                  done: Iterable[Unit] = (), max_retries: int = 2, order=None):
         if workers < 1:

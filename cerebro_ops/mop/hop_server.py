@@ -291,17 +291,10 @@ class HopServer:
 
     def _serve(self, sock, rfile, wfile, peer) -> None:
         address = f"{peer[0]}:{peer[1]}"
-        try:
-            worker, channel = self._accept(sock, rfile, wfile)
-        except Exception as exc:  # noqa: BLE001 - whatever a peer sends before it is let in only refuses it
-            why = str(exc) if isinstance(exc, Refused) else (
-                "handshake not finished in time" if isinstance(exc, TimeoutError) else "connection error"
-                if isinstance(exc, OSError) else "malformed hello")
-            self._refuse(address, why)
+        accepted = self._handshake(sock, rfile, wfile, address)
+        if accepted is None:
             return
-        finally:
-            with self._gate:
-                self._unauthenticated -= 1
+        worker, channel = accepted
         sock.settimeout(self.timeouts.lost_s)  # a heartbeat at least every heartbeat_s keeps reads alive
         with self.lock:
             self._conns[worker] = self._conns.get(worker, 0) + 1
@@ -309,31 +302,9 @@ class HopServer:
             self._ever.add(worker)
             self.cond.notify_all()
         conn = object()
-        in_flight: Unit | None = None
+        held: list[Unit | None] = [None]  # the unit this connection runs now (released below if it is lost)
         try:
-            while True:
-                msg = channel.recv()
-                if msg is None:
-                    break
-                op = msg.get("op")
-                if op == "hb":
-                    continue
-                if op == "next" and in_flight is None:
-                    in_flight = self._next(worker, conn)
-                    channel.send({"done": True} if in_flight is None
-                                 else {"unit": _unit_dict(in_flight), **self.handler.payload(in_flight)})
-                elif op in ("result", "failed") and in_flight is not None and _unit_from(msg["unit"]) == in_flight:
-                    if op == "result":  # the worker's address as this server saw it: which host ran the hop
-                        msg["record"] = {**msg["record"], "peer": peer[0]}
-                    if not self._finish(worker, conn, in_flight, msg):
-                        log.warning("worker %d (%s) reported %s, which was taken back; closing", worker, address,
-                                    in_flight)
-                        in_flight = None
-                        break
-                    in_flight = None
-                    channel.send({"ok": True})
-                else:
-                    raise Refused(f"an unexpected message {op!r}")
+            self._converse(worker, conn, channel, peer, held)
         except TimeoutError:
             log.warning("worker %d (%s) sent nothing for %.0f s: lost", worker, address, self.timeouts.lost_s)
         except Refused as exc:
@@ -346,16 +317,60 @@ class HopServer:
                 self.error = exc
                 self._wake_all()
         finally:
-            with self.lock:
-                # a retried task may already run the same unit again: only release our own
-                if in_flight is not None and self.scheduler.running.get(worker) == in_flight \
-                        and self._owner.get(worker) is conn:
-                    log.warning("worker %s lost while running %s; the unit will run again", worker, in_flight)
-                    self.handler.on_failed(worker, in_flight, "worker lost", False, False)
-                self._conns[worker] -= 1
-                if not self._conns[worker]:
-                    self._absent_since[worker] = time.monotonic()
-                self._wake_all()
+            self._release(worker, conn, held[0])
+
+    def _handshake(self, sock, rfile, wfile, address: str):
+        """(worker, channel) of a peer that passed the handshake; None (logged) for any other."""
+        try:
+            return self._accept(sock, rfile, wfile)
+        except Exception as exc:  # noqa: BLE001 - whatever a peer sends before it is let in only refuses it
+            why = str(exc) if isinstance(exc, Refused) else (
+                "handshake not finished in time" if isinstance(exc, TimeoutError) else "connection error"
+                if isinstance(exc, OSError) else "malformed hello")
+            self._refuse(address, why)
+            return None
+        finally:
+            with self._gate:
+                self._unauthenticated -= 1
+
+    def _converse(self, worker: int, conn: object, channel, peer, held: list) -> None:
+        """Answer one worker's messages until it hangs up: next unit, result or failure, heartbeats."""
+        while True:
+            msg = channel.recv()
+            if msg is None:
+                return
+            op = msg.get("op")
+            if op == "hb":
+                continue
+            if op == "next" and held[0] is None:
+                held[0] = self._next(worker, conn)
+                channel.send({"done": True} if held[0] is None
+                             else {"unit": _unit_dict(held[0]), **self.handler.payload(held[0])})
+            elif op in ("result", "failed") and held[0] is not None and _unit_from(msg["unit"]) == held[0]:
+                if op == "result":  # the worker's address as this server saw it: which host ran the hop
+                    msg["record"] = {**msg["record"], "peer": peer[0]}
+                unit = held[0]
+                finished = self._finish(worker, conn, unit, msg)
+                held[0] = None
+                if not finished:
+                    log.warning("worker %d (%s:%s) reported %s, which was taken back; closing", worker, *peer[:2],
+                                unit)
+                    return
+                channel.send({"ok": True})
+            else:
+                raise Refused(f"an unexpected message {op!r}")
+
+    def _release(self, worker: int, conn: object, in_flight: Unit | None) -> None:
+        with self.lock:
+            # a retried task may already run the same unit again: only release our own
+            if in_flight is not None and self.scheduler.running.get(worker) == in_flight \
+                    and self._owner.get(worker) is conn:
+                log.warning("worker %s lost while running %s; the unit will run again", worker, in_flight)
+                self.handler.on_failed(worker, in_flight, "worker lost", False, False)
+            self._conns[worker] -= 1
+            if not self._conns[worker]:
+                self._absent_since[worker] = time.monotonic()
+            self._wake_all()
 
     # ------------------------------------------------------------------ scheduling
     def _finish(self, worker: int, conn: object, unit: Unit, msg: dict) -> bool:

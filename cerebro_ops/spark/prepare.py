@@ -151,7 +151,7 @@ def _check_split_sizes(spec: StudySpec, rows: dict, total: int) -> None:
                             "use more data or a validation_fraction nearer 0.2")
 
 
-# Six parameters: the split frame, its sizes, and the column expressions that write it.
+# shape: the split frame, its sizes and seed, and the column expressions that write it.
 def _write_splits(data: Store, df, sizes: dict, seed: int, features, raw: list, label_stats: dict | None) -> None:
     """prepared/<split> (encoded) and raw/<split> (the user's rows) of both splits, each split in its own
     shuffle order (one window over both; sizes: {split: rows}). A regression label is written standardised

@@ -71,6 +71,7 @@ class LineChart:
     empty: bool = False
 
 
+# shape: the data, its palette and highlight, then drawing sizes with defaults.
 def line_chart(key: str, title: str, data: list[Curve], palette: dict[str, str], best: str | None,
                epochs: int, width: int = 1220, height: int = 340) -> LineChart:
     """Every config's curve of one metric over the epochs; the best config's drawn last (on top), thicker."""
@@ -156,6 +157,7 @@ def _eval_s(r: dict) -> float:
     return float(v) if isinstance(v, (int, float)) and v > 0 else 0.0
 
 
+# shape: the records and what colours and lanes them, then drawing options with defaults.
 def gantt(records: list[dict], palette: dict[str, str], model_batch: dict[str, int], workers: int,
           width: int = 1220, lane_h: int = 34, equal_epochs: bool = False) -> Gantt:
     """Workers x time. The epochs (per TPE batch) are drawn side by side with the time between them cut out
