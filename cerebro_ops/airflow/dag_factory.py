@@ -71,12 +71,6 @@ def _params(spec: StudySpec) -> dict[str, Param]:
     return out
 
 
-def build_dag(spec_path: str | os.PathLike, conn_id: str | None = "spark_default") -> DAG:
-    """The DAG of one spec. Raises SpecError if the spec is invalid."""
-    spec_path = str(Path(spec_path).resolve())
-    return study_dag(load_spec(spec_path), spec_path, conn_id=conn_id)
-
-
 def study_dag(spec: StudySpec, spec_path: str, conn_id: str | None = "spark_default") -> DAG:
     """The DAG of an already loaded spec; tasks re-load ``spec_path`` at execute time."""
     dag = DAG(

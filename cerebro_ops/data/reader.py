@@ -74,17 +74,6 @@ def load_raw_split(data_url: str, split: str, meta: dict):
     return df.drop(columns="_order").rename(columns=meta["raw_columns"])
 
 
-def load_prepared(data_url: str, split: str, input_shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """The encoded split before partitioning, in ``_order`` (aligned with :func:`load_raw_split`)."""
-    import pyarrow.parquet as pq
-
-    data = Store(data_url)
-    df = pq.read_table(data.path("prepared", split), filesystem=data.arrow_fs()).to_pandas()
-    df = df.sort_values("_order", kind="stable")
-    x = _stack(df["features"].to_numpy()).reshape((len(df), *[int(s) for s in input_shape]))
-    return x, df["label"].to_numpy(dtype=np.float32)
-
-
 def list_partitions(data_url: str, split: str) -> list[int]:
     names = Store(data_url).listdir(split)
     return sorted(int(m.group(1)) for m in map(_PARTITION_RE.match, names) if m)

@@ -2,7 +2,7 @@
 
 Every call goes through an ``MlflowClient`` bound to an explicit tracking URI, so several trackers
 (different stores, different experiments) can live in one process. The only exceptions are the
-model helpers (``log_raw_rows_model``, ``load_raw_rows_model``, ``log_keras_model``, ``load_keras``):
+model helpers (``log_raw_rows_model``, ``load_raw_rows_model``, ``load_champion_data``):
 MLflow's flavor code resolves the tracking and registry URIs from process-global state, so those calls
 temporarily pin both globals to this tracker's URI under a lock (:meth:`Tracker.mlflow_context`) and
 restore them afterwards.
@@ -11,8 +11,8 @@ The registered model is the raw-rows pyfunc of serving.py (``log_raw_rows_model`
 rows, not the encoded tensor.
 
 Failure policy: tracking must never crash training. ``start_*``, ``log_*``, ``end_*`` and
-``child_runs`` (and ``record_decision``) are wrapped by :func:`_never_raise`, which logs a warning on
-``cerebro_ops.mlflow.tracking`` and returns ``None`` (``{}`` for ``child_runs``). A ``None`` run id (the run could
+``record_decision`` are wrapped by :func:`_never_raise`, which logs a warning on
+``cerebro_ops.mlflow.tracking`` and returns ``None``. A ``None`` run id (the run could
 not be started) makes those calls no-ops, so callers need no ``if`` around them. ``register_champion``,
 ``champion`` and the model helpers raise: the register step has to know.
 """
@@ -408,18 +408,6 @@ class Tracker:
             raise ValueError(f"status {status!r} is not one of {END_STATUSES}")
         self.client.set_terminated(parent_id, status=status)
 
-    @_never_raise(default=dict)
-    def child_runs(self, parent_id: str) -> dict[str, str]:
-        """model_id -> child run id (oldest run wins if there are duplicates)."""
-        out: dict[str, str] = {}
-        for r in _search_all(self.client, [self.experiment_id], {PARENT_TAG: parent_id}):
-            mid = r.data.tags.get(MODEL_ID_TAG)
-            if mid is not None:
-                out.setdefault(mid, r.info.run_id)
-        with self._lock:
-            self._children.update({(parent_id, m): rid for m, rid in out.items()})
-        return out
-
     @_never_raise()
     def record_decision(self, parent_id: str, decision: Mapping[str, Any]) -> None:
         """The champion/challenger decision as tags of the study's parent run, promoted or not."""
@@ -466,16 +454,6 @@ class Tracker:
 
         with self.mlflow_context():
             return serving.load(model_uri)
-
-    def load_champion(self, model_name: str):
-        """The champion's Keras model and encoding (``.keras_model``, ``.encoding``), loaded as data after
-        checking their hashes (champion_check.py); raises champion_check.UntrustedChampion otherwise."""
-        from cerebro_ops.keras.champion_check import UntrustedChampion
-
-        current = self.champion(model_name)
-        if current is None:
-            raise UntrustedChampion(f"{model_name} has no version behind alias {CHAMPION_ALIAS!r}")
-        return self.load_champion_data(current)
 
     def load_champion_data(self, current: Mapping[str, Any]):
         """``current`` (from :meth:`champion`) as champion_check.ChampionData: only its Keras file and encoding
@@ -534,25 +512,6 @@ class Tracker:
                 return ModelsArtifactRepository(model_uri).download_artifacts(rel, dst_path=dst)
 
         return download
-
-    def log_keras_model(self, child_id: str, keras_model, input_example) -> str:
-        """Log a Keras 3 model under the child run with the ``tensorflow`` flavor; return ``models:/<model_id>``.
-
-        It takes the *encoded* tensor; the register step logs :meth:`log_raw_rows_model` instead.
-        """
-        import mlflow.tensorflow
-
-        signature = None if input_example is not None else _keras_signature(keras_model)
-        logged = self._create_logged_model(child_id)
-        with self.mlflow_context():
-            info = mlflow.tensorflow.log_model(
-                keras_model, name="model", input_example=input_example, signature=signature,
-                model_id=logged.model_id, run_id=child_id,
-                # Pinned explicitly: skips MLflow's requirement inference, which re-loads the model in a subprocess.
-                pip_requirements=mlflow.tensorflow.get_default_pip_requirements(),
-            )
-        self.client.set_tag(child_id, "cerebro.model_uri", info.model_uri)
-        return info.model_uri
 
     # Seven parameters: what a registry version records (name, source, metric and value, tags) plus the two
     # keyword-only fields of the decision (the version it replaces, why).
@@ -620,19 +579,6 @@ class Tracker:
             "tags": dict(mv.tags),
         }
 
-    def load_keras(self, model_uri: str):
-        """The Keras model of a raw-rows pyfunc, or of a model logged by :meth:`log_keras_model` / the keras
-        flavor."""
-        import mlflow.models
-        import mlflow.tensorflow
-
-        with self.mlflow_context():
-            flavors = mlflow.models.get_model_info(model_uri).flavors
-            if "tensorflow" in flavors or "keras" in flavors:
-                return mlflow.tensorflow.load_model(model_uri)
-        return self.load_raw_rows_model(model_uri).keras_model
-
-
 _DB_SCHEMES = ("sqlite:", "postgresql", "mysql", "mssql")
 
 
@@ -667,42 +613,3 @@ def _flatten(row: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{k}"] = v
     return out
-
-
-def _keras_signature(keras_model):
-    """Tensor signature (-1, *shape) from a single-input Keras model; None when it cannot be derived."""
-    try:
-        import numpy as np
-        from mlflow.models import ModelSignature
-        from mlflow.types.schema import Schema, TensorSpec
-
-        inputs = keras_model.inputs
-        if not inputs or len(inputs) != 1:
-            return None
-        x = inputs[0]
-        shape = (-1,) + tuple(-1 if d is None else int(d) for d in tuple(x.shape)[1:])
-        return ModelSignature(inputs=Schema([TensorSpec(np.dtype(str(x.dtype)), shape)]))
-    except Exception:  # noqa: BLE001 - a missing signature only costs a warning
-        return None
-
-
-def runs_for_study(tracking_uri: str, experiment: str, run_id: str):
-    """(parent run, [child runs]) for the study run tagged ``cerebro.run_id == run_id`` in ``experiment``.
-
-    Returns ``(None, [])`` when the experiment or the run does not exist. With several parents (retries
-    that could not see each other), the newest one is returned. Children are sorted by model id.
-    """
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return None, []
-    parents = [r for r in _search_all(client, [exp.experiment_id], {RUN_ID_TAG: run_id})
-               if PARENT_TAG not in r.data.tags]
-    if not parents:
-        return None, []
-    parent = max(parents, key=lambda r: r.info.start_time or 0)
-    children = _search_all(client, [exp.experiment_id], {PARENT_TAG: parent.info.run_id})
-    children.sort(key=lambda r: (r.data.tags.get(MODEL_ID_TAG, ""), r.info.start_time or 0))
-    return parent, children

@@ -36,7 +36,7 @@ def test_study_dag_on_airflow_postgres_and_mlflow_server(hosts, spark_cluster, d
                                                          backing_services, local_reference, netns_run):
     from cerebro_ops import study
     from cerebro_ops.core.spec import load_spec
-    from cerebro_ops.mlflow.tracking import runs_for_study
+    from tests.study_files import mlflow_runs
 
     pg, mlflow = backing_services
     root = cluster_tmp / "services"
@@ -67,7 +67,7 @@ def test_study_dag_on_airflow_postgres_and_mlflow_server(hosts, spark_cluster, d
 
     # MLflow over HTTP: one parent run, one child per config with its last epoch's metrics; the artifacts
     # went through the server (--serve-artifacts) into its destination folder
-    parent, children = runs_for_study(mlflow.url, spec.runtime.experiment, run_id)
+    parent, children = mlflow_runs(mlflow.url, study.load_state(spec, run_id))
     assert parent is not None and len(children) == len(board)
     for child in children:
         model_id = child.data.tags["cerebro.model_id"]

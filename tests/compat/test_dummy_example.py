@@ -39,7 +39,11 @@ def test_dummy_example(tmp_path, monkeypatch):
     assert rows and all(0.0 <= r["label_predicted"] <= 1.0 for r in rows)
     assert result.get_history() == result.metrics[best]
     # tracked in MLflow like the spec path
-    from cerebro_ops.mlflow.tracking import runs_for_study
-    parent, children = runs_for_study(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}", "cerebro-cerebro_api",
-                                      result.run_id)
-    assert parent is not None and len(children) == 2
+    from mlflow import MlflowClient
+
+    from cerebro_ops.mlflow.tracking import PARENT_TAG, RUN_ID_TAG
+    client = MlflowClient(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("cerebro-cerebro_api")
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{result.run_id}'")
+    parents = [r for r in runs if PARENT_TAG not in r.data.tags]
+    assert len(parents) == 1 and len(runs) == 3  # the parent and one child per config

@@ -221,6 +221,7 @@ def test_raw_features_types_the_rows_for_a_signature():
 def test_reproduces_the_spark_prepare_step_bit_for_bit(tmp_path):
     """Raw validation rows encoded here == the features Spark wrote for them, for every kind of column."""
     from cerebro_ops.data import reader
+    from tests.prepared_rows import prepared_split
     from cerebro_ops.spark import prepare as prep
     from cerebro_ops.spark.session import get_spark
     from cerebro_ops.core.spec import parse_spec
@@ -252,7 +253,7 @@ def test_reproduces_the_spark_prepare_step_bit_for_bit(tmp_path):
     assert enc.feature_names == tuple(meta["feature_names"])
     for split in ("train", "val"):
         raw = reader.load_raw_split(store.url(), split, meta)
-        x_spark, y_spark = reader.load_prepared(store.url(), split, meta["input_shape"])
+        x_spark, y_spark = prepared_split(store.url(), split, meta["input_shape"])
         x = enc.encode(raw)
         assert x.dtype == x_spark.dtype == np.float32 and x.shape == x_spark.shape
         np.testing.assert_array_equal(x, x_spark)

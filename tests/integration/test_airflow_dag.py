@@ -54,7 +54,7 @@ def test_demo_study_through_airflow(tmp_path):
     from cerebro_ops.example_data import make_example_data
     from cerebro_ops.core.spec import load_spec
     from cerebro_ops.store import Store
-    from cerebro_ops.mlflow.tracking import runs_for_study
+    from tests.study_files import mlflow_runs
 
     home, dags = tmp_path / "airflow", tmp_path / "dags"
     (dags / "specs").mkdir(parents=True)
@@ -99,7 +99,7 @@ def test_demo_study_through_airflow(tmp_path):
     assert all(s == "FINISHED" for s in state["status"].values()), state["status"]
     assert all(len(state["history"][m]) == EPOCHS for m in ("m000", "m001")), state["history"]
 
-    parent, children = runs_for_study(spec.runtime.tracking_uri, spec.runtime.experiment, state["run_id"])
+    parent, children = mlflow_runs(spec.runtime.tracking_uri, state)
     assert parent is not None
     assert parent.data.tags.get("airflow.dag_id") == spec.dag_id
     assert parent.data.tags.get("airflow.run_id") == state["run_id"]

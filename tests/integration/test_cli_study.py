@@ -46,7 +46,7 @@ def test_leaderboard_ranked_and_finished(study_run):
 def test_mlflow_parent_children_metrics_artifacts(study_run):
     from mlflow import MlflowClient
 
-    from cerebro_ops.mlflow.tracking import PARENT_TAG, RUN_ID_TAG, runs_for_study
+    from cerebro_ops.mlflow.tracking import PARENT_TAG, RUN_ID_TAG
 
     spec = study_run.spec
     client = MlflowClient(tracking_uri=spec.runtime.tracking_uri)
@@ -56,7 +56,7 @@ def test_mlflow_parent_children_metrics_artifacts(study_run):
                and PARENT_TAG not in r.data.tags]
     assert len(parents) == 1, f"{len(parents)} parent runs for {study_run.run_id}"
 
-    parent, children = runs_for_study(spec.runtime.tracking_uri, spec.runtime.experiment, study_run.run_id)
+    parent, children = study_run.mlflow_runs()
     assert parent.info.run_id == parents[0].info.run_id
     assert parent.info.status == "FINISHED"
     assert len(children) == 2
@@ -88,7 +88,8 @@ def test_hop_log_invariants(study_run):
 def test_champion_loads_and_predicts(study_run):
     import mlflow.pyfunc
 
-    from cerebro_ops.data.reader import load_prepared, load_raw_split
+    from cerebro_ops.data.reader import load_raw_split
+    from tests.prepared_rows import prepared_split
 
     spec = study_run.spec
     tracker = _tracker(spec)
@@ -107,8 +108,8 @@ def test_champion_loads_and_predicts(study_run):
     pred = model.predict(raw)
     assert list(pred.columns) == ["prediction", "probability"] and len(pred) == len(raw)
     assert set(pred["prediction"]) <= set(meta["label_classes"])
-    x_val, _ = load_prepared(url, "val", meta["input_shape"])
-    keras_model = tracker.load_keras(f"models:/{spec.name}@champion")
+    x_val, _ = prepared_split(url, "val", meta["input_shape"])
+    keras_model = tracker.load_champion_data(champ).keras_model
     np.testing.assert_array_equal(pred["probability"], keras_model.predict(x_val, batch_size=8192, verbose=0)[:, 0])
     assert (pred["prediction"] == raw[meta["label"]]).mean() == pytest.approx(reg["challenger"], abs=1e-6)
 

@@ -29,10 +29,9 @@ def _client(spec):
 
 
 def _runs(study_run):
-    from cerebro_ops.mlflow.tracking import MODEL_ID_TAG, runs_for_study
+    from cerebro_ops.mlflow.tracking import MODEL_ID_TAG
 
-    spec = study_run.spec
-    parent, children = runs_for_study(spec.runtime.tracking_uri, spec.runtime.experiment, study_run.run_id)
+    parent, children = study_run.mlflow_runs()
     assert parent is not None and len(children) == 2
     return parent, {c.data.tags[MODEL_ID_TAG]: c for c in children}
 

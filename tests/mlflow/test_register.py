@@ -23,6 +23,7 @@ from cerebro_ops.core.spec import parse_spec  # noqa: E402
 from cerebro_ops.store import run_store  # noqa: E402
 from cerebro_ops.mlflow.tracking import Tracker  # noqa: E402
 from cerebro_ops.keras.trainer import DataInfo, HopTrainer  # noqa: E402
+from .legacy_models import log_tensorflow_model  # noqa: E402
 
 BUILDER = "cerebro_ops.builders:mlp"
 PARAMS = {"hidden_units": 8, "num_layers": 1, "learning_rate": 0.05, "batch_size": 16}
@@ -107,7 +108,7 @@ def test_champion_and_challenger_each_scored_through_their_own_encoding(tmp_path
     old = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1, activation="sigmoid")])
     old.compile(optimizer="adam", loss="binary_crossentropy")
     parent0 = tracker.start_study(spec, "old", {})
-    uri0 = tracker.log_keras_model(tracker.start_config(parent0, "c0", {}), old, np.zeros((2, 5), np.float32))
+    uri0 = log_tensorflow_model(tracker, tracker.start_config(parent0, "c0", {}), old)
     assert tracker.register_champion(NAME, uri0, "val_loss", 0.1, {}) == "1"
 
     metas, vals, states = {}, {}, {}
@@ -302,7 +303,7 @@ def test_registry_swapped_champion_is_never_loaded(tmp_path, tags, why):
     tracker = Tracker(spec.runtime.tracking_uri, spec.runtime.experiment)
     assert tracker.champion(NAME)["version"] == str(int(version) + 1)
     # the version this run registered is loaded as data (hashes checked), and its own code is not needed
-    champ = tracker.load_champion(NAME)
+    champ = tracker.load_champion_data(tracker.champion(NAME))
     assert champ.encoding == Encoding.from_meta(meta)
     assert not marker.exists()
     # the marker is what loading that version as a pyfunc does

@@ -12,7 +12,8 @@ mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
 
 from cerebro_ops.core.spec import parse_spec  # noqa: E402
-from cerebro_ops.mlflow.tracking import Tracker, default_artifact_location, runs_for_study  # noqa: E402
+from cerebro_ops.mlflow.tracking import PARENT_TAG, RUN_ID_TAG, Tracker, default_artifact_location  # noqa: E402
+from .legacy_models import log_tensorflow_model  # noqa: E402
 
 def make_spec(tmp_path):
     return parse_spec({
@@ -77,7 +78,8 @@ def test_parent_children_params_metrics(study, uri):
     assert c.get_run(kids["c0"]).data.params == {"lr": "0.1", "units": "[64, 32]"}
     hist = c.get_metric_history(kids["c0"], "val_loss")
     assert [(h.step, h.value) for h in sorted(hist, key=lambda h: h.step)] == [(1, 1.5), (2, 0.75), (3, 0.5)]
-    assert tr.child_runs(parent) == kids
+    children = c.search_runs([p.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent}'")
+    assert {r.data.tags["cerebro.model_id"]: r.info.run_id for r in children} == kids
     # non-finite values are skipped, but noted
     c1 = c.get_run(kids["c1"])
     assert [h.step for h in c.get_metric_history(kids["c1"], "loss")] == [1]
@@ -106,16 +108,14 @@ def test_idempotent_start_study_and_config(study, uri, experiment):
     assert tr.start_config(parent, "c1", {"lr": 0.01}) == kids["c1"]
     c = MlflowClient(uri)
     assert c.get_run(parent).info.status == "RUNNING"
-    parent_run, children = runs_for_study(uri, experiment, "manual__2024-01-01T00:00:00+00:00")
-    assert parent_run.info.run_id == parent
-    assert [r.info.run_id for r in children] == [kids["c0"], kids["c1"]]
     exp = c.get_experiment_by_name(experiment)
+    run_tag = f"tags.`{RUN_ID_TAG}` = 'manual__2024-01-01T00:00:00+00:00'"
+    runs = c.search_runs([exp.experiment_id], filter_string=run_tag)  # the parent and its two children
+    assert sorted(r.info.run_id for r in runs) == sorted([parent, kids["c0"], kids["c1"]])
     assert len(c.search_runs([exp.experiment_id])) == 3
     # a different Airflow run id is a different parent
     other = tr2.start_study(spec, "scheduled__2024-01-02", {})
     assert other not in (None, parent)
-    assert runs_for_study(uri, experiment, "nope") == (None, [])
-    assert runs_for_study(uri, "no-such-experiment", "x") == (None, [])
 
 
 def test_artifacts_and_best_metric(study, uri, db_dir, tmp_path):
@@ -159,7 +159,6 @@ def test_unreachable_server_never_raises(monkeypatch, tmp_path, caplog):
         assert tr.end_config("child", "FINISHED") is None
         assert tr.log_study("p", "x", [], [], "val_loss") is None
         assert tr.end_study("p", "FINISHED") is None
-        assert tr.child_runs("p") == {}
         assert tr.record_decision("p", {"promoted": True, "reason": "x"}) is None
         # ids that were never created (tracking was down at start) make later calls quiet no-ops
         n = len(caplog.records)
@@ -172,14 +171,19 @@ def test_unreachable_server_never_raises(monkeypatch, tmp_path, caplog):
 
 def test_keras_model_champion_roundtrip(study, uri):
     keras = pytest.importorskip("keras")
+    from cerebro_ops.core.encoding import Encoding
+    from tests.keras.test_serving import WIDTH, iris_like, meta_for
+
     _, tr, _, kids = study
     model_name = "track_demo"
     assert tr.champion(model_name) is None
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential([keras.Input((WIDTH,)), keras.layers.Dense(3, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    x = np.random.default_rng(0).random((5, 4), dtype=np.float32)
-    model_uri = tr.log_keras_model(kids["c0"], model, x[:2])
+    rows = iris_like(5, 0)
+    meta = meta_for(rows)
+    x = Encoding.from_meta(meta).encode(rows)
+    model_uri = tr.log_raw_rows_model(kids["c0"], model, meta, rows.head(2))
     assert model_uri.startswith("models:/")
 
     version = tr.register_champion(model_name, model_uri, "val_loss", 0.5, {"cerebro.run_id": "r1"})
@@ -196,12 +200,11 @@ def test_keras_model_champion_roundtrip(study, uri):
     before = mlflow.get_tracking_uri()
     with tr.mlflow_context():
         pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name}@champion")
-        pred = np.asarray(pyfunc.predict(x))
+        pred = pyfunc.predict(rows)
     assert mlflow.get_tracking_uri() == before  # globals restored
-    assert pred.shape == (5, 3)
-    np.testing.assert_allclose(pred, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert len(pred) == 5
 
-    loaded = tr.load_keras(f"models:/{model_name}@champion")
+    loaded = tr.load_champion_data(tr.champion(model_name)).keras_model
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
     # a second registration moves the alias
@@ -215,7 +218,7 @@ def test_champion_decision_tags(study, uri):
     _, tr, parent, kids = study
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="adam", loss="binary_crossentropy")
-    model_uri = tr.log_keras_model(kids["c0"], model, np.zeros((2, 2), np.float32))
+    model_uri = log_tensorflow_model(tr, kids["c0"], model)
     v1 = tr.register_champion("decisions", model_uri, "val_accuracy", 0.88, {},
                               reason="promoted: no champion yet (val_accuracy 0.88 on this run's validation rows)")
     reason = "promoted: val_accuracy 0.91 > 0.88 of v1 on this run's validation rows"
@@ -247,7 +250,7 @@ def test_champion_decision_tags(study, uri):
 
     assert "cerebro.keras_sha256" not in mv.tags
     with pytest.raises(UntrustedChampion, match="v2 was not registered by cerebro-ops with the sha256 of its files"):
-        tr.load_champion("decisions")
+        tr.load_champion_data(tr.champion("decisions"))
 
 
 def test_best_epoch_summary_sorts_by_best_not_last(study, uri):
@@ -298,7 +301,7 @@ def test_registered_model_description_from_study(study, uri):
     _, tr, _, kids = study
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
-    model_uri = tr.log_keras_model(kids["c0"], model, np.zeros((2, 2), np.float32))
+    model_uri = log_tensorflow_model(tr, kids["c0"], model)
     tr.register_champion("described", model_uri, "val_loss", 0.5, {})
     tr.describe_model("described", "Synthetic regression")
     c = MlflowClient(uri)

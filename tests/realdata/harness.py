@@ -76,8 +76,8 @@ class RealRun(RunFiles):
         """(x, y) of the split as encoded for the model, aligned row for row with raw(split)."""
         key = ("prepared", split)
         if key not in self._cache:
-            from cerebro_ops.data.reader import load_prepared
-            self._cache[key] = load_prepared(self.data_url, split, self.meta["input_shape"])
+            from tests.prepared_rows import prepared_split
+            self._cache[key] = prepared_split(self.data_url, split, self.meta["input_shape"])
         return self._cache[key]
 
     def best(self) -> dict:

@@ -234,14 +234,15 @@ def test_encoding_of_user_rows_equals_what_prepare_wrote(messy):
     """Row for row, the champion's encoding of pandas.read_csv rows equals the features prepare wrote
     (the same imputation, indicators, categories, booleans and date parts), to float32."""
     from cerebro_ops.core.encoding import Encoding
-    from cerebro_ops.data.reader import load_prepared, load_raw_split
+    from cerebro_ops.data.reader import load_raw_split
+    from tests.prepared_rows import prepared_split
     from cerebro_ops.study import repository
 
     run = messy("rd_weather")  # time_hour is unique per airport: (time, origin) keys the rows
     data = repository(run.spec, "r1").store.url("data")
     enc = Encoding.from_meta(run.meta)
     raw = load_raw_split(data, "val", run.meta)
-    x, _ = load_prepared(data, "val", run.meta["input_shape"])
+    x, _ = prepared_split(data, "val", run.meta["input_shape"])
     keyed = run.rows.assign(_k=run.rows["time_hour"].astype(str) + run.rows["origin"].astype(str))
     keys = raw["time_hour"].astype(str).str.replace(" ", "T") + "Z" + raw["origin"].astype(str)
     user_rows = keyed.drop_duplicates("_k").set_index("_k").loc[keys.to_numpy()]

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cerebro_ops.core.encoding import Encoding
-from cerebro_ops.data.reader import load_prepared, load_raw_split
+from cerebro_ops.data.reader import load_raw_split
+from tests.prepared_rows import prepared_split
 from cerebro_ops.spark.prepare import prepare
 from cerebro_ops.core.spec import parse_spec
 from cerebro_ops.store import Store
@@ -68,7 +69,7 @@ def test_champion_encoding_equals_prepared_rows(spark, tmp_path_factory, seed, t
     enc = Encoding.from_meta(meta)
     assert meta["summary"]["rows_used"] == ROWS
     for split in ("train", "val"):
-        x, _ = load_prepared(store.url(), split, meta["input_shape"])
+        x, _ = prepared_split(store.url(), split, meta["input_shape"])
         rid = load_raw_split(store.url(), split, meta)["rid"].to_numpy()
         np.testing.assert_array_equal(enc.encode(user.loc[rid]), x)
     # a column with gaps in train has its indicator / <missing> slot; one without has none

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cerebro_ops.data import reader
+from tests.prepared_rows import prepared_split
 from cerebro_ops.spark import prepare as prep
 from cerebro_ops.core.spec import parse_spec
 from cerebro_ops.store import Store
@@ -120,7 +121,7 @@ def test_odd_column_names_end_to_end(spark, tmp_path):
     assert x.shape == (meta["rows"]["train"], 10) and set(np.unique(y)) == {0.0, 1.0, 2.0}
     raw = reader.load_raw_split(store.url(), "val", meta)
     assert list(raw.columns) == ["species.name", *ODD] and len(raw) == meta["rows"]["val"]
-    xp, yp = reader.load_prepared(store.url(), "val", meta["input_shape"])
+    xp, yp = prepared_split(store.url(), "val", meta["input_shape"])
     # Raw rows and encoded rows line up: the label and the standardised first column agree row by row.
     assert np.array_equal(yp, raw["species.name"].map({"setosa": 0, "versicolor": 1, "virginica": 2}).to_numpy())
     s = meta["numeric_stats"]["Sepal.Length"]

@@ -1,0 +1,14 @@
+"""A registered model as versions before raw-row models logged it: a Keras model with MLflow's tensorflow
+flavor, taking the encoded tensor. cerebro-ops no longer logs such models; a champion of that kind can still
+be in a registry, and the register step has to replace it."""
+from __future__ import annotations
+
+
+def log_tensorflow_model(tracker, child_id: str, keras_model) -> str:
+    """Log `keras_model` under the child run with the tensorflow flavor; returns its ``models:/`` URI."""
+    import mlflow.tensorflow
+
+    with tracker.mlflow_context():
+        info = mlflow.tensorflow.log_model(keras_model, name="model", run_id=child_id,
+                                           pip_requirements=mlflow.tensorflow.get_default_pip_requirements())
+    return info.model_uri
