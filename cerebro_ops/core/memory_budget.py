@@ -20,6 +20,7 @@ CACHED_COPIES = 2
 STREAM_COPIES = 4
 EXECUTOR_SHARE = 0.5   # of spark.executor(.pyspark).memory: TensorFlow and the models need the rest
 HOST_SHARE = 0.25      # of the host's RAM when Spark does not say: other workers share the host
+LOCAL_SHARE = 0.5      # of the host's RAM, split over the W workers of a local master
 MIN_BUDGET_MB = 16
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
 _UNIT_MB = {"": 1 / (1 << 20), "k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0 * 1024}
@@ -44,6 +45,11 @@ def default_budget_mb(executor_memory: str | None, host_ram_mb: float | None) ->
     if executor:
         return max(MIN_BUDGET_MB, int(executor * EXECUTOR_SHARE))
     return max(MIN_BUDGET_MB, int((host_ram_mb or 4096) * HOST_SHARE))
+
+
+def local_budget_mb(host_ram: float | None, workers: int) -> int:
+    """A local master's default: its W workers are processes of this host and share half of its RAM."""
+    return max(MIN_BUDGET_MB, int((host_ram or 4096) * LOCAL_SHARE / max(1, int(workers))))
 
 
 def host_ram_mb() -> float | None:

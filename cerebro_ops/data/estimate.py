@@ -3,7 +3,8 @@ streamed under runtime.worker_memory_mb. A budget too small for one training bat
 not an out-of-memory kill mid-epoch."""
 from __future__ import annotations
 
-from cerebro_ops.core.memory_budget import (default_budget_mb, host_ram_mb, max_batch_size, plan_lines, plan_workers)
+from cerebro_ops.core.memory_budget import (default_budget_mb, host_ram_mb, local_budget_mb, max_batch_size, plan_lines,
+                                            plan_workers)
 from cerebro_ops.core.spec import StudySpec
 
 
@@ -11,6 +12,9 @@ def budget_mb(spec: StudySpec) -> tuple[float, str]:
     """(the budget, where it comes from) as far as the driver can tell."""
     if spec.runtime.worker_memory_mb is not None:
         return float(spec.runtime.worker_memory_mb), "runtime.worker_memory_mb"
+    if spec.runtime.spark_master.startswith("local"):
+        return float(local_budget_mb(host_ram_mb(), spec.train.workers)), "default: half of this host's RAM " \
+            "over the workers of the local master"
     return float(default_budget_mb(None, host_ram_mb())), "default: a quarter of this host's RAM (on a cluster, " \
         "half of spark.executor.memory)"
 

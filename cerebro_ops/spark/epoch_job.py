@@ -91,18 +91,19 @@ class SparkLauncher:
             raise RuntimeError(f"expected workers 0..{self.workers - 1}, Spark ran {served}")
 
     def with_memory_budget(self, task: EpochTask) -> EpochTask:
-        """The spec's runtime.worker_memory_mb, else half of what Spark gives a Python worker (the executor's
-        pyspark memory, else its memory) when the conf says; else the workers choose from their host's RAM."""
+        """The spec's runtime.worker_memory_mb; else, for a local master, half of this host's RAM over the W
+        workers; else half of what Spark gives an executor (spark.executor.pyspark.memory, else
+        spark.executor.memory) when the conf says; else the workers choose from their host's RAM."""
         if task.memory_mb is not None:
             return task
         from dataclasses import replace
 
-        from cerebro_ops.core.memory_budget import default_budget_mb
+        from cerebro_ops.core.memory_budget import default_budget_mb, host_ram_mb, local_budget_mb
 
+        if self.master().startswith("local"):  # the W workers are processes of this host
+            return replace(task, memory_mb=local_budget_mb(host_ram_mb(), self.workers))
         conf = self._conf("spark.executor.pyspark.memory", None) or self._conf("spark.executor.memory", None)
-        if self.master().startswith("local") or not conf:  # a local master's executor is the driver itself
-            return task
-        return replace(task, memory_mb=default_budget_mb(conf, None))
+        return replace(task, memory_mb=default_budget_mb(conf, None)) if conf else task
 
     def check_slots(self) -> None:
         slots = self.task_slots()
