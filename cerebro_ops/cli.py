@@ -93,7 +93,7 @@ def cmd_run(args) -> int:
     from cerebro_ops import study
     from cerebro_ops.core.leaderboard import format_table
     from cerebro_ops.core.prepare_summary import summary_lines
-    from cerebro_ops.core.search import sample_configs
+    from cerebro_ops.core.search import searcher_for
 
     spec = study.validate(args.spec, _overrides(args))
     run_id = args.run_id
@@ -101,7 +101,7 @@ def cmd_run(args) -> int:
         run_id = study.latest_run(spec, unfinished=True)
         if run_id is None:
             print("no unfinished run to resume; starting a new one", file=sys.stderr)
-    n = spec.search.num_configs if spec.search.method == "tpe" else len(sample_configs(spec))
+    n = searcher_for(spec).total_configs
     units = 2 * spec.train.workers - 1  # per model and epoch: W train hops, then W - 1 evaluation units
     progress = Progress(n * units, spec.train.epochs, spec.train.metric, spec.train.direction)
     t0 = time.time()

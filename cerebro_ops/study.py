@@ -9,7 +9,7 @@ Prepare snapshots the effective spec (the spec with the trigger's overrides) in 
 step works from that snapshot and uses its `spec` argument only to find the run (store and study name), so
 editing the YAML mid-run changes nothing in a run already prepared.
 
-A TPE study trains its configs in batches (tpe.py); grid and random studies are one batch 0. A batch's epochs
+A TPE study trains its configs in batches (core/search); grid and random studies are one batch 0. A batch's epochs
 count from 1; ``next_batch`` tells Optuna a finished batch's results and adds the next batch's configs.
 """
 from __future__ import annotations
@@ -27,9 +27,10 @@ from cerebro_ops.core.prepare_summary import summary_lines
 from cerebro_ops.core.row_hashes import row_hashes
 from cerebro_ops.mlflow.child_runs import MLFLOW_END_STATUS, ChildRuns
 from cerebro_ops.mlflow.tracking import TRAIN_ROWS_COLUMNS_TAG, TRAIN_ROWS_SHA_TAG
-from cerebro_ops.core.run_state import (EpochEntry, ModelStatus, ReplayOf, RunRepository, RunState, TpeBatches,
+from cerebro_ops.core.run_state import (EpochEntry, ModelStatus, ReplayOf, RunRepository, RunState,
                                         effective_spec)
-from cerebro_ops.core.search import sample_configs
+from cerebro_ops.core.search import searcher_for
+from cerebro_ops.core.search.batches import batch_record, next_configs, start_configs
 from cerebro_ops.data.source import check_source
 from cerebro_ops.core.source_policy import no_values_in_errors
 from cerebro_ops.core.spec import StudySpec, load_spec
@@ -56,10 +57,9 @@ def open_run(spec: StudySpec, run_id: str) -> tuple[RunRepository, RunState, Stu
     repo = repository(spec, run_id)
     state = repo.load()
     snapshot = run_spec(spec, state)
-    if snapshot.search.method == "tpe" and state.tpe is None and state.prepared:
-        # prepared before TPE batches were part of the state: its models so far are the first batch
-        from cerebro_ops.core.tpe import planned_sizes
-        state.tpe = TpeBatches([list(state.models)], planned_sizes(snapshot, state.replay_of))
+    if state.tpe is None and state.prepared:
+        # prepared before batches were part of the state: its models so far are the first batch
+        state.tpe = batch_record(searcher_for(snapshot), list(state.models), state.replay_of)
     return repo, state, snapshot
 
 
@@ -111,7 +111,7 @@ def validate(spec_path: str, overrides: dict | None = None, check_model: bool = 
     check_memory(spec)  # a worker memory budget too small for one batch fails here, before any work
         check_source(spec)
     if check_model:
-        check_model_builder(spec, sample_configs(spec)[0].params)
+        check_model_builder(spec, searcher_for(spec).first_batch()[0].params)
     return spec
 
 
@@ -131,7 +131,6 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
     instead of sampling (``cerebro-ops replay``)."""
     from cerebro_ops.core.params import validate_overrides
     from cerebro_ops.spark import prepare as prep
-    from cerebro_ops.core.tpe import planned_sizes, replay_configs
 
     overrides = validate_overrides(spec, overrides or {})
     repo = repository(spec, run_id)
@@ -141,7 +140,8 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
     snapshot = spec.with_overrides(**overrides)
     with no_values_in_errors("source" in overrides):
         check_source(snapshot)
-    configs = replay_configs(snapshot, replay_of) if replay_of else sample_configs(snapshot)
+    searcher = searcher_for(snapshot)
+    configs = start_configs(searcher, replay_of)
     check_model_builder(snapshot, configs[0].params)  # before the data work and the MLflow runs
     state = RunState(run_id=run_id, study=spec.name, created=dt.datetime.now(dt.timezone.utc).isoformat(),
                      overrides=overrides, spec=snapshot.to_dict(), epochs=snapshot.train.epochs, seed=snapshot.seed,
@@ -151,8 +151,7 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
     if replay_of:
         state.replay_of = ReplayOf(replay_of.run_id, replay_of.configs,
                                    replay_of.tpe.batches if replay_of.tpe else None)
-    if snapshot.search.method == "tpe":
-        state.tpe = TpeBatches([[c.model_id for c in configs]], planned_sizes(snapshot, state.replay_of))
+    state.tpe = batch_record(searcher, [c.model_id for c in configs], state.replay_of)
     try:  # the data is checked (and written) before any MLflow run or run state exists
         with no_values_in_errors("source" in overrides):
             state.meta = prep.prepare(spark_session(snapshot, spark), snapshot, repo.store.sub("data"))
@@ -288,8 +287,6 @@ def _prune(spec: StudySpec, state: RunState, epoch: int) -> set[str]:
 def next_batch(spec: StudySpec, run_id: str, batch: int) -> dict:
     """Tell Optuna the results of batch `batch` and ask batch `batch + 1`: its models (and their MLflow child
     runs) join the run with a fresh epoch counter. Idempotent; a no-op past the run's last batch."""
-    from cerebro_ops.core.tpe import next_configs
-
     repo, state, snapshot = open_run(spec, run_id)
     if batch + 1 >= state.batch_count:
         return {"batch": batch, "skipped": "no later batch"}
@@ -299,7 +296,7 @@ def next_batch(spec: StudySpec, run_id: str, batch: int) -> dict:
         done = state.epochs_done if batch == state.current_batch else 0
         raise DataError("batch", f"batch {batch} is not trained ({done} of {state.epochs} epochs done)",
                         "run its epochs first (run the steps in order)")
-    configs = next_configs(snapshot, state, batch + 1)
+    configs = next_configs(searcher_for(snapshot), state, batch + 1)
     children = ChildRuns(open_tracker(snapshot), state.mlflow_parent)
     children.finish_live(state)
     for c in configs:

@@ -29,7 +29,8 @@ from typing import Any
 from airflow.sdk import DAG, Asset, Param, TaskGroup, TriggerRule
 
 from cerebro_ops.core.params import trigger_params
-from cerebro_ops.core.plan import Step, build_plan, tpe_batches
+from cerebro_ops.core.plan import Step, build_plan
+from cerebro_ops.core.search import searcher_for
 from cerebro_ops.core.spec import StudySpec, load_spec
 from cerebro_ops.airflow.operators import OPERATORS, DataLandedOperator, InvalidSpecOperator
 
@@ -193,7 +194,8 @@ def build_dags(specs_dir: str | os.PathLike, conn_id: str | None = "spark_defaul
 
 
 def _doc_md(spec: StudySpec, spec_path: str) -> str:
-    batches = f" in {tpe_batches(spec)} batches" if spec.search.method == "tpe" else ""
+    searcher = searcher_for(spec)
+    batches = f" in {searcher.num_batches} batches" if searcher.is_adaptive else ""
     return (f"### cerebro-ops study `{spec.name}`\n\n{spec.description}\n\n"
             f"* spec: `{spec_path}`\n* data: `{spec.data.source}` (label `{spec.data.label}`, {spec.data.task})\n"
             f"* search: {spec.search.method}, {spec.search.num_configs} configs{batches}; {spec.train.epochs} epochs "

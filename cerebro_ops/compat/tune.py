@@ -230,7 +230,7 @@ class ModelSearch:
 
     def _run(self, data: dict) -> ModelSelectionResult:
         from cerebro_ops import study
-        from cerebro_ops.core.search import sample_configs
+        from cerebro_ops.core.search import searcher_for
         from cerebro_ops.keras.trainer import check_builder
 
         if self.verbose:
@@ -238,11 +238,11 @@ class ModelSearch:
         space = {k: v.to_spec() for k, v in self.search_space.items()}
         space[GEN_FN_KEY] = {"choice": [self._pickle_gen_fn()]}
         spec = self._spec(data, space)
-        first = sample_configs(spec)[0].params
+        first = searcher_for(spec).first_batch()[0].params
         if "batch_size" not in self.search_space:  # the estimator's batch size, read once on the driver
             space["batch_size"] = {"choice": [estimator(first).batch_size]}
             spec = self._spec(data, space)
-            first = sample_configs(spec)[0].params
+            first = searcher_for(spec).first_batch()[0].params
         check_builder(BUILDER, first, study.provisional_info(spec), spec.train.metric)
         run_id = f"api-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
         result = study.run(spec, run_id=run_id, spark=self.backend.spark, register_model=self.register)

@@ -9,7 +9,6 @@ imported or evaluated from them.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 from jsonschema import Draft202012Validator
@@ -17,8 +16,8 @@ from jsonschema.exceptions import ValidationError
 
 from cerebro_ops.core.errors import ParamsError
 from cerebro_ops.core.source_policy import check_source_override
+from cerebro_ops.core.search import searcher_for
 from cerebro_ops.core.spec import OVERRIDABLE, StudySpec
-from cerebro_ops.core.tpe import batch_size
 
 SEED_MAX = 2**31 - 1
 SOURCE_MAX_LEN = 1024
@@ -86,7 +85,7 @@ def validate_overrides(spec: StudySpec, raw: Mapping[str, Any] | None) -> dict[s
     out = {k: int(v) if schema["properties"][k]["type"] == "integer" else v for k, v in values.items()}
     if "source" in out:
         check_source_override(spec.data.source, spec.data.allowed_sources, out["source"])
-    _check_tpe_batches(spec, out)
+    _check_batches(spec, out)
     return out
 
 
@@ -119,22 +118,23 @@ def _params_error(error: ValidationError, schema: dict) -> ParamsError:
     return ParamsError(key, error.message, "see the Param's description in the trigger form")
 
 
-def _tpe_batch_count(spec: StudySpec, num_configs: int) -> int:
-    return math.ceil(num_configs / batch_size(spec.with_overrides(num_configs=num_configs)))
+def _batch_count(spec: StudySpec, num_configs: int) -> int:
+    return searcher_for(spec.with_overrides(num_configs=num_configs)).num_batches
 
 
-def _check_tpe_batches(spec: StudySpec, overrides: dict[str, Any]) -> None:
-    """A TPE run may not need more batches than the plan (DAG) built from the spec has: with the automatic
+def _check_batches(spec: StudySpec, overrides: dict[str, Any]) -> None:
+    """A run may not need more batches than the plan (DAG) built from the spec has: with TPE's automatic
     batch size, fewer configs can mean more batches (9 configs: 3 batches of 3; 8: 4 of 2)."""
-    if spec.search.method != "tpe" or "num_configs" not in overrides:
+    if "num_configs" not in overrides:
         return
-    n, planned = overrides["num_configs"], _tpe_batch_count(spec, spec.search.num_configs)
-    need = _tpe_batch_count(spec, n)
+    n, planned = overrides["num_configs"], _batch_count(spec, spec.search.num_configs)
+    need = _batch_count(spec, n)
     if need <= planned:
         return
-    fits = [k for k in range(1, spec.search.num_configs + 1) if _tpe_batch_count(spec, k) <= planned]
+    fits = [k for k in range(1, spec.search.num_configs + 1) if _batch_count(spec, k) <= planned]
     below = max(k for k in fits if k < n)
     above = [k for k in fits if k > n]
     hint = f"{below} or {above[0]}" if above else f"at most {below}"
-    raise ParamsError("num_configs", f"{n} configs make {need} TPE batches; the DAG of this spec has {planned}",
+    raise ParamsError("num_configs", f"{n} configs make {need} {spec.search.method.upper()} batches; "
+                      f"the DAG of this spec has {planned}",
                       f"use {hint} configs, or change search.num_configs / search.batch_size in the spec")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cerebro_ops.core.search import searcher_for
 from cerebro_ops.core.spec import StudySpec
-from cerebro_ops.core.tpe import batch_sizes
 
 # kind -> the cerebro_ops.study function that runs a step of it, and the step's fields it takes after
 # (spec, run_id): the one dispatch of study.run (the CLI) and the Airflow operators.
@@ -56,15 +56,11 @@ def batch_group_id(batch: int) -> str:
     return f"batch_{batch + 1}"
 
 
-def tpe_batches(spec: StudySpec) -> int:
-    """Batch groups of a TPE plan. A trigger may not ask for more (see :func:`cerebro_ops.core.params.validate_overrides`)."""
-    return len(batch_sizes(spec))
-
-
 def build_plan(spec: StudySpec) -> list[Step]:
     """Steps in execution order; each step depends on the one before it (a chain).
 
-    N = ``spec.train.epochs`` epoch steps per batch (one batch unless ``search.method`` is tpe).
+    N = ``spec.train.epochs`` epoch steps per batch. An adaptive search (tpe) has a group per batch; a trigger
+    may not ask for more batches (see :func:`cerebro_ops.core.params.validate_overrides`).
     """
     steps = [Step("prepare", "prepare", None, ()), Step("partition", "partition", None, ("prepare",))]
 
@@ -72,8 +68,9 @@ def build_plan(spec: StudySpec) -> list[Step]:
         full = f"{group}.{task_id}" if group else task_id
         steps.append(Step(full, kind, epoch, (steps[-1].task_id,), batch, group))
 
-    if spec.search.method == "tpe":
-        batches = tpe_batches(spec)
+    searcher = searcher_for(spec)
+    if searcher.is_adaptive:
+        batches = searcher.num_batches
         for b in range(batches):
             group = batch_group_id(b)
             for e in range(1, spec.train.epochs + 1):

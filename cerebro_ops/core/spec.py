@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from cerebro_ops.core.distributions import DISTRIBUTIONS, Param
 from cerebro_ops.core.errors import SpecError
 from cerebro_ops.store import schemes as store_schemes  # pure: no fsspec
 
@@ -35,7 +36,6 @@ def default_hop_order(deterministic: bool) -> str:
     epoch only, so two independent runs match; otherwise orders may follow the previous epoch's measured hop
     times (faster on mixed-cost grids)."""
     return "fixed" if deterministic else "cost_aware"
-DISTRIBUTIONS = ("choice", "uniform", "quniform", "loguniform", "qloguniform", "int")
 SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "on_data_change")
 MAX_EPOCHS = 1000
 MAX_WORKERS = 256
@@ -93,13 +93,6 @@ class DataSpec:
         if self.format != "auto":
             return self.format
         return "csv" if self.source.lower().rstrip("/").endswith((".csv", ".csv.gz")) else "parquet"
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    kind: str
-    args: tuple  # choice: values; uniform/loguniform: (low, high); q*: (low, high, q); int: (low, high)
 
 
 @dataclass(frozen=True)
@@ -398,7 +391,7 @@ def _parse_search(d: Mapping) -> SearchSpec:
                         "declare at least one parameter, e.g. 'learning_rate: {loguniform: [1.0e-4, 1.0e-2]}'")
     space = tuple(parse_param(str(k), v) for k, v in space_raw.items())
     if method == "grid":
-        bad = [p.name for p in space if p.kind not in ("choice", "int")]
+        bad = [p.name for p in space if not DISTRIBUTIONS[p.kind].discrete]
         if bad:
             raise SpecError(f"search.space.{bad[0]}", "grid search needs discrete values",
                             "use {choice: [...]} or {int: [low, high]}, or set search.method: random")
@@ -420,7 +413,8 @@ def parse_param(name: str, v: Any) -> Param:
         raise SpecError(fld, f"{kind!r} is not a distribution", f"use one of {', '.join(DISTRIBUTIONS)}")
     if not isinstance(args, list):
         raise SpecError(fld, f"{kind} needs a list of arguments", f"write {{{kind}: [...]}}")
-    if kind == "choice":
+    dist = DISTRIBUTIONS[kind]
+    if dist.arity is None:  # a list of values
         if not args:
             raise SpecError(fld, "choice has no values", "list at least one value")
         for a in args:
@@ -428,18 +422,18 @@ def parse_param(name: str, v: Any) -> Param:
                 raise SpecError(fld, f"choice value {a!r} is not a scalar", "use numbers, strings or booleans")
         return Param(name, kind, tuple(tuple(a) if isinstance(a, list) else a for a in args))
     nums = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
-    want = 3 if kind in ("quniform", "qloguniform") else 2
+    want = dist.arity
     if len(args) != want or len(nums) != want or not all(math.isfinite(a) for a in nums):
         shape = "[low, high, q]" if want == 3 else "[low, high]"
         raise SpecError(fld, f"{kind} needs {want} finite numbers, got {args!r}", f"write {{{kind}: {shape}}}")
     low, high = nums[0], nums[1]
     if not low < high:
         raise SpecError(fld, f"low {low} is not below high {high}", "make low < high")
-    if kind in ("loguniform", "qloguniform") and low <= 0:
+    if dist.log and low <= 0:
         raise SpecError(fld, f"{kind} needs low > 0, got {low}", "use a positive lower bound (e.g. 1.0e-5)")
     if want == 3 and nums[2] <= 0:
         raise SpecError(fld, f"q must be positive, got {nums[2]}", "use a positive step")
-    if kind == "int" and not all(isinstance(a, int) for a in args):
+    if dist.integer_bounds and not all(isinstance(a, int) for a in args):
         raise SpecError(fld, f"int bounds must be integers, got {args!r}", "write {int: [low, high]}")
     return Param(name, kind, tuple(args))
 

@@ -24,7 +24,6 @@ import signal
 import socket
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -34,6 +33,7 @@ from cerebro_ops.mop.hop_server import HopServer, HopTimeouts, WorkersMissing
 from cerebro_ops.mop.records import RecordHook, RecordLog, load_records, record_name, unit_of  # noqa: F401
 from cerebro_ops.core.run_state import ModelStatus
 from cerebro_ops.core.scheduler import EVAL, TRAIN, MopScheduler, Unit
+from cerebro_ops.core.seeds import derive_seed
 from cerebro_ops.core.spec import TrainSpec
 from cerebro_ops.store import Store
 from cerebro_ops.mop.worker import EpochTask
@@ -55,10 +55,6 @@ HOLD_MAX_S = 300.0
 
 # How many times a model's corrupt checkpoint is rolled back and its hop redone before the model fails.
 MAX_REPAIRS = 2
-
-
-def derive_seed(*parts) -> int:
-    return zlib.crc32(":".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
 # ----------------------------------------------------------------------------------------------- faults

@@ -4,7 +4,7 @@ hop table (one row per unit: enough, with the partition data, to replay any epoc
 from __future__ import annotations
 
 from cerebro_ops.mlflow.tracking import checkpoint_artifact
-from cerebro_ops.mop.epoch import derive_seed
+from cerebro_ops.core.seeds import derive_seed
 from cerebro_ops.mop.records import RecordLog
 
 LEADERBOARD = "leaderboard.json"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import types
 
-from cerebro_ops.core.tpe import batch_sizes
+from cerebro_ops.core.search import searcher_for
 
 
 def make(calls: list) -> types.ModuleType:
@@ -19,7 +19,7 @@ def make(calls: list) -> types.ModuleType:
     def prepare(spec, run_id, spark=None, overrides=None, tags=None):
         calls.append(("prepare", run_id, spark, overrides, tags))
         eff = spec.with_overrides(**(overrides or {}))
-        batches = len(batch_sizes(eff)) if eff.search.method == "tpe" else 1
+        batches = searcher_for(eff).num_batches
         runs[run_id] = {"epochs": eff.train.epochs, "batches": batches}
         return {"run_id": run_id, "configs": {"m1": {}}, "big": list(range(1000))}
 

@@ -5,7 +5,7 @@ import pytest
 
 from cerebro_ops.core.plan import KINDS, build_plan, step_call
 from cerebro_ops.core.spec import parse_spec
-from cerebro_ops.core.tpe import batch_sizes
+from cerebro_ops.core.search import searcher_for
 
 
 def _spec(epochs=3, method="grid", num_configs=4, batch_size=0):
@@ -38,7 +38,7 @@ def test_grid_and_random_plan(method):
 
 def test_tpe_plan_has_one_group_per_batch_with_next_batch_between():
     spec = _spec(2, "tpe", num_configs=6, batch_size=2)
-    assert batch_sizes(spec) == [2, 2, 2]
+    assert searcher_for(spec).batch_sizes() == [2, 2, 2]
     assert _shape(build_plan(spec)) == [
         ("prepare", "prepare", None, 0, ()),
         ("partition", "partition", None, 0, ("prepare",)),
@@ -63,7 +63,7 @@ def test_tpe_plan_has_one_group_per_batch_with_next_batch_between():
 def test_tpe_plan_counts_follow_the_batches(num_configs, batch_size, epochs):
     spec = _spec(epochs, "tpe", num_configs, batch_size)
     plan = build_plan(spec)
-    batches = len(batch_sizes(spec))
+    batches = searcher_for(spec).num_batches
     epoch_steps = [s for s in plan if s.kind == "epoch"]
     assert [(s.batch, s.epoch) for s in epoch_steps] == [(b, e) for b in range(batches)
                                                          for e in range(1, epochs + 1)]

@@ -47,7 +47,7 @@ def _sequential_val_loss(params, info, init_seed, shuffle_seed, x, y, x_val, y_v
 
 
 def test_mop_matches_sequential_keras(study_run):
-    from cerebro_ops.mop.epoch import derive_seed
+    from cerebro_ops.core.seeds import derive_seed
     from cerebro_ops.data.reader import load_split
     from cerebro_ops.keras.trainer import data_info
 

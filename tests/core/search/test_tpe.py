@@ -1,35 +1,33 @@
-"""TPE through Optuna ask-and-tell: distribution mapping, batches, determinism, improvement. No Spark/TF."""
+"""TPE through Optuna ask-and-tell: batches, determinism, improvement. No Spark/TF."""
 import math
 
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from cerebro_ops.core import tpe
-from cerebro_ops.core.search import sample_configs
-from cerebro_ops.core.spec import parse_param, parse_spec
-
-
-def P(name, v):
-    return parse_param(name, v)
+from cerebro_ops.core.search import searcher_for
+from cerebro_ops.core.search.batches import next_configs, told_results
+from cerebro_ops.core.spec import parse_spec
 
 
-def test_distributions_map_correctly():
-    d = tpe.to_distribution
-    assert d(P("a", [1, "x", True])) == CategoricalDistribution([1, "x", True])
-    assert d(P("a", {"choice": [[1, 2], [3]]})) == CategoricalDistribution([0, 1])  # lists by index
-    assert d(P("a", {"uniform": [0.1, 0.5]})) == FloatDistribution(0.1, 0.5)
-    assert d(P("a", {"loguniform": [1e-4, 1e-2]})) == FloatDistribution(1e-4, 1e-2, log=True)
-    assert d(P("a", {"quniform": [16, 256, 16]})) == IntDistribution(16, 256, step=16)
-    assert d(P("a", {"quniform": [0.0, 1.0, 0.25]})) == FloatDistribution(0.0, 1.0, step=0.25)
-    assert d(P("a", {"quniform": [0, 10, 3]})) == IntDistribution(0, 9, step=3)  # high on the grid
-    assert d(P("a", {"qloguniform": [1, 1024, 1]})) == IntDistribution(1, 1024, log=True)
-    assert d(P("a", {"qloguniform": [1e-3, 1.0, 1e-3]})) == FloatDistribution(1e-3, 1.0, log=True)
-    assert d(P("a", {"int": [1, 4]})) == IntDistribution(1, 4)
+def spec(space=None, seed=5, direction="min", **search):
+    s = {"method": "tpe", "num_configs": 7, "space": space or {"learning_rate": {"loguniform": [1e-4, 1e-1]},
+                                                               "batch_size": [32, 64]}}
+    s.update(search)
+    return parse_spec({"name": "t", "seed": seed, "data": {"source": "x.csv", "label": "y", "numeric": ["a"]},
+                       "model": {"builder": "m:f"}, "search": s, "train": {"direction": direction}})
 
 
-SPACE = (P("x", {"uniform": [-5.0, 5.0]}), P("lr", {"loguniform": [1e-4, 1.0]}),
-         P("bs", {"quniform": [16, 256, 16]}), P("q", {"qloguniform": [1e-3, 1.0, 1e-3]}),
-         P("opt", ["adam", "sgd"]), P("shape", {"choice": [[8, 8], [16]]}), P("layers", {"int": [1, 4]}))
+def run(objective, space: dict, num_configs: int, batch: int, seed: int, direction: str = "min") -> list:
+    """Every batch of a TPE search, each config evaluated by `objective` and told before the next batch."""
+    searcher = searcher_for(spec(space, seed, direction, num_configs=num_configs, batch_size=batch))
+    history: list = []
+    for b in range(searcher.num_batches):
+        history += [(p, objective(p)) for p in searcher.ask(b, history)]
+    return history
+
+
+SPACE = {"x": {"uniform": [-5.0, 5.0]}, "lr": {"loguniform": [1e-4, 1.0]}, "bs": {"quniform": [16, 256, 16]},
+         "q": {"qloguniform": [1e-3, 1.0, 1e-3]}, "opt": ["adam", "sgd"], "shape": {"choice": [[8, 8], [16]]},
+         "layers": {"int": [1, 4]}}
 
 
 def objective(p):
@@ -37,7 +35,7 @@ def objective(p):
 
 
 def test_values_are_in_range_and_typed():
-    hist = tpe.run_tpe(objective, SPACE, 12, 4, seed=3)
+    hist = run(objective, SPACE, 12, 4, seed=3)
     for p, _ in hist:
         assert -5 <= p["x"] <= 5 and 1e-4 <= p["lr"] <= 1.0
         assert isinstance(p["bs"], int) and p["bs"] % 16 == 0 and 16 <= p["bs"] <= 256
@@ -47,21 +45,21 @@ def test_values_are_in_range_and_typed():
 
 
 def test_batches_cover_num_configs_and_are_seeded():
-    a = tpe.run_tpe(objective, SPACE, 10, 4, seed=7)
-    b = tpe.run_tpe(objective, SPACE, 10, 4, seed=7)
-    c = tpe.run_tpe(objective, SPACE, 10, 4, seed=8)
+    a = run(objective, SPACE, 10, 4, seed=7)
+    b = run(objective, SPACE, 10, 4, seed=7)
+    c = run(objective, SPACE, 10, 4, seed=8)
     assert len(a) == 10
     assert a == b
     assert a != c
 
 
 def test_tpe_improves_on_random_start():
-    space = (P("x", {"uniform": [-10.0, 10.0]}), P("y", {"uniform": [-10.0, 10.0]}))
+    space = {"x": {"uniform": [-10.0, 10.0]}, "y": {"uniform": [-10.0, 10.0]}}
 
     def f(p):
         return (p["x"] - 3) ** 2 + (p["y"] + 2) ** 2
 
-    hist = tpe.run_tpe(f, space, 40, 8, seed=0)
+    hist = run(f, space, 40, 8, seed=0)
     first = [v for _, v in hist[:8]]
     later = [v for _, v in hist[24:]]
     assert sorted(later)[len(later) // 2] < sorted(first)[len(first) // 2]  # later medians are better
@@ -69,43 +67,34 @@ def test_tpe_improves_on_random_start():
 
 
 def test_failed_configs_are_told_as_failures_not_as_values():
-    space = (P("x", {"uniform": [0.0, 1.0]}),)
-    hist = tpe.run_tpe(lambda p: None if p["x"] > 0.5 else p["x"], space, 9, 3, seed=1)
+    space = {"x": {"uniform": [0.0, 1.0]}}
+    hist = run(lambda p: None if p["x"] > 0.5 else p["x"], space, 9, 3, seed=1)
     told, failed = hist[:6], [p for p, v in hist[:6] if v is None]
     assert len(failed) == 2 and all(p["x"] > 0.5 for p in failed)
-    asked = tpe.ask_batch(space, 1, "min", told, 3, 2, n_startup=3)
+    searcher = searcher_for(spec(space, seed=1, num_configs=9, batch_size=3))
+    asked = searcher.ask(2, told)
     # a failure is no observation: asking without the failed configs asks the same batch ...
-    assert asked == tpe.ask_batch(space, 1, "min", [(p, v) for p, v in told if v is not None], 3, 2, n_startup=3)
+    assert asked == searcher.ask(2, [(p, v) for p, v in told if v is not None])
     # ... and NaN is a failure too, while a (bad) value is an observation that changes the batch
-    assert asked == tpe.ask_batch(space, 1, "min", [(p, math.nan if v is None else v) for p, v in told], 3, 2,
-                                  n_startup=3)
-    assert asked != tpe.ask_batch(space, 1, "min", [(p, 10.0 if v is None else v) for p, v in told], 3, 2,
-                                  n_startup=3)
+    assert asked == searcher.ask(2, [(p, math.nan if v is None else v) for p, v in told])
+    assert asked != searcher.ask(2, [(p, 10.0 if v is None else v) for p, v in told])
 
 
 def test_maximise_direction():
-    space = (P("x", {"uniform": [0.0, 10.0]}),)
-    hist = tpe.run_tpe(lambda p: p["x"], space, 30, 6, seed=2, direction="max")
+    space = {"x": {"uniform": [0.0, 10.0]}}
+    hist = run(lambda p: p["x"], space, 30, 6, seed=2, direction="max")
     assert sum(p["x"] for p, _ in hist[18:]) / 12 > sum(p["x"] for p, _ in hist[:6]) / 6
-
-
-def spec(**search):
-    s = {"method": "tpe", "num_configs": 7, "space": {"learning_rate": {"loguniform": [1e-4, 1e-1]},
-                                                      "batch_size": [32, 64]}}
-    s.update(search)
-    return parse_spec({"name": "t", "seed": 5, "data": {"source": "x.csv", "label": "y", "numeric": ["a"]},
-                       "model": {"builder": "m:f"}, "search": s})
 
 
 @pytest.mark.parametrize("n,b,sizes", [(7, 0, [2, 2, 2, 1]), (7, 3, [3, 3, 1]), (9, 0, [3, 3, 3]),
                                        (1, 0, [1]), (4, 10, [4])])
 def test_batch_sizes(n, b, sizes):
-    assert tpe.batch_sizes(spec(num_configs=n, batch_size=b)) == sizes
+    assert searcher_for(spec(num_configs=n, batch_size=b)).batch_sizes() == sizes
 
 
-def test_sample_configs_returns_the_seeded_first_batch():
+def test_first_batch_is_seeded():
     s = spec(batch_size=3)
-    a, b = sample_configs(s), sample_configs(s)
+    a, b = searcher_for(s).first_batch(), searcher_for(s).first_batch()
     assert [c.model_id for c in a] == ["m000", "m001", "m002"]
     assert a == b
 
@@ -199,17 +188,17 @@ def test_later_batch_depends_on_the_told_results(tmp_path, offline):
     spec = tpe_study(tmp_path)
     walk_steps(spec, "r", scoring_launcher(2), until=lambda s: (s.kind, s.batch) == ("next_batch", 1))
     state = study.load_run(spec, "r")
-    asked = [c.params for c in tpe.next_configs(spec, state, 2)]
+    asked = [c.params for c in next_configs(searcher_for(spec), state, 2)]
     assert_configs(dict(zip(EXPECTED_BATCHES[2], [(p["learning_rate"], p["units"]) for p in asked])),
                    {m: EXPECTED[m] for m in EXPECTED_BATCHES[2]})
-    assert [c.model_id for c in tpe.next_configs(spec, state, 2)] == EXPECTED_BATCHES[2]
-    told = tpe.told_results(state, spec.train.metric, spec.train.direction)
+    assert [c.model_id for c in next_configs(searcher_for(spec), state, 2)] == EXPECTED_BATCHES[2]
+    told = told_results(state, spec.train.metric, spec.train.direction)
     assert [m for m, (_, v) in zip(sorted(state.models), told) if v is None] == ["m000", "m003"]  # failed
     assert told[1][1] == min(e.value("val_loss") for e in state.models["m001"].history)  # its best epoch
     # Batches 1 and 2 told 4 results, more than TPE's start-up (3): batch 3 is TPE's proposal from them.
     # One told value changes, and so do the proposals.
     state.models["m004"].history[-1].metrics["val_loss"] = 0.01
-    assert [c.params for c in tpe.next_configs(spec, state, 2)] != asked
+    assert [c.params for c in next_configs(searcher_for(spec), state, 2)] != asked
 
 
 def test_resume_in_the_middle_of_a_batch(tmp_path, offline):

@@ -1,11 +1,11 @@
 """Grid and seeded random search: values, bounds, independence of parameter streams."""
-import math
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cerebro_ops.core.search import grid_configs, random_configs, sample_configs
-from cerebro_ops.core.spec import Param, parse_param, parse_spec
+from cerebro_ops.core.search import searcher_for
+from cerebro_ops.core.search.grid import grid_configs
+from cerebro_ops.core.search.random_search import random_configs
+from cerebro_ops.core.spec import parse_param, parse_spec
 
 
 def test_grid_is_the_cartesian_product():
@@ -46,11 +46,11 @@ def test_loguniform_is_uniform_in_log_space():
     assert abs(below - 0.5) < 0.04  # half the log-range lies below 1e-2
 
 
-def test_sample_configs_ids_and_count():
+def test_random_first_batch_ids_and_count():
     spec = parse_spec({"name": "t", "data": {"source": "/x.csv", "label": "y", "numeric": ["a"]},
                        "model": {"builder": "m:f"},
                        "search": {"method": "random", "num_configs": 5,
                                   "space": {"lr": {"uniform": [0.1, 0.2]}}}})
-    cfgs = sample_configs(spec)
+    cfgs = searcher_for(spec).first_batch()
     assert [c.model_id for c in cfgs] == ["m000", "m001", "m002", "m003", "m004"]
     assert all(0.1 <= c.params["lr"] <= 0.2 for c in cfgs)
