@@ -107,9 +107,9 @@ def validate(spec_path: str, overrides: dict | None = None, check_model: bool = 
     overrides = validate_overrides(spec, overrides or {})
     spec = spec.with_overrides(**overrides)
     with no_values_in_errors("source" in overrides):
+        check_source(spec)
     from cerebro_ops.data.estimate import check_memory
     check_memory(spec)  # a worker memory budget too small for one batch fails here, before any work
-        check_source(spec)
     if check_model:
         check_model_builder(spec, searcher_for(spec).first_batch()[0].params)
     return spec
