@@ -84,7 +84,7 @@ def cmd_validate(args) -> int:
           f"{spec.train.epochs} epochs, {spec.train.workers} workers, metric {spec.train.metric} "
           f"({spec.train.direction})")
     from cerebro_ops.data.estimate import check_memory
-    for line in check_memory(spec):  # estimated from the source: rows × bytes per row
+    for line in check_memory(spec, input_shape=study.provisional_info(spec).input_shape):  # rows × bytes per row
         print(line)
     return 0
 

@@ -109,7 +109,8 @@ def validate(spec_path: str, overrides: dict | None = None, check_model: bool = 
     with no_values_in_errors("source" in overrides):
         check_source(spec)
     from cerebro_ops.data.estimate import check_memory
-    check_memory(spec)  # a worker memory budget too small for one batch fails here, before any work
+    # a worker memory budget too small for one batch fails here, before any work
+    check_memory(spec, input_shape=provisional_info(spec).input_shape)
     if check_model:
         check_model_builder(spec, searcher_for(spec).first_batch()[0].params)
     return spec
@@ -178,9 +179,8 @@ def partition(spec: StudySpec, run_id: str, spark=None) -> RunState:
     repo, state, snapshot = open_run(spec, run_id)
     if state.partitioned:
         return state
-    from cerebro_ops.data.estimate import check_memory
-    rows = state.meta.get("rows") or {}
-    for line in check_memory(snapshot, (int(rows.get("train", 0)), int(rows.get("val", 0))), state.meta["input_shape"]):
+    from cerebro_ops.data.estimate import check_prepared
+    for line in check_prepared(snapshot, state.meta):
         log.info(line)  # cached or streamed, per worker, from the prepared row counts
     state.meta = prep.partition(spark_session(snapshot, spark), snapshot, repo.store.sub("data"),
                                 snapshot.train.workers)

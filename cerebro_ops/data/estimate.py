@@ -34,13 +34,18 @@ def source_rows(spec: StudySpec) -> int | None:
         return None
 
 
-def check_memory(spec: StudySpec, rows: tuple[int, int] | None = None, input_shape=None) -> list[str]:
+def check_prepared(spec: StudySpec, meta: dict) -> list[str]:
+    """check_memory with the prepared row counts and input shape (nothing when meta lacks them)."""
+    rows, shape = meta.get("rows"), meta.get("input_shape")
+    if not isinstance(rows, dict) or not shape:
+        return []
+    return check_memory(spec, (int(rows.get("train", 0)), int(rows.get("val", 0))), shape)
+
+
+def check_memory(spec: StudySpec, rows: tuple[int, int] | None = None, input_shape=(1,)) -> list[str]:
     """What each worker will do, as lines; FieldError(runtime.worker_memory_mb) when a worker cannot hold one
     batch. `rows` = (train, val) once prepared (meta["rows"]), else estimated from the source and
-    data.validation_fraction; `input_shape` from meta, else from the spec."""
-    if input_shape is None:
-        from cerebro_ops.study import provisional_info
-        input_shape = provisional_info(spec).input_shape
+    data.validation_fraction; `input_shape` from meta, or before prepare the spec's (study.provisional_info)."""
     budget, source = budget_mb(spec)
     if rows is None:
         total = source_rows(spec)

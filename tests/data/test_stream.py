@@ -77,12 +77,14 @@ def test_the_estimate_names_the_budget_when_a_worker_cannot_hold_one_batch(tmp_p
     from pathlib import Path
 
     from cerebro_ops.core.spec import load_spec
-    from cerebro_ops.data.estimate import check_memory
+    from cerebro_ops.data.estimate import check_memory, check_prepared
 
     text = Path("examples/dummy.yaml").read_text().replace("train:", "runtime:\n  worker_memory_mb: 16\ntrain:", 1)
     (tmp_path / "s.yaml").write_text(text)
     spec = load_spec(tmp_path / "s.yaml")
     lines = check_memory(spec, rows=(3_000_000, 100_000), input_shape=(8,))
+    assert check_prepared(spec, {"rows": 20}) == []  # an older meta: nothing to say
+    assert check_prepared(spec, {"rows": {"train": 3_000_000, "val": 100_000}, "input_shape": [8]}) == lines
     assert "16 MB" in lines[0] and "streamed from local disk" in lines[1] and len(lines) == 3
     with pytest.raises(FieldError) as err:
         check_memory(spec, rows=(3_000_000, 100_000), input_shape=(40_000,))
