@@ -94,7 +94,7 @@ class ModelSelectionResult:
 class ModelSearch:
     method = "grid"
 
-    # The original Cerebro API's signature, kept so that its scripts run unchanged.
+    # shape: the original Cerebro API's signature, kept so that its scripts run unchanged.
     def __init__(self, backend, store, estimator_gen_fn: Callable[[dict], Any], search_space: dict,
                  num_epochs: int, evaluation_metric: str = "loss", validation: float | str = 0.25,
                  label_columns=("label",), feature_columns=("features",), num_models: int | None = None,

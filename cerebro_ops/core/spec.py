@@ -318,6 +318,21 @@ def _parse_data(d: Mapping) -> DataSpec:
     fmt = _get(d, "format", str, "data.", "auto")
     if fmt not in ("auto", "csv", "parquet"):
         raise SpecError("data.format", f"{fmt!r} is not a format", "use csv, parquet or auto")
+    numeric, categorical, datetimes, arrays = _parse_features(d, label)
+    feats = numeric + datetimes + categorical + tuple(a.name for a in arrays)
+    split_col = _column_name(d, "validation_column") if d.get("validation_column") is not None else None
+    if split_col is not None and (split_col == label or split_col in feats):
+        role = "the label" if split_col == label else "a feature"
+        raise SpecError("data.validation_column", f"{split_col!r} is {role}",
+                        "name a separate column of true/false (or 1/0) flags, true/1 = validation row")
+    return DataSpec(allowed_sources=_allowed_sources(d),
+                    source=source, label=label, task=task, format=fmt, numeric=numeric, categorical=categorical,
+                    arrays=arrays, validation_column=split_col, stratify=_get(d, "stratify", bool, "data.", True),
+                    datetime=datetimes, **_parse_row_options(d))
+
+
+def _parse_features(d: Mapping, label: str) -> tuple[tuple, tuple, tuple, tuple]:
+    """(numeric, categorical, datetime, arrays): each feature declared once, none of them the label."""
     numeric = _str_list(d, "numeric", "data.")
     categorical = _str_list(d, "categorical", "data.")
     datetimes = _str_list(d, "datetime", "data.")
@@ -341,6 +356,11 @@ def _parse_data(d: Mapping) -> DataSpec:
         raise SpecError("data.numeric", f"column(s) {dupes} are declared twice", "declare each feature once")
     if label in feats:
         raise SpecError("data.label", f"label {label!r} is also listed as a feature", "remove it from the features")
+    return numeric, categorical, datetimes, tuple(arrays)
+
+
+def _parse_row_options(d: Mapping) -> dict:
+    """How rows are split and cleaned: validation_fraction, max_categories, missing, max_dropped_share."""
     vf = _get(d, "validation_fraction", (int, float), "data.", 0.2)
     if not (0.0 < float(vf) < 1.0):
         raise SpecError("data.validation_fraction", f"{vf} is not between 0 and 1",
@@ -359,18 +379,8 @@ def _parse_data(d: Mapping) -> DataSpec:
     if not (0.0 <= float(dropped) <= 1.0):
         raise SpecError("data.max_dropped_share", f"{dropped} is not between 0 and 1",
                         "use a share of rows such as 0.05")
-    split_col = _column_name(d, "validation_column") if d.get("validation_column") is not None else None
-    if split_col is not None and (split_col == label or split_col in feats):
-        role = "the label" if split_col == label else "a feature"
-        raise SpecError("data.validation_column", f"{split_col!r} is {role}",
-                        "name a separate column of true/false (or 1/0) flags, true/1 = validation row")
-    stratify = _get(d, "stratify", bool, "data.", True)
-    allowed_sources = _allowed_sources(d)
-    return DataSpec(allowed_sources=allowed_sources,
-                    source=source, label=label, task=task, format=fmt, numeric=numeric, categorical=categorical,
-                    arrays=tuple(arrays), validation_fraction=float(vf), max_categories=mc,
-                    validation_column=split_col, stratify=stratify, datetime=datetimes, missing=missing,
-                    max_dropped_share=float(dropped))
+    return {"validation_fraction": float(vf), "max_categories": mc, "missing": missing,
+            "max_dropped_share": float(dropped)}
 
 
 def _parse_search(d: Mapping) -> SearchSpec:
