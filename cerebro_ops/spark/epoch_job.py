@@ -122,3 +122,8 @@ class SparkLauncher:
             interrupt_tag(self.spark, self.tag)
         except Exception:
             log.debug("could not interrupt the epoch job", exc_info=True)
+
+
+def spark_launcher(spark, workers: int) -> SparkLauncher:
+    """The epoch launcher study.run_epoch and the Spark tests use."""
+    return SparkLauncher(spark, workers)
