@@ -187,9 +187,12 @@ class QUniform(Distribution):
         from optuna.distributions import FloatDistribution, IntDistribution
 
         low, high, q = self.low, self.high, self.q
+        # sampled values are multiples of q: Optuna's steps must start on that grid, not at an off-grid low
         if self._integer():
-            low, q = int(low), int(q)
+            low, q = -(-int(low) // int(q)) * int(q), int(q)
             return IntDistribution(low, low + (int(high) - low) // q * q, step=q)
+        if abs(low / q - round(low / q)) > 1e-9:
+            low = round(math.ceil(low / q) * q, 12)
         hi = low + math.floor((high - low) / q + 1e-9) * q  # Optuna needs (high - low) divisible by q
         return FloatDistribution(float(low), float(round(hi, 12)), step=float(q))
 

@@ -92,9 +92,13 @@ def test_choice_samples_one_of_its_values_and_round_trips_through_optuna(values,
     assert d.grid() == values
 
 
-@pytest.mark.xfail(strict=True, reason="quniform rounds to multiples of q, Optuna steps from low: a float "
-                                       "quniform whose low is off the q grid cannot be told to TPE")
-def test_float_quniform_off_the_grid_can_be_told():
-    d = distribution(P("a", {"quniform": [0.1, 1.0, 0.3]}))
-    v = d.sample(random.Random(0))
-    assert d.to_optuna()._contains(d.encode(v))
+@pytest.mark.parametrize("args", [[0.1, 1.0, 0.3], [1, 10, 3], [-0.35, 0.5, 0.2]])
+def test_quniform_with_a_low_off_the_q_grid_can_be_told_to_tpe(args):
+    """Values are multiples of q; Optuna's stepped distribution starts at the first one, not at low."""
+    d = distribution(P("a", {"quniform": args}))
+    rng = random.Random(0)
+    values = {d.sample(rng) for _ in range(200)}
+    low, high, q = args
+    assert all(low - 1e-9 <= v <= high + 1e-9 and abs(v / q - round(v / q)) < 1e-9 for v in values), values
+    assert all(d.to_optuna()._contains(d.encode(v)) for v in values), (values, d.to_optuna())
+    assert d.decode(d.encode(max(values))) == max(values)
