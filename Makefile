@@ -34,8 +34,11 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
+# The files run in TEST_WORKERS processes (pytest-xdist); tests/conftest.py groups those sharing a fixture.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not spark and not airflow"

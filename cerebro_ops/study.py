@@ -211,7 +211,7 @@ def epoch_needs_training(spec: StudySpec, run_id: str, epoch: int, batch: int = 
     return _epoch_skip(load_run(spec, run_id), epoch, batch) is None
 
 
-# Seven parameters: (spec, run_id, epoch, batch) name the step; spark/launcher/on_record are optional injection
+# shape: (spec, run_id, epoch, batch) name the step; spark/launcher/on_record are optional injection
 # points for the CLI and the tests.
 def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=None, launcher=None,
               on_record: Callable[[dict], None] | None = None) -> dict:
@@ -417,7 +417,7 @@ def _selected_model(repo, state, snapshot: StudySpec, best: str):
 
 # --------------------------------------------------------------------------------------------- whole run
 
-# More than six parameters: run_id/overrides/replay_of say which run, spark/launcher/progress are what the CLI
+# shape: run_id/overrides/replay_of say which run, spark/launcher/progress are what the CLI
 # and the tests inject (a shared session, threads instead of Spark, the progress bar); all but spec are optional.
 def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = None, spark=None,
         launcher=None, progress=None, register_model: bool = True, replay_of: RunState | None = None) -> dict:

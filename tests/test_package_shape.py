@@ -113,8 +113,10 @@ def _oversized(path: Path) -> list[str]:
         params = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs if a.arg not in ("self", "cls")]
         params += ["*"] * bool(args.vararg) + ["**"] * bool(args.kwarg)
         length = node.end_lineno - node.lineno + 1
-        first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-        header = "\n".join(lines[first - 2:node.body[0].lineno - 1])  # the line above the def, the signature
+        top = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1  # 0-based first line
+        while top > 0 and lines[top - 1].strip().startswith("#"):
+            top -= 1  # the comment block right above the def
+        header = "\n".join(lines[top:node.body[0].lineno - 1])
         if (length > MAX_LINES or len(params) > MAX_PARAMS) and "# shape:" not in header:
             found.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}: {length} lines, {len(params)} params")
     return found

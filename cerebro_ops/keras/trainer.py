@@ -423,6 +423,7 @@ class HopTrainer:
         self._adopt(builder, params, model)  # saves a build on this config's first hop
         return ckpt
 
+    # shape: the config (builder, params), its state (ckpt), the rows (x, y), their order (seed), optional val.
     def train(self, builder: str, params: dict, ckpt: bytes, x, y, seed: int,
               val: tuple | None = None) -> tuple[bytes, dict]:
         """One sub-epoch over (x, y) in the order drawn from `seed`, starting from checkpoint `ckpt`; returns

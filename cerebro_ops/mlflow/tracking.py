@@ -513,7 +513,7 @@ class Tracker:
 
         return download
 
-    # Seven parameters: what a registry version records (name, source, metric and value, tags) plus the two
+    # shape: seven parameters, what a registry version records (name, source, metric and value, tags) plus the two
     # keyword-only fields of the decision (the version it replaces, why).
     def register_champion(self, model_name: str, model_uri: str, metric_name: str, metric_value: float,
                           tags: dict, *, replaced: str | None = None, reason: str = "") -> str:
