@@ -140,23 +140,27 @@ class Int(Distribution):
 
 
 @dataclass(frozen=True)
-class Uniform(Distribution):
+class _Continuous(Distribution):
+    """[low, high] of floats, sampled uniformly in value or (log) in log space."""
+
     low: float
     high: float
+
+    def to_optuna(self):
+        from optuna.distributions import FloatDistribution
+        return FloatDistribution(float(self.low), float(self.high), log=self.log)
+
+
+@dataclass(frozen=True)
+class Uniform(_Continuous):
     kind: ClassVar[str] = "uniform"
 
     def sample(self, rng: random.Random) -> float:
         return rng.uniform(self.low, self.high)
 
-    def to_optuna(self):
-        from optuna.distributions import FloatDistribution
-        return FloatDistribution(float(self.low), float(self.high))
-
 
 @dataclass(frozen=True)
-class LogUniform(Distribution):
-    low: float
-    high: float
+class LogUniform(_Continuous):
     kind: ClassVar[str] = "loguniform"
     log: ClassVar[bool] = True
 
@@ -164,21 +168,26 @@ class LogUniform(Distribution):
         # bounds are values (not logs); uniform in natural-log space
         return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
 
-    def to_optuna(self):
-        from optuna.distributions import FloatDistribution
-        return FloatDistribution(float(self.low), float(self.high), log=True)
-
 
 @dataclass(frozen=True)
-class QUniform(Distribution):
+class _Stepped(Distribution):
+    """[low, high, q]: the values are multiples of q inside [low, high]."""
+
     low: float
     high: float
     q: float
-    kind: ClassVar[str] = "quniform"
     arity: ClassVar[int | None] = 3
 
     def _integer(self) -> bool:
         return all(_is_int(x) for x in (self.low, self.high, self.q))
+
+    def encode(self, v: Any) -> Any:
+        return int(v) if self._integer() else float(v)
+
+
+@dataclass(frozen=True)
+class QUniform(_Stepped):
+    kind: ClassVar[str] = "quniform"
 
     def sample(self, rng: random.Random) -> float:
         return quantize(rng.uniform(self.low, self.high), self.q, self.low, self.high)
@@ -199,21 +208,14 @@ class QUniform(Distribution):
     def decode(self, v: Any) -> Any:
         return quantize(v, self.q, self.low, self.high) if isinstance(v, float) else v
 
-    def encode(self, v: Any) -> Any:
-        return int(v) if self._integer() else float(v)
-
 
 @dataclass(frozen=True)
-class QLogUniform(Distribution):
-    low: float
-    high: float
-    q: float
+class QLogUniform(_Stepped):
     kind: ClassVar[str] = "qloguniform"
-    arity: ClassVar[int | None] = 3
     log: ClassVar[bool] = True
 
     def _integer(self) -> bool:
-        return all(_is_int(x) for x in (self.low, self.high, self.q)) and int(self.q) == 1
+        return super()._integer() and int(self.q) == 1
 
     def sample(self, rng: random.Random) -> float:
         x = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
@@ -228,9 +230,6 @@ class QLogUniform(Distribution):
 
     def decode(self, v: Any) -> Any:
         return v if isinstance(v, int) else quantize(float(v), self.q, self.low, self.high)
-
-    def encode(self, v: Any) -> Any:
-        return int(v) if self._integer() else float(v)
 
 
 # In the order the spec's error messages list them.
