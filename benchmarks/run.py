@@ -47,9 +47,11 @@ SCRIPTS = {
     "ui_load": (["benchmarks.ui_load"], 1200),   # prints its JSON; written to results/ui_load.json here
     # prepare + partition alone (20k rows, then flights_full) in one Spark session: seconds and Spark jobs
     "prepare_speed": (["benchmarks.prepare_speed"], 1200),
+    # a partition 2.5× over runtime.worker_memory_mb, streamed, against the same partition cached
+    "streaming": (["benchmarks.streaming"], 1800),
 }
-FULL_STEPS = ["smoke", "flights_full", "cnn_images", "prepare_speed", "hetero", "simulate", "hop_server_load",
-              "cerebro_dl", "airflow_real", "ui_load"]
+FULL_STEPS = ["smoke", "flights_full", "cnn_images", "prepare_speed", "streaming", "hetero", "simulate",
+              "hop_server_load", "cerebro_dl", "airflow_real", "ui_load"]
 STEP_NAMES = sorted([*WORKLOADS, *SCRIPTS])
 
 # make bench-smoke: loose floors a loaded 2-CPU CI machine holds (see smoke_checks for the measured values).
