@@ -330,6 +330,11 @@ def _val_metrics(ok: list[dict]) -> dict:
 
 def _log_hop(rec: dict) -> None:
     val = " ".join(f"val_{k}={v:.4f}" for k, v in sorted(rec.get("metrics", {}).items()) if k != "n")
+    if rec.get("kind", TRAIN) == EVAL:  # a link of the model's validation chain: no training, no loss
+        log.info("eval epoch=%d model=%s partition=%d worker=%s %.2fs (eval %.2fs)%s", rec["epoch"],
+                 rec["model_id"], rec["partition"], rec.get("worker"), rec["end"] - rec["start"],
+                 rec.get("eval_s", 0.0), f" {val}" if val else "")
+        return
     log.info("hop epoch=%d model=%s partition=%d worker=%s %.2fs (train %.2fs) loss=%.4f%s", rec["epoch"],
              rec["model_id"], rec["partition"], rec.get("worker"), rec["end"] - rec["start"],
              rec.get("train_s", 0.0), rec.get("loss") if rec.get("loss") is not None else float("nan"),

@@ -109,6 +109,8 @@ def test_demo_study_through_airflow(tmp_path):
     hops = re.findall(r"hop epoch=\d+ model=\S+ partition=\d+", log)
     assert len(hops) == CONFIGS * WORKERS * EPOCHS, f"{len(hops)} hop lines in the Airflow log:\n" + "\n".join(hops)
     assert len(set(hops)) == len(hops), "a hop was logged twice"
+    evals = re.findall(r"eval epoch=\d+ model=\S+ partition=\d+", log)  # W - 1 validation links per config
+    assert len(evals) == len(set(evals)) == CONFIGS * (WORKERS - 1) * EPOCHS, "\n".join(evals)
     for task in ("batch_1.epoch_1", "batch_1.epoch_2", "batch_1.next_batch", "batch_2.epoch_1", "batch_2.epoch_2",
                  "select", "register"):
         assert f"end task task_id={task} " in log, f"{task} did not run"

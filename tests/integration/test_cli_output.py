@@ -46,8 +46,10 @@ def test_run_is_quiet_by_default(spec_path):
     err = res.stderr
     # ours: one line per hop (2 configs x 2 partitions), the last hop of each config with its val metrics
     assert len(re.findall(r"INFO cerebro_ops\.mop\.epoch: hop epoch=1 model=m00[01] partition=[01] ", err)) == 4, err
-    assert len(re.findall(r"INFO cerebro_ops\.mop\.epoch: hop epoch=1 model=m00[01] .* val_loss=", err)) == 2, err
-    assert "progress: 4/4 units (100%)" in err and "\r" not in err
+    # and one line per validation link (W - 1 per config), the chain's last with the config's val metrics
+    assert len(re.findall(r"INFO cerebro_ops\.mop\.epoch: eval epoch=1 model=m00[01] partition=[01] ", err)) == 2, err
+    assert len(re.findall(r"INFO cerebro_ops\.mop\.epoch: eval epoch=1 model=m00[01] .* val_loss=", err)) == 2, err
+    assert "progress: 6/6 units (100%)" in err and "\r" not in err
     # theirs: none
     for noise in ("WindowExec", "E0000", "I0000", "W0000", "retracing", "Setting default log level",
                   "[Stage ", "Using Spark's default log4j profile"):

@@ -154,7 +154,7 @@ def test_signature_input_example_and_requirements(logged):
     assert f"pandas=={pandas.__version__}" in reqs and f"numpy=={np.__version__}" in reqs
     assert f"mlflow=={mlflow.__version__}" in reqs and f"keras=={keras.__version__}" in reqs
     assert any(r.startswith("tensorflow") and r.endswith(f"=={tensorflow.__version__}") for r in reqs)
-    assert (local / "code" / "cerebro_ops" / "encoding.py").is_file()
+    assert (local / "code" / "cerebro_ops" / "core" / "encoding.py").is_file()
     assert json.loads((local / "artifacts" / "encoding.json").read_text()) == logged.enc.to_dict()
     # the run's tag points at the logged model, and the model lives in the study's experiment
     client = logged.tracker.client
