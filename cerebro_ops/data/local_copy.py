@@ -48,17 +48,17 @@ def ensure_local(part_url: str, local_dir: str = "") -> LocalPartition:
 
 
 def _copy(part_url: str, target: str) -> int:
-    import fsspec
+    from cerebro_ops.store import Store
 
-    fs, path = fsspec.core.url_to_fs(part_url)
-    names = sorted(p for p in fs.ls(path, detail=False) if p.rstrip("/").endswith(".parquet"))
+    part = Store(part_url)
+    names = parquet_names(part)
     if not names:
         raise FileNotFoundError(f"no Parquet files under {part_url}")
     tmp = tempfile.mkdtemp(prefix=os.path.basename(target) + ".", dir=os.path.dirname(target))
     total = 0
     try:
         for i, name in enumerate(names):
-            with fs.open(name, "rb") as src, open(os.path.join(tmp, f"part-{i:05d}.parquet"), "wb") as dst:
+            with part.open(name) as src, open(os.path.join(tmp, f"part-{i:05d}.parquet"), "wb") as dst:
                 total += _pump(src, dst)
         open(os.path.join(tmp, _DONE), "w").close()
         if os.path.exists(target):  # an interrupted copy of an earlier task
@@ -68,6 +68,11 @@ def _copy(part_url: str, target: str) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return total
+
+
+def parquet_names(part) -> list[str]:
+    """The Parquet files of a partition folder (a Store rooted there), sorted; [] when it does not exist."""
+    return [n for n in part.listdir() if n.endswith(".parquet")]
 
 
 def _pump(src, dst) -> int:

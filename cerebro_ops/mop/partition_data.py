@@ -87,24 +87,26 @@ _FOOTERS: dict[str, int] = {}
 def _footer_rows(part_url: str) -> int:
     """Rows of a partition directory from its Parquet footers (0 when it does not exist); once per process."""
     if part_url not in _FOOTERS:
-        import fsspec
         import pyarrow.parquet as pq
 
-        fs, path = fsspec.core.url_to_fs(part_url)
-        names = sorted(p for p in fs.ls(path, detail=False) if p.endswith(".parquet")) if fs.exists(path) else []
+        from cerebro_ops.data.local_copy import parquet_names
+        from cerebro_ops.store import Store
+
+        part = Store(part_url)
         total = 0
-        for name in names:
-            with fs.open(name, "rb") as fh:
+        for name in parquet_names(part):
+            with part.open(name) as fh:
                 total += pq.ParquetFile(fh).metadata.num_rows
         _FOOTERS[part_url] = total
     return _FOOTERS[part_url]
 
 
 def _store_bytes(part_url: str) -> int:
-    import fsspec
+    from cerebro_ops.data.local_copy import parquet_names
+    from cerebro_ops.store import Store
 
-    fs, path = fsspec.core.url_to_fs(part_url)
-    return sum(int(fs.size(p)) for p in fs.ls(path, detail=False) if p.endswith(".parquet"))
+    part = Store(part_url)
+    return sum(part.size(n) for n in parquet_names(part))
 
 
 def _empty(shape: tuple):
