@@ -25,7 +25,7 @@ from cerebro_ops.core.errors import DataError, StudyFailed
 from cerebro_ops.core.leaderboard import best_row, best_value, leaderboard_rows
 from cerebro_ops.core.prepare_summary import summary_lines
 from cerebro_ops.core.row_hashes import row_hashes
-from cerebro_ops.mlflow.child_runs import MLFLOW_END_STATUS, ChildRuns
+from cerebro_ops.mlflow.child_runs import MLFLOW_END_STATUS, ChildRuns, TrackingQueue
 from cerebro_ops.mlflow.tracking import TRAIN_ROWS_COLUMNS_TAG, TRAIN_ROWS_SHA_TAG
 from cerebro_ops.core.run_state import (EpochEntry, ModelStatus, ReplayOf, RunRepository, RunState,
                                         effective_spec)
@@ -211,10 +211,10 @@ def epoch_needs_training(spec: StudySpec, run_id: str, epoch: int, batch: int = 
     return _epoch_skip(load_run(spec, run_id), epoch, batch) is None
 
 
-# shape: (spec, run_id, epoch, batch) name the step; spark/launcher/on_record are optional injection
-# points for the CLI and the tests.
+# shape: (spec, run_id, epoch, batch) name the step; spark/launcher/on_record/tracking are optional
+# injection points for the CLI and the tests.
 def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=None, launcher=None,
-              on_record: Callable[[dict], None] | None = None) -> dict:
+              on_record: Callable[[dict], None] | None = None, tracking: TrackingQueue | None = None) -> dict:
     """Train batch `batch`'s live models one epoch with MOP (epochs of a batch count from 1).
 
     Idempotent: a finished epoch is not trained again; an epoch or batch beyond the run's (a run triggered
@@ -246,7 +246,7 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
         models, wall = result.models, result.wall_s
     else:
         models, wall = {}, 0.0
-    children = ChildRuns(tracker, state.mlflow_parent)
+    children = ChildRuns(tracker, state.mlflow_parent, background=tracking)
     for m, res in models.items():
         rec = state.models[m]
         if res.status == ModelStatus.FAILED:
@@ -428,19 +428,26 @@ def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = Non
     state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of)
     snapshot = run_spec(spec, state)
     spark = spark if launcher is not None else spark_session(snapshot, spark)
+    tracking = TrackingQueue()  # an epoch's MLflow logging overlaps the next epoch's training
     injected = {"partition": {"spark": spark},
-                "epoch": {"spark": spark, "launcher": launcher, "on_record": progress.record if progress else None}}
+                "epoch": {"spark": spark, "launcher": launcher, "on_record": progress.record if progress else None,
+                          "tracking": tracking}}
     results = {"select": "leaderboard", "register": "registered"}
     result = {"run_id": run_id}
-    for step in build_plan(snapshot):  # the run's own plan: its epochs and TPE batches
-        if step.kind == "prepare" or (step.kind == "register" and not register_model):
-            continue
-        if step.kind == "epoch" and progress:
-            progress.start_epoch(step.epoch)
-        name, args = step_call(step)
-        out = globals()[name](spec, run_id, *args, **injected.get(step.kind, {}))
-        if step.kind in results:
-            result[results[step.kind]] = out
+    try:
+        for step in build_plan(snapshot):  # the run's own plan: its epochs and TPE batches
+            if step.kind == "prepare" or (step.kind == "register" and not register_model):
+                continue
+            if step.kind == "epoch" and progress:
+                progress.start_epoch(step.epoch)
+            if step.kind != "epoch":
+                tracking.drain()  # the other steps read or write the same MLflow runs
+            name, args = step_call(step)
+            out = globals()[name](spec, run_id, *args, **injected.get(step.kind, {}))
+            if step.kind in results:
+                result[results[step.kind]] = out
+    finally:
+        tracking.close()
     return result
 
 

@@ -1,15 +1,16 @@
-"""Read one prepared partition into numpy with Petastorm, in a deterministic row order.
+"""Read one prepared partition into numpy, in a deterministic row order.
 
 Workers keep their partitions for the whole study while models hop, so each (data_url, split, partition)
-is read once per process and served from a small cache afterwards.
+is read once per process and served from a small cache afterwards. The partitions are Petastorm-readable
+Parquet (tests/data/test_reader_store.py reads them with Petastorm's make_batch_reader and compares); the
+worker reads them with pyarrow directly, through the store's filesystem: the features list column is
+flattened into one (n, k) array without a Python object per row, 5-10x faster than the per-row arrays of a
+Petastorm batch (0.05 s instead of 0.45-0.65 s for 131k rows x 81 features).
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 import threading
-import warnings
 from collections import OrderedDict
 from typing import Sequence
 
@@ -80,64 +81,36 @@ def list_partitions(data_url: str, split: str) -> list[int]:
 
 
 def _read_partition(part: Store) -> tuple[np.ndarray, np.ndarray]:
-    """Petastorm opens the partition's URL itself; a store only this process holds (memory://) it cannot
-    open, so that one is read with pyarrow through the store's filesystem."""
-    if part.process_local:
-        return _read_arrow(part)
-    return _read(part.engine_url())
-
-
-def _read_arrow(part: Store) -> tuple[np.ndarray, np.ndarray]:
     import pyarrow.parquet as pq
 
     table = pq.read_table(part.path(), filesystem=part.arrow_fs(), columns=["features", "label", "_order"])
     if table.num_rows == 0:
         raise ValueError(f"{part.url()} holds no rows")
     order = np.argsort(table.column("_order").to_numpy(), kind="stable")
-    x = np.ascontiguousarray(_stack(table.column("features").to_numpy(zero_copy_only=False))[order])
+    x = np.ascontiguousarray(_flat_lists(table.column("features"))[order])
     y = np.ascontiguousarray(table.column("label").to_numpy().astype(np.float32)[order])
     x.flags.writeable = False
     y.flags.writeable = False
     return x, y
 
 
-def _read(url: str) -> tuple[np.ndarray, np.ndarray]:
-    # Petastorm prints "Cache cleanup complete." on close; keep worker logs clean.
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        # Petastorm 0.13 emits FutureWarnings/DeprecationWarnings from pyarrow and pandas; they are noise.
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from petastorm import make_batch_reader
-        from petastorm.transform import TransformSpec
+def _flat_lists(column) -> np.ndarray:
+    """A list<float> column of equal-length lists as one float32 (n, k) array, via its flat values buffer."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-        # Petastorm returns namedtuples, which refuse field names starting with '_': rename _order → order.
-        rename = TransformSpec(_rename_order, edit_fields=[("order", np.int64, (), False)],
-                               removed_fields=["_order"])
-        feats, labels, orders = [], [], []
-        with make_batch_reader(url, workers_count=1, num_epochs=1, shuffle_row_groups=False,
-                               schema_fields=["features", "label", "_order"], transform_spec=rename) as reader:
-            for batch in reader:
-                if len(batch.label) == 0:
-                    continue
-                feats.append(_stack(batch.features))
-                labels.append(np.asarray(batch.label, dtype=np.float32))
-                orders.append(np.asarray(batch.order, dtype=np.int64))
-    if not labels:
-        raise ValueError(f"{url} holds no rows")
-    order = np.argsort(np.concatenate(orders), kind="stable")
-    x = np.ascontiguousarray(np.concatenate(feats)[order])
-    y = np.ascontiguousarray(np.concatenate(labels)[order])
-    x.flags.writeable = False
-    y.flags.writeable = False
-    return x, y
-
-
-def _rename_order(pdf):
-    return pdf.rename(columns={"_order": "order"})
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_list(col.type) and not pa.types.is_large_list(col.type):
+        return _stack(col.to_numpy(zero_copy_only=False))
+    lengths = pc.list_value_length(col)
+    k = pc.max(lengths).as_py() or 0
+    if col.null_count or pc.min(lengths).as_py() != k:
+        return _stack(col.to_numpy(zero_copy_only=False))  # ragged or null rows: the per-row path says why
+    return col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(col), k)
 
 
 def _stack(col) -> np.ndarray:
-    """Petastorm gives list columns as an object array of 1-D arrays (or already 2-D); make it (n, k)."""
+    """An object array of 1-D arrays (or an array already 2-D) as float32 (n, k)."""
     arr = np.asarray(col)
     if arr.dtype == object:
         arr = np.stack([np.asarray(v, dtype=np.float32) for v in arr])

@@ -8,6 +8,9 @@ MLflow, and tracking never stops training (the Tracker's calls do not raise).
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+from collections.abc import Callable
 
 from cerebro_ops.core.leaderboard import best_value
 from cerebro_ops.core.run_state import ModelRecord, ModelStatus, RunState
@@ -19,12 +22,54 @@ log = logging.getLogger("cerebro_ops.study")
 MLFLOW_END_STATUS = {ModelStatus.FINISHED: "FINISHED", ModelStatus.FAILED: "FAILED", ModelStatus.PRUNED: "KILLED"}
 
 
-class ChildRuns:
-    """The child runs of one study run, through `tracker` (a tracking.Tracker)."""
+class TrackingQueue:
+    """MLflow calls run in order on one background thread, so a CLI run's next epoch trains while the last
+    one's metrics and checkpoints are logged (the Airflow tasks, one process per step, log inline).
+    `drain()` waits until every submitted call has run: before a step that reads or writes the same runs."""
 
-    def __init__(self, tracker, parent: str | None):
+    def __init__(self):
+        self._calls: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="mlflow-logging", daemon=True)
+        self._thread.start()
+
+    def submit(self, call: Callable[[], None]) -> None:
+        self._calls.put(call)
+
+    def drain(self) -> None:
+        self._calls.join()
+
+    def close(self) -> None:
+        self.drain()
+        self._calls.put(None)
+        self._thread.join()
+
+    def _work(self) -> None:
+        while True:
+            call = self._calls.get()
+            try:
+                if call is None:
+                    return
+                call()
+            except Exception:  # noqa: BLE001 - tracking never stops training (the Tracker's calls do not raise)
+                log.warning("background MLflow logging failed", exc_info=True)
+            finally:
+                self._calls.task_done()
+
+
+class ChildRuns:
+    """The child runs of one study run, through `tracker` (a tracking.Tracker); through `background` (a
+    TrackingQueue) the calls run on its thread, in the order they were made, with what they log taken now."""
+
+    def __init__(self, tracker, parent: str | None, background: TrackingQueue | None = None):
         self.tracker = tracker
         self.parent = parent
+        self.background = background
+
+    def _call(self, fn: Callable, *args) -> None:
+        if self.background is None:
+            fn(*args)
+        else:
+            self.background.submit(lambda: fn(*args))
 
     def start(self, rec: ModelRecord) -> None:
         """Open the config's child run (none when the parent run could not be started)."""
@@ -33,23 +78,32 @@ class ChildRuns:
 
     def epoch_done(self, rec: ModelRecord, spec: StudySpec, store, epoch: int) -> None:
         """The epoch's metrics (the config's last history entry), its best epoch so far and its checkpoint."""
-        self.tracker.log_epoch(rec.mlflow_run, epoch, rec.history[-1].metrics)
         value, entry = best_value(rec.history, spec.train.metric, spec.train.direction)
-        if value is not None:
-            self.tracker.log_best(rec.mlflow_run, spec.train.metric, value, entry.epoch, epoch)
-        if not rec.mlflow_run or not rec.ckpt:
+        # the record moves on with the next epoch: what is logged is taken now
+        logged = {"child": rec.mlflow_run, "model_id": rec.model_id, "epoch": epoch,
+                  "metrics": dict(rec.history[-1].metrics), "ckpt": dict(rec.ckpt) if rec.ckpt else None,
+                  "best": (spec.train.metric, value, entry.epoch) if value is not None else None}
+        self._call(self._log_epoch, logged, store)
+
+    def _log_epoch(self, e: dict, store) -> None:
+        child, epoch, ckpt = e["child"], e["epoch"], e["ckpt"]
+        self.tracker.log_epoch(child, epoch, e["metrics"])
+        if e["best"] is not None:
+            metric, value, best_epoch = e["best"]
+            self.tracker.log_best(child, metric, value, best_epoch, epoch)
+        if not child or not ckpt:
             return
         try:
-            data = store.read_blob(rec.ckpt["ckpt"], rec.ckpt["sha256"])
+            data = store.read_blob(ckpt["ckpt"], ckpt["sha256"])
         except Exception as exc:  # noqa: BLE001 - tracking never stops training; the next epoch repairs a bad file
-            log.warning("checkpoint %s of %s not logged to MLflow: %s", rec.ckpt["ckpt"], rec.model_id, exc)
+            log.warning("checkpoint %s of %s not logged to MLflow: %s", ckpt["ckpt"], e["model_id"], exc)
             return
-        self.tracker.log_checkpoint(rec.mlflow_run, epoch, data, rec.ckpt["sha256"])
+        self.tracker.log_checkpoint(child, epoch, data, ckpt["sha256"])
 
     def end(self, rec: ModelRecord, tags: dict | None = None) -> None:
         """End the config's child run with its status (as a tag too)."""
-        self.tracker.end_config(rec.mlflow_run, MLFLOW_END_STATUS[rec.status], {"cerebro.status": rec.status.value,
-                                                                                **(tags or {})})
+        self._call(self.tracker.end_config, rec.mlflow_run, MLFLOW_END_STATUS[rec.status],
+                   {"cerebro.status": rec.status.value, **(tags or {})})
 
     def finish_live(self, state: RunState) -> None:
         """The live models have trained every epoch of their batch: they are finished."""

@@ -74,3 +74,34 @@ def test_a_partition_outside_the_store_is_refused(data):
         reader.load_partition(data.uri, "../elsewhere", 0, [2])
     with pytest.raises(StoreError):
         reader.list_partitions(data.uri, "/etc")
+
+
+def test_partitions_stay_petastorm_readable_and_agree_with_the_reader(data):
+    """The worker reads with pyarrow; the layout is still what Petastorm's make_batch_reader reads, row for row."""
+    if data.process_local:
+        pytest.skip("Petastorm opens URLs itself; a memory:// store lives in this process only")
+    import warnings
+
+    from petastorm import make_batch_reader
+
+    x, y = reader.load_partition(data.uri, "train", 0, [2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with make_batch_reader(data.sub("train", "_partition=0").engine_url(), workers_count=1, num_epochs=1,
+                               schema_fields=["features", "label"]) as batches:
+            rows = [(tuple(f), lab) for b in batches for f, lab in zip(b.features, b.label)]
+    assert sorted(rows) == sorted((tuple(r), lab) for r, lab in zip(x.tolist(), y.tolist()))
+    assert len(rows) == len(FEATURES)
+
+
+def test_ragged_or_empty_feature_lists_are_refused_not_reshaped():
+    import pyarrow as pa
+
+    ok = reader._flat_lists(pa.chunked_array([pa.array([[1.0, 2.0]], pa.list_(pa.float32())),
+                                              pa.array([[3.0, 4.0]], pa.list_(pa.float32()))]))
+    np.testing.assert_array_equal(ok, [[1.0, 2.0], [3.0, 4.0]])
+    assert ok.dtype == np.float32
+    sliced = reader._flat_lists(pa.array([[9.0, 9.0], [5.0, 6.0]], pa.list_(pa.float64())).slice(1))
+    np.testing.assert_array_equal(sliced, [[5.0, 6.0]])
+    with pytest.raises(ValueError):
+        reader._flat_lists(pa.array([[1.0, 2.0], [3.0]], pa.list_(pa.float32())))
