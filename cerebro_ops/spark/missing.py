@@ -1,5 +1,6 @@
 """Missing values in prepare: count them in one pass, apply the spec's policy (impute | drop | error), and
-learn the numeric statistics (mean, std, the median that imputes) on the train split in one more.
+learn the numeric statistics (mean, std, the median that imputes) on the train split in one more
+(learn.py runs that aggregation together with the category counts).
 
 A value is missing when it is null, an NA token of pandas.read_csv, NaN or ±Inf (prepare._select_and_cast has
 turned all of these into null). Only rows without a label are always dropped; every count goes into meta.json's
@@ -106,18 +107,14 @@ def fill_arrays(spec: StudySpec, df, names: dict[str, str]):
     return df
 
 
-def numeric_stats(spec: StudySpec, df, names: dict[str, str]) -> tuple[dict, dict | None, list, dict]:
-    """On the train split of `df` (the rows whose `_is_val` is false), in one aggregation over all of `df`
-    that also counts both splits: ({slot: {mean, std, fill, constant}} for every numeric column and datetime
-    part; the regression label's {mean, std} (None otherwise); the numeric/datetime columns with a missing
-    value, which get a 0/1 indicator; {"train": rows, "val": rows}). `fill` is the median (None unless
-    data.missing is impute: the model then has no way to answer a missing value).
+def stats_aggs(spec: StudySpec, names: dict[str, str]) -> list:
+    """The aggregate expressions of the numeric statistics, over a frame holding both splits (`_is_val`):
+    read_stats reads them from the aggregation's row.
 
     Every statistic reads `when(train, x)`: a validation row gives null, which each aggregate skips, so each
     partition's partial aggregate sees the same train values in the same order as over a filtered frame."""
     from pyspark.sql import functions as F
 
-    d = spec.data
     is_train = ~F.col("_is_val")
     columns = numeric_slots(spec, names)
     slots = [(slot, internal) for _, parts in columns for slot, internal in parts]
@@ -128,20 +125,29 @@ def numeric_stats(spec: StudySpec, df, names: dict[str, str]) -> tuple[dict, dic
                  F.percentile_approx(x, 0.5, MEDIAN_ACCURACY).alias(f"q{i}")]
     aggs += [F.count(F.when(is_train & F.col(parts[0][1]).isNull(), 1)).alias(f"n{j}")
              for j, (_, parts) in enumerate(columns)]
-    regression = d.task == "regression"
-    if regression:
+    if spec.data.task == "regression":
         label = F.when(is_train, F.col("_label"))
         aggs += [F.mean(label).alias("lm"), F.stddev_pop(label).alias("ls")]
-    row = df.agg(*aggs).collect()[0]
+    return aggs
+
+
+def read_stats(spec: StudySpec, names: dict[str, str], row) -> tuple[dict, dict | None, list, dict]:
+    """From the row of stats_aggs, learnt on the train split: ({slot: {mean, std, fill, constant}} for every
+    numeric column and datetime part; the regression label's {mean, std} (None otherwise); the numeric/datetime
+    columns with a missing value, which get a 0/1 indicator; {"train": rows, "val": rows}). `fill` is the
+    median (None unless data.missing is impute: the model then has no way to answer a missing value)."""
+    d = spec.data
+    columns = numeric_slots(spec, names)
+    slots = [slot for _, parts in columns for slot, _ in parts]
     stats = {}
-    for i, (slot, _) in enumerate(slots):
+    for i, slot in enumerate(slots):
         mean, std = _scale(row[f"m{i}"], row[f"s{i}"])
         median = row[f"q{i}"]
         stats[slot] = {"mean": mean, "std": std, "constant": std != (row[f"s{i}"] or 0.0),
                        "fill": (float(median) if median is not None else mean) if d.missing == "impute" else None}
     indicators = [c for j, (c, _) in enumerate(columns) if row[f"n{j}"] and d.missing == "impute"]
     label_stats = None
-    if regression:
+    if d.task == "regression":
         mean, std = _scale(row["lm"], row["ls"])
         label_stats = {"mean": mean, "std": std}
     return stats, label_stats, indicators, {"train": int(row["train_rows"]), "val": int(row["val_rows"])}

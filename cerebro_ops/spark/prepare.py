@@ -22,6 +22,7 @@ from cerebro_ops.core.spec import DATETIME_PARTS, StudySpec
 from cerebro_ops.data.source import MAX_CLASSES, _check_columns_present, source_uri
 from cerebro_ops.store import Store
 from cerebro_ops.spark import missing
+from cerebro_ops.spark.learn import learn
 
 OTHER = "<other>"  # name of the one-hot slot for categories outside the top max_categories
 MISSING = "<missing>"  # the slot of a missing value: a categorical's own category, a numeric's 0/1 indicator
@@ -46,7 +47,10 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
 # Adaptive execution re-plans every query at each shuffle and runs each stage as a job of its own: on tables
 # of this size that costs more driver time than it saves (prepare's shuffles are hash buckets of at most
 # ROWS_PER_GROUP rows and partition()'s has exactly W partitions), so prepare and partition run without it.
-PREPARE_SQL_CONF = {"spark.sql.codegen.hugeMethodLimit": "8000", "spark.sql.adaptive.enabled": "false"}
+# A collect with a limit (the label's values, the first unparseable number) scans every partition in its first
+# job: Spark's default tries one partition, then four times more, each try a job of its own.
+PREPARE_SQL_CONF = {"spark.sql.codegen.hugeMethodLimit": "8000", "spark.sql.adaptive.enabled": "false",
+                    "spark.sql.limit.initialNumPartitions": "100000"}
 
 
 @contextlib.contextmanager
@@ -70,8 +74,6 @@ def _sql_conf(spark, conf: dict[str, str]):
 
 
 def _prepare(spark, spec: StudySpec, data: Store) -> dict:
-    from pyspark.sql import functions as F
-
     d = spec.data
     source = _read_spark(spark, spec)
     _check_spark_schema(spec, source)
@@ -89,15 +91,18 @@ def _prepare(spark, spec: StudySpec, data: Store) -> dict:
     df, label_classes = _encode_label(spec, df, names[d.label], counts["classes"])
     df = _with_split(spec, df, names, total).cache()
     try:
-        stats, label_stats, indicators, rows = missing.numeric_stats(spec, df, names)
+        candidates = _order_candidates(spec, total, label_classes)
+        got = learn(spec, df, names, _bucket_count_aggs(spec.seed, candidates))
+        stats, indicators, missing_slots, rows = got["stats"], got["indicators"], got["missing_slots"], got["rows"]
         # A row whose validation flag is null is on neither side (the pre-flight refuses such a column); the
         # train side is sized, for the empty-split check and the order's buckets, as the rows not validation.
         sizes = {"train": total - rows["val"], "val": rows["val"]}
         _check_split_sizes(spec, sizes, total)
-        categories, missing_slots, cardinality = _top_categories(spec, df.filter(~F.col("_is_val")), names)
-        features, feature_names, spans = _feature_exprs(spec, stats, categories, names, indicators, missing_slots)
+        features, feature_names, spans = _feature_exprs(spec, stats, got["categories"], names, indicators,
+                                                        missing_slots)
         raw = _raw_columns(spec, names, raw_dtypes)
-        _write_splits(data, df, sizes, spec.seed, features, raw, label_stats)
+        split = (df, sizes, _bucket_sizes(got["extra"], candidates, sizes))
+        _write_splits(data, split, spec.seed, features, raw, got["label_stats"])
     finally:
         df.unpersist()
     meta = {
@@ -106,7 +111,7 @@ def _prepare(spark, spec: StudySpec, data: Store) -> dict:
         "num_classes": {"binary": 2, "multiclass": len(label_classes), "regression": 1}[d.task],
         "label": d.label,
         "label_classes": label_classes,
-        "label_stats": label_stats,
+        "label_stats": got["label_stats"],
         "numeric": list(d.numeric),
         "datetime": {c: list(DATETIME_PARTS) for c in d.datetime},
         "categorical": list(d.categorical),
@@ -115,7 +120,7 @@ def _prepare(spark, spec: StudySpec, data: Store) -> dict:
         "feature_spans": spans,
         "numeric_stats": stats,
         "missing_indicators": indicators,
-        "categories": categories,
+        "categories": got["categories"],
         "missing_categories": missing_slots,
         "raw_dtypes": raw_dtypes,
         "raw_columns": {i: c for c, i in names.items()},
@@ -125,7 +130,7 @@ def _prepare(spark, spec: StudySpec, data: Store) -> dict:
         "rows": rows,
         "missing": d.missing,
     }
-    meta["summary"] = build_summary(spec, counts, dropped, rows, stats, indicators, missing_slots, cardinality)
+    meta["summary"] = build_summary(spec, counts, dropped, rows, stats, indicators, missing_slots, got["cardinality"])
     data.write_json("meta.json", meta)
     return meta
 
@@ -151,22 +156,28 @@ def _check_split_sizes(spec: StudySpec, rows: dict, total: int) -> None:
                             "use more data or a validation_fraction nearer 0.2")
 
 
-# shape: the split frame, its sizes and seed, and the column expressions that write it.
-def _write_splits(data: Store, df, sizes: dict, seed: int, features, raw: list, label_stats: dict | None) -> None:
+# shape: the split frame with its sizes, the seed, and the column expressions that write it.
+def _write_splits(data: Store, split: tuple, seed: int, features, raw: list, label_stats: dict | None) -> None:
     """prepared/<split> (encoded) and raw/<split> (the user's rows) of both splits, each split in its own
-    shuffle order (one window over both; sizes: {split: rows}). A regression label is written standardised
-    (label_stats: the train split's mean and std)."""
+    shuffle order (one window over both; split: (frame, {split: rows}, the order's bucket sizes or None)). A
+    regression label is written standardised (label_stats: the train split's mean and std).
+
+    The ordered frame is cached: the first write computes the order of both splits, the other three read it."""
     from pyspark.sql import functions as F
 
+    df, sizes, buckets = split
     label = F.col("_label").cast("double")
     if label_stats:
         label = (label - F.lit(label_stats["mean"])) / F.lit(label_stats["std"])
-    ordered = _with_orders(df, seed, sizes)
-    for split, is_val in (("train", False), ("val", True)):
-        part = ordered.filter(F.col("_is_val") == F.lit(is_val))
-        part.select(features.alias("features"), label.alias("label"), "_order") \
-            .write.mode("overwrite").parquet(data.engine_url("prepared", split))
-        part.select(*raw, "_order").write.mode("overwrite").parquet(data.engine_url("raw", split))
+    ordered = _with_orders(df, seed, sizes, buckets).persist()
+    try:
+        for split_name, is_val in (("train", False), ("val", True)):
+            part = ordered.filter(F.col("_is_val") == F.lit(is_val))
+            part.select(features.alias("features"), label.alias("label"), "_order") \
+                .write.mode("overwrite").parquet(data.engine_url("prepared", split_name))
+            part.select(*raw, "_order").write.mode("overwrite").parquet(data.engine_url("raw", split_name))
+    finally:
+        ordered.unpersist()
 
 
 def internal_names(spec: StudySpec) -> dict[str, str]:
@@ -476,22 +487,36 @@ def _with_split(spec: StudySpec, df, names: dict[str, str], total: int):
     return df.withColumn("_is_val", is_val).drop("_tie", "_stratum", "_bucket")
 
 
-def _with_orders(df, seed: int, rows: dict):
+def _order_buckets(rows: dict) -> dict:
+    """{split: number of hash buckets of its shuffle order} for {split: rows}."""
+    return {split: max(1, math.ceil(n / ROWS_PER_GROUP)) for split, n in rows.items()}
+
+
+def _order_key(seed: int):
+    from pyspark.sql import functions as F
+
+    return F.xxhash64(F.lit(seed), F.lit("order"), "_h", "_copy")
+
+
+def _with_orders(df, seed: int, rows: dict, sizes: dict | None = None):
     """Adds `_order`, each split's dense 0..n-1 shuffle order (`_is_val`: false for train, true for validation;
     rows: {split: size}): rank by a seeded hash of (content, copy ordinal) within hash buckets of the split,
     offset by the sizes of the buckets before, so no global window. A split of at most ROWS_PER_GROUP rows is
-    one bucket (offset 0); the sizes of the others' buckets come from one small count."""
+    one bucket (offset 0); the sizes of the others' buckets ({(is_val, bucket): rows}) are `sizes` when the
+    statistics' pass counted them (_bucket_sizes), else they come from one small count."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    buckets = {split: max(1, math.ceil(n / ROWS_PER_GROUP)) for split, n in rows.items()}
-    df = df.withColumn("_key", F.xxhash64(F.lit(seed), F.lit("order"), "_h", "_copy"))
+    buckets = _order_buckets(rows)
+    df = df.withColumn("_key", _order_key(seed))
     bucket = F.when(F.col("_is_val"), F.pmod(F.col("_key"), F.lit(buckets["val"]))) \
         .otherwise(F.pmod(F.col("_key"), F.lit(buckets["train"])))
     df = df.withColumn("_bucket", bucket.cast("int"))
-    sizes = {}
-    if any(b > 1 for b in buckets.values()):
-        sizes = {(r["_is_val"], r["_bucket"]): r["count"] for r in df.groupBy("_is_val", "_bucket").count().collect()}
+    if sizes is None:
+        sizes = {}
+        if any(b > 1 for b in buckets.values()):
+            sizes = {(r["_is_val"], r["_bucket"]): r["count"]
+                     for r in df.groupBy("_is_val", "_bucket").count().collect()}
     starts = {}
     for split, is_val in (("train", False), ("val", True)):
         acc, starts[split] = 0, []
@@ -504,50 +529,58 @@ def _with_orders(df, seed: int, rows: dict):
     return df.withColumn("_order", (start + rank).cast("long")).drop("_key", "_bucket")
 
 
-def _top_categories(spec: StudySpec, train, names: dict[str, str]) -> tuple[dict, list, dict]:
-    """Per categorical column on the train split: its top max_categories values in their own type (ties
-    broken by value); the columns with a missing value (they get a <missing> slot); and how many distinct
-    values each had and how many train rows fall into <other>.
+# At most this many bucket counts ride along with the statistics' aggregation; beyond it (tens of millions of
+# rows, or a user's validation column on millions) the order's bucket sizes come from a count of their own.
+MAX_BUCKET_COUNTS = 256
 
-    One query for all columns: the value counts of every column (grouping sets, one per column, each in the
-    column's own type), ranked per column on the executors; only the top values and the totals reach the
-    driver."""
-    from pyspark.sql import Window
+
+def _order_candidates(spec: StudySpec, total: int, classes: list) -> dict | None:
+    """{split: the bucket numbers above 1 its shuffle order may have}, before the split sizes are known: a
+    seeded split gives each of its groups (stratum x hash bucket) floor or ceil of fraction x its size, so the
+    validation side is within one row per group of fraction x total; a validation column may hold any share.
+    None when counting every candidate's buckets would take more than MAX_BUCKET_COUNTS counts."""
+    d = spec.data
+    if d.validation_column:
+        low, high = 0, total
+    else:
+        strata = len(classes) if d.stratify and d.task != "regression" else 1
+        groups = max(1, strata) * max(1, math.ceil(total / ROWS_PER_GROUP))
+        centre = d.validation_fraction * total
+        low, high = max(0, math.floor(centre) - groups - 1), min(total, math.ceil(centre) + groups + 1)
+    out = {"val": range(_order_buckets({"n": low})["n"], _order_buckets({"n": high})["n"] + 1),
+           "train": range(_order_buckets({"n": total - high})["n"], _order_buckets({"n": total - low})["n"] + 1)}
+    out = {split: [b for b in bs if b > 1] for split, bs in out.items()}
+    if sum(b for bs in out.values() for b in bs) > MAX_BUCKET_COUNTS:
+        return None
+    return out
+
+
+def _bucket_count_aggs(seed: int, candidates: dict | None) -> list:
+    """The counts of rows per (split, candidate bucket number, bucket) of the shuffle order's hash buckets."""
     from pyspark.sql import functions as F
 
-    cats = [names[n] for n in spec.data.categorical]
-    if not cats:
-        return {}, [], {}
-    counts = (train.groupingSets([[c] for c in cats], *cats)
-              .agg(F.count(F.lit(1)).alias("_count"), *[F.grouping(c).alias(f"_g{i}") for i, c in enumerate(cats)]))
-    which = F.coalesce(*[F.when(F.col(f"_g{i}") == 0, F.lit(i)) for i in range(len(cats))])
-    counts = counts.withColumn("_col", which).drop(*[f"_g{i}" for i in range(len(cats))])
-    missing_value = F.coalesce(*[F.when(F.col("_col") == i, F.col(c).isNull()) for i, c in enumerate(cats)])
-    counts = counts.withColumn("_null", missing_value)
-    per_column = Window.partitionBy("_col")
-    ranked = Window.partitionBy("_col", "_null").orderBy(F.desc("_count"), *[F.asc(c) for c in cats])
-    rows = (counts
-            .withColumn("_distinct", F.count(F.when(~F.col("_null"), 1)).over(per_column))
-            .withColumn("_rows", F.sum(F.when(~F.col("_null"), F.col("_count"))).over(per_column))
-            .withColumn("_nulls", F.sum(F.when(F.col("_null"), F.col("_count"))).over(per_column))
-            .withColumn("_rank", F.row_number().over(ranked))
-            .filter((F.col("_rank") <= spec.data.max_categories) | (F.col("_rank") == 1))
-            .collect())
-    out, with_missing, cardinality = {}, [], {}
-    for i, n in enumerate(spec.data.categorical):
-        c = cats[i]
-        mine = [r for r in rows if r["_col"] == i]
-        top = sorted((r for r in mine if not r["_null"] and r["_rank"] <= spec.data.max_categories),
-                     key=lambda r: r["_rank"])
-        totals = mine[0] if mine else None
-        out[n] = sorted(_jsonable(r[c]) for r in top)
-        if totals is not None and totals["_nulls"]:
-            with_missing.append(n)
-        kept = sum(r["_count"] for r in top)
-        cardinality[n] = {"distinct": int(totals["_distinct"] or 0) if totals is not None else 0,
-                          "kept": len(top),
-                          "other_rows": int(((totals["_rows"] or 0) if totals is not None else 0) - kept)}
-    return out, with_missing, cardinality
+    aggs = []
+    for split, numbers in (candidates or {}).items():
+        side = F.col("_is_val") if split == "val" else ~F.col("_is_val")
+        for b in numbers:
+            bucket = F.pmod(_order_key(seed), F.lit(b))
+            aggs += [F.count(F.when(side & (bucket == j), 1)).alias(f"o_{split}_{b}_{j}") for j in range(b)]
+    return aggs
+
+
+def _bucket_sizes(row, candidates: dict | None, rows: dict) -> dict | None:
+    """{(is_val, bucket): rows} of the order's buckets now that the split sizes are known, from the
+    statistics' row; None when they were not counted there."""
+    if candidates is None:
+        return None
+    sizes = {}
+    for split, b in _order_buckets(rows).items():
+        if b == 1:
+            continue
+        if b not in candidates[split]:
+            return None  # outside the bounds (cannot happen for a seeded split): count them
+        sizes.update({(split == "val", j): int(row[f"o_{split}_{b}_{j}"]) for j in range(b)})
+    return sizes
 
 
 # Six parameters: the spec and the five pieces of the learned encoding that lay the vector out.
@@ -615,13 +648,17 @@ def partition(spark, spec: StudySpec, data: Store, workers: int) -> dict:
         return _partition(spark, data, workers)
 
 
+# The columns of prepared/<split>, as _write_splits writes them (Spark writes every column nullable).
+PREPARED_SCHEMA = "features array<float>, label double, _order long"
+
+
 def _partition(spark, data: Store, workers: int) -> dict:
     from pyspark.sql import functions as F
 
     meta = data.read_json("meta.json")
     counts = {}
-    for split in ("train", "val"):
-        df = spark.read.parquet(data.engine_url("prepared", split))
+    for split in ("train", "val"):  # the schema prepare wrote: reading it needs no Spark job
+        df = spark.read.schema(PREPARED_SCHEMA).parquet(data.engine_url("prepared", split))
         df = df.withColumn("_partition", (F.col("_order") % F.lit(workers)).cast("int"))
         # One file per partition directory, rows in _order: readers sort anyway, but this keeps it cheap.
         (df.repartition(workers, "_partition").sortWithinPartitions("_order")
