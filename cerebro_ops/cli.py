@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -89,13 +90,36 @@ def cmd_validate(args) -> int:
     return 0
 
 
+class InBackground:
+    """`fn()` on a daemon thread from now on; `result()` waits for it and returns its value or raises its error."""
+
+    def __init__(self, fn):
+        self._value, self._error = None, None
+        self._thread = threading.Thread(target=self._call, args=(fn,), name="in-background", daemon=True)
+        self._thread.start()
+
+    def _call(self, fn) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # noqa: BLE001 - raised where the value is asked for
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 def cmd_run(args) -> int:
     from cerebro_ops import study
     from cerebro_ops.core.leaderboard import format_table
     from cerebro_ops.core.prepare_summary import summary_lines
     from cerebro_ops.core.search import searcher_for
 
-    spec = study.validate(args.spec, _overrides(args))
+    spec = study.validate(args.spec, _overrides(args), check_model=False)
+    spark = InBackground(lambda: study.spark_session(spec, None))  # the JVM starts while TensorFlow loads
+    study.check_model_builder(spec, searcher_for(spec).first_batch()[0].params)
     run_id = args.run_id
     if args.resume and not run_id:
         run_id = study.latest_run(spec, unfinished=True)
@@ -106,7 +130,7 @@ def cmd_run(args) -> int:
     progress = Progress(n * units, spec.train.epochs, spec.train.metric, spec.train.direction)
     t0 = time.time()
     try:
-        result = study.run(spec, run_id=run_id, overrides=_overrides(args), progress=progress)
+        result = study.run(spec, run_id=run_id, overrides=_overrides(args), progress=progress, spark=spark.result())
     finally:
         progress.close()
     rows = result["leaderboard"]

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import uuid
+from dataclasses import dataclass, field
 from typing import Callable
 
 from cerebro_ops.core.errors import DataError, StudyFailed
@@ -211,15 +212,30 @@ def epoch_needs_training(spec: StudySpec, run_id: str, epoch: int, batch: int = 
     return _epoch_skip(load_run(spec, run_id), epoch, batch) is None
 
 
-# shape: (spec, run_id, epoch, batch) name the step; spark/launcher/on_record/tracking are optional
+@dataclass
+class KeptAcrossSteps:
+    """What a run in one process (the CLI's `run`) keeps from one step to the next: the thread that logs to
+    MLflow while the next epoch trains, and the workers, which wait on the open hop server between epochs."""
+    tracking: TrackingQueue = field(default_factory=TrackingQueue)
+    workers: object | None = None  # mop.epoch.WorkerSession(keep_open=True), made by the first epoch
+
+    def close(self) -> None:
+        try:
+            if self.workers is not None:
+                self.workers.close()
+        finally:
+            self.tracking.close()
+
+
+# shape: (spec, run_id, epoch, batch) name the step; spark/launcher/on_record/kept are optional
 # injection points for the CLI and the tests.
 def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=None, launcher=None,
-              on_record: Callable[[dict], None] | None = None, tracking: TrackingQueue | None = None) -> dict:
+              on_record: Callable[[dict], None] | None = None, kept: KeptAcrossSteps | None = None) -> dict:
     """Train batch `batch`'s live models one epoch with MOP (epochs of a batch count from 1).
 
     Idempotent: a finished epoch is not trained again; an epoch or batch beyond the run's (a run triggered
     with fewer epochs or configs than the DAG has steps for) is a no-op."""
-    from cerebro_ops.mop.epoch import EpochContext, EpochDriver, FaultHooks
+    from cerebro_ops.mop.epoch import EpochContext, EpochDriver, FaultHooks, WorkerSession
     from cerebro_ops.mop.hop_server import HopTimeouts
 
     repo, state, snapshot = open_run(spec, run_id)
@@ -242,11 +258,14 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
                            hop_order=train.hop_order, replay_store=replayed, validation="partitioned",
                            memory_mb=snapshot.runtime.worker_memory_mb, local_dir=snapshot.runtime.local_dir)
         timeouts = HopTimeouts(connect_s=snapshot.runtime.connect_timeout_s, lost_s=snapshot.runtime.worker_lost_s)
-        result = EpochDriver(ctx, launcher, hooks=FaultHooks.from_env(), on_record=on_record, timeouts=timeouts).run()
+        if kept is not None and kept.workers is None:
+            kept.workers = WorkerSession(launcher, timeouts=timeouts, keep_open=True)
+        result = EpochDriver(ctx, launcher, hooks=FaultHooks.from_env(), on_record=on_record, timeouts=timeouts,
+                             session=kept.workers if kept is not None else None).run()
         models, wall = result.models, result.wall_s
     else:
         models, wall = {}, 0.0
-    children = ChildRuns(tracker, state.mlflow_parent, background=tracking)
+    children = ChildRuns(tracker, state.mlflow_parent, background=kept.tracking if kept is not None else None)
     for m, res in models.items():
         rec = state.models[m]
         if res.status == ModelStatus.FAILED:
@@ -428,10 +447,10 @@ def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = Non
     state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of)
     snapshot = run_spec(spec, state)
     spark = spark if launcher is not None else spark_session(snapshot, spark)
-    tracking = TrackingQueue()  # an epoch's MLflow logging overlaps the next epoch's training
+    kept = KeptAcrossSteps()  # an epoch's MLflow logging overlaps the next epoch; the workers stay up
     injected = {"partition": {"spark": spark},
                 "epoch": {"spark": spark, "launcher": launcher, "on_record": progress.record if progress else None,
-                          "tracking": tracking}}
+                          "kept": kept}}
     results = {"select": "leaderboard", "register": "registered"}
     result = {"run_id": run_id}
     try:
@@ -441,13 +460,13 @@ def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = Non
             if step.kind == "epoch" and progress:
                 progress.start_epoch(step.epoch)
             if step.kind != "epoch":
-                tracking.drain()  # the other steps read or write the same MLflow runs
+                kept.tracking.drain()  # the other steps read or write the same MLflow runs
             name, args = step_call(step)
             out = globals()[name](spec, run_id, *args, **injected.get(step.kind, {}))
             if step.kind in results:
                 result[results[step.kind]] = out
     finally:
-        tracking.close()
+        kept.close()
     return result
 
 

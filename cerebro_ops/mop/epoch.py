@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 import logging
 import os
 import secrets
@@ -343,7 +344,10 @@ def _log_hop(rec: dict) -> None:
 
 # --------------------------------------------------------------------------------------- server, workers
 class WorkerSession:
-    """The hop server and the workers' launcher of a pass: started together, stopped together.
+    """The hop server and the workers' launcher of a pass: started together, stopped together -- or, with
+    `keep_open` (a CLI run: one process, one Spark session), kept across passes: the workers that finish an
+    epoch wait on the open server for the next epoch's units instead of ending their Spark job, so an epoch
+    boundary costs no job launch, no reconnect and no idle wait for a server shutdown. `close()` ends it.
 
     Where the hop server listens -- exactly the address the workers are told, never 0.0.0.0 -- is the first of:
     1. `host` given to EpochDriver (tests);
@@ -352,14 +356,17 @@ class WorkerSession:
        for a classic cluster master; nothing for a remote Spark Connect server (set CEREBRO_DRIVER_HOST);
     4. 127.0.0.1.
     A host name is resolved once, here; the workers get the IP address the server is bound to.
-    Each pass makes a new random secret that only its workers get (`EpochTask.secret`).
+    Each launch makes a new random secret that only its workers get (`EpochTask.secret`).
     """
 
     def __init__(self, launch: Callable[[EpochTask], None], host: str | None = None,
-                 timeouts: HopTimeouts = HopTimeouts()):
+                 timeouts: HopTimeouts = HopTimeouts(), keep_open: bool = False):
         self.launch = launch
         self.host = host
         self.timeouts = timeouts
+        self.keep_open = keep_open
+        self._open: _OpenWorkers | None = None
+        self.launches = 0  # how many times the workers were launched (one per pass unless kept open)
 
     def advertised_host(self) -> tuple[str, str]:
         """(host, where it came from), by the rule above."""
@@ -372,48 +379,77 @@ class WorkerSession:
         return (suggested, "the Spark configuration") if suggested else ("127.0.0.1", "the default")
 
     def serve(self, hop_pass: EpochPass) -> None:
-        """Launch the workers and serve them until the pass's scheduler is finished; raise if the server
-        failed, a worker did not connect in time, or the workers stopped before the end."""
+        """Serve the pass's units (launching the workers, or handing the pass to the open ones) until its
+        scheduler is finished; raise if the server failed, a worker did not connect in time, or the workers
+        stopped before the end."""
         ctx, sched = hop_pass.ctx, hop_pass.sched
+        opened = self._open
+        if opened is not None and (opened.returned.is_set() or opened.key != _task_key(ctx)):
+            self.close()  # the workers' job ended meanwhile, or another run's data: launch anew
+            opened = None
+        if opened is None:
+            opened = self._open = self._start(hop_pass)
+        else:
+            opened.server.install(sched, hop_pass)
+        try:
+            opened.server.wait(until=opened.returned.is_set)
+        except WorkersMissing as exc:
+            opened.server.stop()  # the connected workers get "done" and end their tasks
+            cancel = getattr(self.launch, "cancel", None)
+            if cancel:
+                cancel()  # the tasks still waiting for a slot
+            opened.thread.join(timeout=30)
+            self._open = None
+            opened.exit()
+            raise self._missing(ctx, exc, f"{opened.server.host}:{opened.server.port}", opened.source) from None
+        if self.keep_open and sched.finished() and opened.server.error is None:
+            return  # the workers wait for the next pass
+        errors = self.close()
+        if opened.server.error is not None:
+            raise opened.server.error
+        if not sched.finished():
+            if errors and isinstance(errors[0], CerebroError):
+                raise errors[0]
+            raise RuntimeError(f"epoch {ctx.epoch}: the workers stopped before the epoch finished"
+                               + (f": {errors[0]}" if errors else ""))
+
+    def close(self) -> list[BaseException]:
+        """Tell the workers they are done, wait for their job to end, stop the server; the launch's errors."""
+        opened, self._open = self._open, None
+        if opened is None:
+            return []
+        opened.server.stop()
+        opened.thread.join()
+        opened.exit()
+        return opened.errors
+
+    def _start(self, hop_pass: EpochPass) -> _OpenWorkers:
+        ctx = hop_pass.ctx
         host, source = self.advertised_host()
         secret = secrets.token_bytes(32)
-        with _bound_server(sched, hop_pass, host, source, secret, self.timeouts) as server:
-            task = EpochTask(server.host, server.port, ctx.store.uri, ctx.data_url, ctx.meta, ctx.deterministic,
-                             secret=secret, heartbeat_s=self.timeouts.heartbeat_s, memory_mb=ctx.memory_mb,
-                             local_dir=ctx.local_dir)
-            errors: list[BaseException] = []
-            # Set before the wake-up: the thread is still alive while it wakes the server, so a wait that
-            # asked is_alive() could go back to sleep until the connect timeout.
-            returned = threading.Event()
+        server = _bound_server(hop_pass.sched, hop_pass, host, source, secret, self.timeouts)
+        server.keep_workers = self.keep_open
+        server.__enter__()
+        task = EpochTask(server.host, server.port, ctx.store.uri, ctx.data_url, ctx.meta, ctx.deterministic,
+                         secret=secret, heartbeat_s=self.timeouts.heartbeat_s, memory_mb=ctx.memory_mb,
+                         local_dir=ctx.local_dir)
+        opened = _OpenWorkers(server, source, _task_key(ctx))
+        # Set before the wake-up: the thread is still alive while it wakes the server, so a wait that
+        # asked is_alive() could go back to sleep until the connect timeout.
 
-            def launch():
-                try:
-                    self.launch(task)
-                except BaseException as exc:  # surfaced after the server stops waiting
-                    errors.append(exc)
-                finally:
-                    returned.set()
-                    server.wake()
-
-            launcher = threading.Thread(target=launch, name=f"epoch-{ctx.epoch}-launcher", daemon=True)
-            launcher.start()
+        def launch():
             try:
-                server.wait(until=returned.is_set)
-            except WorkersMissing as exc:
-                server.stop()  # the connected workers get "done" and end their tasks
-                cancel = getattr(self.launch, "cancel", None)
-                if cancel:
-                    cancel()  # the tasks still waiting for a slot
-                launcher.join(timeout=30)
-                raise self._missing(ctx, exc, f"{server.host}:{server.port}", source) from None
-            launcher.join()
-            if server.error is not None:
-                raise server.error
-            if not sched.finished():
-                if errors and isinstance(errors[0], CerebroError):
-                    raise errors[0]
-                raise RuntimeError(f"epoch {ctx.epoch}: the workers stopped before the epoch finished"
-                                   + (f": {errors[0]}" if errors else ""))
+                self.launch(task)
+            except BaseException as exc:  # surfaced after the server stops waiting
+                opened.errors.append(exc)
+            finally:
+                opened.returned.set()
+                server.wake()
+
+        opened.thread = threading.Thread(target=launch, name=f"epoch-{ctx.epoch}-launcher", daemon=True)
+        opened.thread.start()
+        self.launches += 1
+        return opened
 
     def _missing(self, ctx: EpochContext, exc: WorkersMissing, address: str, source: str) -> ClusterError:
         slots_of = getattr(self.launch, "task_slots", None)
@@ -437,6 +473,26 @@ class WorkerSession:
 
 # Where the workers reach this driver's hop server, if not where Spark says (see WorkerSession).
 DRIVER_HOST_ENV = "CEREBRO_DRIVER_HOST"
+
+
+@dataclass
+class _OpenWorkers:
+    """A running launch of the workers: its hop server, launcher thread and what the launch raised."""
+    server: HopServer
+    source: str                      # where the server's host came from (for the error messages)
+    key: tuple                       # _task_key of the passes these workers can serve
+    thread: threading.Thread | None = None
+    returned: threading.Event = field(default_factory=threading.Event)
+    errors: list[BaseException] = field(default_factory=list)
+
+    def exit(self) -> None:
+        self.server.__exit__(None, None, None)
+
+
+def _task_key(ctx: EpochContext) -> tuple:
+    """What the workers' EpochTask is made of: passes that agree on it can share one launch."""
+    return (ctx.store.uri, ctx.data_url, ctx.deterministic, ctx.memory_mb, ctx.local_dir,
+            json.dumps(ctx.meta, sort_keys=True, default=str))
 
 
 def _bound_server(sched: MopScheduler, handler: EpochPass, host: str, source: str, secret: bytes,
@@ -478,11 +534,14 @@ class EpochDriver:
     model finishes this epoch (at most MAX_REPAIRS times, then the model fails).
     """
 
+    # shape: launch/hooks/on_record/host/timeouts are what a session is made of; `session` instead reuses one
+    # kept open across the epochs of a CLI run (then launch, host and timeouts are its own).
     def __init__(self, ctx: EpochContext, launch: Callable[[EpochTask], None], *, hooks: FaultHooks = FaultHooks(),
-                 on_record: RecordHook | None = None, host: str | None = None, timeouts: HopTimeouts = HopTimeouts()):
+                 on_record: RecordHook | None = None, host: str | None = None, timeouts: HopTimeouts = HopTimeouts(),
+                 session: WorkerSession | None = None):
         self.ctx = ctx
         self.records = RecordLog(ctx.store, hooks.after_write)
-        self.session = WorkerSession(launch, host, timeouts)
+        self.session = session or WorkerSession(launch, host, timeouts)
         self.on_record = on_record
 
     def run(self) -> EpochResult:

@@ -195,6 +195,7 @@ class HopServer:
         self.handler = handler
         self.secret = secret
         self.timeouts = timeouts
+        self.keep_workers = False  # True: a worker done with this pass waits for the next (install) or stop()
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)  # the driver's wait(); notified on every change
         self._ready = {w: threading.Condition(self.lock) for w in range(scheduler.workers)}  # a waiting worker's
@@ -412,7 +413,11 @@ class HopServer:
                     return unit
                 if self.scheduler.worker_done(worker):
                     self.cond.notify_all()
-                    return None
+                    if not self.keep_workers:
+                        return None
+                    # kept for the next pass (install) or until stop(): wait, a wake-up is not a missed one
+                    ready.wait(WATCHDOG_S)
+                    continue
                 woken = ready.wait(WATCHDOG_S)
 
     def _wake(self, workers: set[int] | None) -> None:
@@ -448,6 +453,17 @@ class HopServer:
         missing = sorted(w for w, since in waiting.items() if now - since >= limit)
         soonest = min((since + limit - now for since in waiting.values()), default=None)
         return missing, (max(0.01, soonest) if soonest is not None else None)
+
+    def install(self, scheduler: MopScheduler, handler: HopHandler) -> None:
+        """Serve the next pass (a later epoch) to the workers still connected: their waiting `next` gets its
+        units. Only between passes: the previous scheduler must be finished."""
+        if scheduler.workers != self.scheduler.workers:
+            raise ValueError(f"a pass for {scheduler.workers} workers on a server of {self.scheduler.workers}")
+        with self.lock:
+            if not self.scheduler.finished():
+                raise RuntimeError("the hop server's pass is not finished")
+            self.scheduler, self.handler = scheduler, handler
+            self._wake_all()
 
     def stop(self) -> None:
         """Answer every waiting and later `next` with done (the epoch is over or abandoned)."""

@@ -6,7 +6,8 @@ import time
 import pytest
 
 from cerebro_ops.mop.epoch import (FAULT_HOLD_AFTER_PEER, FAULT_KILL_AFTER_HOPS, EpochContext, EpochDriver, Failure,
-                               FaultHooks, HoldAfterPeer, KillAfterRecords, judge_failure, load_records)
+                                   FaultHooks, HoldAfterPeer, KillAfterRecords, WorkerSession, judge_failure,
+                                   load_records)
 from cerebro_ops.core.scheduler import MopScheduler
 from cerebro_ops.store import Store
 
@@ -218,3 +219,77 @@ def test_an_older_run_with_eval_records_resumes_with_their_metrics(tmp_path):
     _, again = _run(tmp_path, calls=calls)
     assert calls == []
     assert all(r.val == {"loss": (1.0 * 10 + 4.0 * 30) / 40} for r in again.models.values())
+
+
+# ------------------------------------------------------------------------------ workers kept across epochs
+def _epochs(tmp_path, session, epochs=3, launcher=None):
+    """`epochs` epochs of CONFIGS, each from the previous one's checkpoints, through `session`."""
+    store = Store((tmp_path / "run").as_uri())
+    start = {m: None for m in CONFIGS}
+    results = []
+    for epoch in range(1, epochs + 1):
+        ctx = EpochContext(store, epoch, CONFIGS, start, "x:y", 0, 3, "file:///d", {}, validation="partitioned")
+        res = EpochDriver(ctx, launcher, session=session).run()
+        start = {m: r.ckpt for m, r in res.models.items()}
+        results.append(res)
+    return store, results
+
+
+def test_workers_kept_open_serve_every_epoch_from_one_launch(tmp_path):
+    calls = []
+    session = WorkerSession(fake_launcher(3, calls=calls), keep_open=True)
+    store, results = _epochs(tmp_path / "kept", session)
+    assert calls == [1] and session.launches == 1, "one launch served the three epochs"
+    assert session._open is not None and not session._open.returned.is_set(), "the workers wait for more"
+    assert session.close() == [] and session._open is None
+    for epoch, res in enumerate(results, 1):
+        assert len(load_records(store, epoch)) == len(CONFIGS) * (2 * 3 - 1)  # 3 train + 2 eval links each
+        for r in res.models.values():
+            assert _visits(store, r.ckpt) == [[0, 1, 2]] * epoch
+            assert r.val == {"loss": 3.0 * epoch}
+    fresh_calls = []
+    _, fresh = _epochs(tmp_path / "fresh", WorkerSession(fake_launcher(3, calls=fresh_calls)))
+    assert fresh_calls == [1, 1, 1], "without keep_open each epoch launches its own workers"
+    assert [{m: r.val for m, r in res.models.items()} for res in fresh] == \
+        [{m: r.val for m, r in res.models.items()} for res in results]
+
+
+def test_a_kept_session_whose_workers_ended_launches_again(tmp_path):
+    calls = []
+    launch = fake_launcher(3, calls=calls)
+    session = WorkerSession(launch, keep_open=True)
+    _epochs(tmp_path, session, epochs=1)
+    session._open.server.stop()  # the workers' job ends between epochs (e.g. the executors went away)
+    session._open.thread.join(timeout=10)
+    assert session._open.returned.is_set()
+    store = Store((tmp_path / "run").as_uri())
+    start = {m: _last_ckpt(store, m) for m in CONFIGS}
+    ctx = EpochContext(store, 2, CONFIGS, start, "x:y", 0, 3, "file:///d", {}, validation="partitioned")
+    res = EpochDriver(ctx, launch, session=session).run()
+    session.close()
+    assert calls == [1, 1] and session.launches == 2
+    assert all(_visits(store, r.ckpt) == [[0, 1, 2]] * 2 for r in res.models.values())
+
+
+def _visits(store, ckpt) -> list[list[int]]:
+    """The partitions a fake model trained on, epoch by epoch (each epoch in its own hop order), sorted."""
+    state = json.loads(store.read_bytes(ckpt["ckpt"]))
+    return [sorted(state[i:i + 3]) for i in range(0, len(state), 3)]
+
+
+def _last_ckpt(store, model):
+    rec = max((r for r in load_records(store, 1) if r["model_id"] == model and r["kind"] == "train"),
+              key=lambda r: r["hop"])
+    return {"ckpt": rec["ckpt"], "sha256": rec["sha256"]}
+
+
+def test_a_kept_session_repairs_a_corrupt_checkpoint_with_the_same_workers(tmp_path):
+    calls = []
+    session = WorkerSession(fake_launcher(3, calls=calls, corrupt_after_write="e1-h0.npz"), keep_open=True)
+    store, results = _epochs(tmp_path, session, epochs=2)
+    session.close()
+    assert calls == [1], "the repair pass ran on the workers kept open"
+    assert [r["status"] for r in results[0].records if r["status"] == "rollback"] == ["rollback"] * len(CONFIGS)
+    for r in results[-1].models.values():
+        assert r.status == "RUNNING"
+        assert _visits(store, r.ckpt) == [[0, 1, 2]] * 2
