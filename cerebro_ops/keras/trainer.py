@@ -522,6 +522,20 @@ class HopTrainer:
         metrics = in_label_units(out, self.info.label_std, loss_name(loop.model)) if n else {}
         return new_state, {**metrics, "n": n}
 
+    def config_of(self, builder: str, params: dict) -> tuple[str, float | None] | None:
+        """(architecture, learning rate) of a config this trainer has built, for the driver to pass on."""
+        return self._configs.get(_params_key(builder, params))
+
+    def know_config(self, builder: str, params: dict, arch: str, lr: float | None) -> bool:
+        """Take another worker's word (config_of there) for a config's architecture and learning rate, so
+        its first hop here runs on the cached model of that architecture without building the config just
+        to learn them. Only when that architecture is cached here; False (nothing changes) otherwise."""
+        key = _params_key(builder, params)
+        if key in self._configs or arch not in self._models:
+            return False
+        self._configs[key] = (arch, lr)
+        return True
+
     def traces(self) -> dict[str, tuple[int, int]]:
         """{architecture: (train loop traces, eval loop traces)} of the cached models."""
         return {a: (c.loop.train_traces, c.loop.eval_traces) if c.loop else (0, 0) for a, c in self._models.items()}

@@ -230,6 +230,7 @@ class EpochPass:
         self.results = {m: ModelResult(m, ckpt=ctx.start_ckpt[m]) for m in live}
         self.pointer = {m: ctx.start_ckpt[m] for m in live}  # each model's latest checkpoint
         self.val_state: dict[str, dict] = {}  # each model's validation sums and counts so far (eval chain)
+        self.config_of: dict[str, list] = {}  # model -> [architecture, learning rate], as a worker reported
         for r in sorted(previous, key=lambda r: r["hop"]):
             if r["kind"] == TRAIN:
                 self.pointer[r["model_id"]] = {"ckpt": r["ckpt"], "sha256": r["sha256"]}
@@ -247,6 +248,8 @@ class EpochPass:
         msg = {"builder": ctx.builder, "params": ctx.configs[u.model_id],
                "ckpt_in": ptr["ckpt"] if ptr else None, "sha_in": ptr["sha256"] if ptr else None,
                "init_seed": derive_seed(ctx.seed, u.model_id, "init")}
+        if u.model_id in self.config_of:
+            msg["config_of"] = self.config_of[u.model_id]
         if u.kind == TRAIN:
             msg["seed"] = derive_seed(ctx.seed, u.model_id, ctx.epoch, u.partition)
             msg["ckpt_out"] = f"ckpt/{u.model_id}/e{ctx.epoch}-h{u.hop}.npz"
@@ -263,6 +266,8 @@ class EpochPass:
         self.log.write(rec)
         if u.kind == TRAIN:
             self.pointer[u.model_id] = {"ckpt": rec["ckpt"], "sha256": rec["sha256"]}
+        if rec.get("config_of"):
+            self.config_of[u.model_id] = rec["config_of"]
         if "val_state" in rec:
             self.val_state[u.model_id] = rec["val_state"]
         self.records.append(rec)

@@ -122,6 +122,8 @@ def _run_unit(trainer, store, msg: dict, split) -> dict:
 
     unit = msg["unit"]
     builder, params = msg["builder"], msg["params"]
+    if msg.get("config_of"):  # what a worker that built this config learned: no build here to learn it again
+        trainer.know_config(builder, params, *msg["config_of"])
     t0 = time.perf_counter()
     if msg.get("ckpt_in"):
         from cerebro_ops.core.errors import StoreError
@@ -151,7 +153,8 @@ def _run_unit(trainer, store, msg: dict, split) -> dict:
     t1 = time.perf_counter()
     sha = store.write_blob(msg["ckpt_out"], new_ckpt)
     write_s = time.perf_counter() - t1
-    return {**stats, **io, "ckpt": msg["ckpt_out"], "sha256": sha, "read_s": read_s, "write_s": write_s}
+    return {**stats, **io, "ckpt": msg["ckpt_out"], "sha256": sha, "read_s": read_s, "write_s": write_s,
+            "config_of": trainer.config_of(builder, params)}
 
 
 def _evaluate(trainer, msg: dict, ckpt: bytes | None, data) -> dict:

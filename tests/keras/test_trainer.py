@@ -308,3 +308,25 @@ def test_cnn_on_small_images():
 def test_builder_rejects_bad_params():
     with pytest.raises(ValueError, match="optimizer"):
         mlp({"optimizer": "lbfgs"}, INFO)
+
+
+def test_a_config_passed_on_by_another_worker_trains_without_a_build_and_the_same(monkeypatch):
+    """Worker A builds a config (its first hop); worker B, told A's (architecture, learning rate), runs the
+    config's next hop on its cached model of that architecture without building it, with the same result."""
+    slow_lr = {**PARAMS, "learning_rate": 1e-3}
+    a, b, plain = HopTrainer(INFO), HopTrainer(INFO), HopTrainer(INFO)
+    state = a.initial_checkpoint(TINY, slow_lr, seed=5)
+    state, _ = a.train(TINY, slow_lr, state, *PARTS[0], seed=11)
+    told = a.config_of(TINY, slow_lr)
+    assert told[1] == pytest.approx(1e-3)
+    assert not b.know_config(TINY, slow_lr, *told), "B has no model of that architecture cached: no effect"
+    b.train(TINY, PARAMS, b.initial_checkpoint(TINY, PARAMS, seed=7), *PARTS[1], seed=3)  # B caches the arch
+    assert b.know_config(TINY, slow_lr, *told)
+    builds = []
+    monkeypatch.setattr(b, "_build", lambda *args: builds.append(args))
+    hinted, stats = b.train(TINY, slow_lr, state, *PARTS[1], seed=12)
+    assert builds == [] and stats["traced"] is False
+    expected, _ = plain.train(TINY, slow_lr, state, *PARTS[1], seed=12)
+    assert _max_diff(_arrays(hinted), _arrays(expected)) == 0.0
+    assert not b.know_config(TINY, slow_lr, "another-arch", 0.5), "a config B knows keeps what B knows"
+    assert b.config_of(TINY, slow_lr) == told
