@@ -49,8 +49,10 @@ def prepare(spark, spec: StudySpec, data: Store) -> dict:
 # ROWS_PER_GROUP rows and partition()'s has exactly W partitions), so prepare and partition run without it.
 # A collect with a limit (the label's values, the first unparseable number) scans every partition in its first
 # job: Spark's default tries one partition, then four times more, each try a job of its own.
+# lower() only tells "true"/"false" text in any case (ASCII: the same under the JVM's case mapping as under
+# ICU's), and ICU's first use initialises its locale data and break iterators: a second or more in a new JVM.
 PREPARE_SQL_CONF = {"spark.sql.codegen.hugeMethodLimit": "8000", "spark.sql.adaptive.enabled": "false",
-                    "spark.sql.limit.initialNumPartitions": "100000"}
+                    "spark.sql.limit.initialNumPartitions": "100000", "spark.sql.icu.caseMappings.enabled": "false"}
 
 
 @contextlib.contextmanager

@@ -1,0 +1,154 @@
+"""prepare and partition in few Spark jobs: the statistics, categories and the order's bucket sizes come from one
+pass (learn.py), and what that pass learns is what separate queries give, to the last bit."""
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cerebro_ops.core.spec import parse_spec
+from cerebro_ops.spark import learn as learn_mod
+from cerebro_ops.spark import missing
+from cerebro_ops.spark import prepare as prep
+from cerebro_ops.store import Store
+from tests.prepared_rows import prepared_split
+
+pytestmark = pytest.mark.spark
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from cerebro_ops.spark.session import get_spark
+
+    return get_spark("local[2]")
+
+
+def table(rows: int, seed: int = 0) -> pd.DataFrame:
+    """Numbers, a categorical and a datetime column with gaps (NaN, None, ±Inf) and a 3-class label."""
+    rng = np.random.default_rng(seed)
+    amount = rng.normal(100, 30, rows)
+    amount[rng.random(rows) < 0.1] = np.nan
+    amount[:3] = [np.inf, -np.inf, np.nan]
+    colour = rng.choice(["red", "green", "blue", "Türkis", "TRUE", "true"], rows).astype(object)
+    colour[rng.random(rows) < 0.15] = None
+    when = (pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 10**6, rows), unit="min")).astype(str)
+    when = when.to_numpy(dtype=object)
+    when[rng.random(rows) < 0.1] = None
+    return pd.DataFrame({"amount": amount, "count": rng.integers(0, 9, rows), "colour": colour, "when": when,
+                         "holdout": np.arange(rows) % 5 == 0, "label": rng.choice(["a", "b", "c"], rows)})
+
+
+def spec_for(source, **data) -> object:
+    d = {"source": str(source), "label": "label", "task": "multiclass", "numeric": ["amount", "count"],
+         "categorical": ["colour"], "datetime": ["when"], "max_categories": 3, **data}
+    return parse_spec({"name": "passes", "seed": 5, "data": d, "model": {"builder": "cerebro_ops.builders:mlp"},
+                       "search": {"method": "grid", "space": {"learning_rate": [0.01]}}})
+
+
+def jobs_of(spark, fn):
+    """(fn's result, the number of Spark jobs it ran)."""
+    group = f"passes-{time.time_ns()}"
+    spark.sparkContext.setJobGroup(group, group)
+    try:
+        out = fn()
+    finally:
+        spark.sparkContext.setJobGroup("", "")
+    return out, len(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
+
+
+def prepared(store: Store, meta: dict) -> dict:
+    """{split: (features, labels)} of both splits' encoded rows, in _order."""
+    return {split: prepared_split(store.url(), split, meta["input_shape"]) for split in ("train", "val")}
+
+
+def test_prepare_runs_seven_jobs_and_partition_two(spark, tmp_path):
+    """Reading the schema, counting rows and missing values, learning (statistics + categories + bucket
+    sizes), and the four writes; partition reads prepared/ with its known schema and writes both splits."""
+    table(400).to_parquet(tmp_path / "t.parquet")
+    spec = spec_for(tmp_path / "t.parquet")
+    store = Store((tmp_path / "s").as_uri())
+    meta, n_prepare = jobs_of(spark, lambda: prep.prepare(spark, spec, store))
+    meta, n_partition = jobs_of(spark, lambda: prep.partition(spark, spec, store, 3))
+    assert (n_prepare, n_partition) == (7, 2)
+    assert meta["rows"]["train"] + meta["rows"]["val"] == 400
+    assert sum(meta["counts"]["train"]) == meta["rows"]["train"]
+
+
+@pytest.mark.parametrize("split", [{}, {"validation_column": "holdout"}])
+def test_bucket_sizes_from_the_learning_pass_give_the_counted_order(spark, tmp_path, monkeypatch, split):
+    """With buckets of 150 rows, 1,000 rows take several order buckets per split: the sizes read from the
+    learning pass's row give the same _order (and so the same files) as the separate count of before, in one
+    job less."""
+    table(1000, seed=3).to_parquet(tmp_path / "t.parquet")
+    spec = spec_for(tmp_path / "t.parquet", **split)
+    monkeypatch.setattr(prep, "ROWS_PER_GROUP", 150)
+    runs = {}
+    for name, limit in (("learnt", prep.MAX_BUCKET_COUNTS), ("counted", 0)):
+        monkeypatch.setattr(prep, "MAX_BUCKET_COUNTS", limit)
+        store = Store((tmp_path / name).as_uri())
+        meta, jobs = jobs_of(spark, lambda: prep.prepare(spark, spec, store))  # noqa: B023
+        runs[name] = (meta, jobs, prepared(store, meta))
+    (meta, jobs, rows), (meta_c, jobs_c, rows_c) = runs["learnt"], runs["counted"]
+    assert prep._order_buckets(meta["rows"])["train"] > 1 and jobs == jobs_c - 1
+    assert {k: v for k, v in meta.items() if k != "source"} == {k: v for k, v in meta_c.items() if k != "source"}
+    for s in ("train", "val"):
+        np.testing.assert_array_equal(rows[s][0], rows_c[s][0])
+        np.testing.assert_array_equal(rows[s][1], rows_c[s][1])
+        assert len(rows[s][1]) == meta["rows"][s]
+
+
+def test_learning_pass_equals_separate_queries(spark, tmp_path):
+    """The union of the statistics' aggregation and the category counts collects what each gives alone."""
+    from pyspark.sql import functions as F
+
+    table(600, seed=7).to_parquet(tmp_path / "t.parquet")
+    spec = spec_for(tmp_path / "t.parquet")
+    names = prep.internal_names(spec)
+    with prep._sql_conf(spark, prep.PREPARE_SQL_CONF):
+        df = prep._select_and_cast(spec, prep._read_spark(spark, spec), names)
+        df = df.filter(F.col("_y").isNotNull())
+        df, classes = prep._encode_label(spec, df, "_y")
+        df = prep._with_split(spec, df, names, 600).cache()
+        try:
+            got = learn_mod.learn(spec, df, names)
+            alone = missing.read_stats(spec, names, df.agg(*missing.stats_aggs(spec, names)).collect()[0])
+            counts = learn_mod.category_counts(spec, df.filter(~F.col("_is_val")), names).collect()
+            categories = learn_mod.read_categories(spec, counts, names)
+        finally:
+            df.unpersist()
+    assert (got["stats"], got["label_stats"], got["indicators"], got["rows"]) == alone
+    assert (got["categories"], got["missing_slots"], got["cardinality"]) == categories
+    assert got["categories"]["colour"] == sorted(got["categories"]["colour"]) and len(got["categories"]["colour"]) == 3
+    assert got["missing_slots"] == ["colour"] and "amount" in got["indicators"]
+
+
+def simulated_val_rows(rng, total: int, fraction: float, strata: int) -> int:
+    """The validation rows _with_split gives: per group (stratum x hash bucket) of n rows with offset o, the
+    ranks k with floor(o + (k + 1) f) > floor(o + k f)."""
+    groups = strata * max(1, math.ceil(total / prep.ROWS_PER_GROUP))
+    sizes = np.bincount(rng.integers(0, groups, total), minlength=groups)
+    val = 0
+    for n in sizes:
+        o = rng.random()
+        k = np.arange(n)
+        val += int(np.sum(np.floor(o + (k + 1) * fraction) > np.floor(o + k * fraction)))
+    return val
+
+
+@settings(max_examples=60, deadline=None)
+@given(total=st.integers(1, 400_000), fraction=st.sampled_from([0.05, 0.1, 0.2, 0.25, 0.3, 0.5]),
+       strata=st.integers(1, 5), seed=st.integers(0, 2**16))
+def test_order_candidates_hold_the_bucket_numbers_of_any_seeded_split(total, fraction, strata, seed):
+    spec = spec_for("unused.parquet", validation_fraction=fraction)
+    val = simulated_val_rows(np.random.default_rng(seed), total, fraction, strata)
+    candidates = prep._order_candidates(spec, total, list(range(strata)))
+    assert candidates is not None
+    for split, b in prep._order_buckets({"train": total - val, "val": val}).items():
+        assert b == 1 or b in candidates[split], (split, b, candidates)
