@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 import threading
 import time
@@ -117,9 +119,9 @@ def cmd_run(args) -> int:
     from cerebro_ops.core.prepare_summary import summary_lines
     from cerebro_ops.core.search import searcher_for
 
-    spec = study.validate(args.spec, _overrides(args), check_model=False)
+    spec = study.check_spec_and_source(args.spec, _overrides(args))  # a bad spec or source stops before Spark
     spark = InBackground(lambda: study.spark_session(spec, None))  # the JVM starts while TensorFlow loads
-    study.check_model_builder(spec, searcher_for(spec).first_batch()[0].params)
+    study.check_model_and_memory(spec)
     run_id = args.run_id
     if args.resume and not run_id:
         run_id = study.latest_run(spec, unfinished=True)
@@ -237,5 +239,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def entry() -> None:
+    """The `cerebro-ops` command: main(), then an exit that skips the interpreter's teardown (a second or more
+    once TensorFlow and Spark are loaded). Everything is finished by then: study.run drains the MLflow queue
+    and closes its workers, the output streams and log handlers are flushed here, and the Spark JVM exits on
+    its own when this process ends."""
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code or 0))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -27,7 +27,7 @@ from cerebro_ops.core.leaderboard import best_row, best_value, leaderboard_rows
 from cerebro_ops.core.prepare_summary import summary_lines
 from cerebro_ops.core.row_hashes import row_hashes
 from cerebro_ops.mlflow.child_runs import MLFLOW_END_STATUS, ChildRuns, TrackingQueue
-from cerebro_ops.mlflow.tracking import TRAIN_ROWS_COLUMNS_TAG, TRAIN_ROWS_SHA_TAG
+from cerebro_ops.mlflow.tracking import TRAIN_ROWS_COLUMNS_TAG, TRAIN_ROWS_SHA_TAG, preload_mlflow
 from cerebro_ops.core.run_state import (EpochEntry, ModelStatus, ReplayOf, RunRepository, RunState,
                                         effective_spec)
 from cerebro_ops.core.search import searcher_for
@@ -100,20 +100,33 @@ def provisional_info(spec: StudySpec):
 
 # --------------------------------------------------------------------------------------------- steps
 
-def validate(spec_path: str, overrides: dict | None = None, check_model: bool = True) -> StudySpec:
-    """Everything that can be checked before work starts: spec, overrides, builder, data source."""
+def check_spec_and_source(spec_path: str, overrides: dict | None = None) -> StudySpec:
+    """The checks that need neither Spark nor TensorFlow: the spec, the overrides (validated and applied) and
+    the data source."""
     from cerebro_ops.core.params import validate_overrides
 
+    overrides = overrides or {}
     spec = load_spec(spec_path)
-    overrides = validate_overrides(spec, overrides or {})
-    spec = spec.with_overrides(**overrides)
+    spec = spec.with_overrides(**validate_overrides(spec, overrides))
     with no_values_in_errors("source" in overrides):
         check_source(spec)
+    return spec
+
+
+def check_model_and_memory(spec: StudySpec, check_model: bool = True) -> None:
+    """The checks that import TensorFlow (seconds in a new process): the worker memory budget holds one batch,
+    and the model builder builds the first config."""
     from cerebro_ops.data.estimate import check_memory
-    # a worker memory budget too small for one batch fails here, before any work
+
     check_memory(spec, input_shape=provisional_info(spec).input_shape)
     if check_model:
         check_model_builder(spec, searcher_for(spec).first_batch()[0].params)
+
+
+def validate(spec_path: str, overrides: dict | None = None, check_model: bool = True) -> StudySpec:
+    """Everything that can be checked before work starts: spec, overrides, data source, memory, builder."""
+    spec = check_spec_and_source(spec_path, overrides)
+    check_model_and_memory(spec, check_model)
     return spec
 
 
@@ -154,12 +167,14 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
         state.replay_of = ReplayOf(replay_of.run_id, replay_of.configs,
                                    replay_of.tpe.batches if replay_of.tpe else None)
     state.tpe = batch_record(searcher, [c.model_id for c in configs], state.replay_of)
+    preloading = preload_mlflow(snapshot.runtime.tracking_uri)  # imports only, overlapping Spark's work below
     try:  # the data is checked (and written) before any MLflow run or run state exists
         with no_values_in_errors("source" in overrides):
             state.meta = prep.prepare(spark_session(snapshot, spark), snapshot, repo.store.sub("data"))
     except DataError:
         repo.delete()  # a run whose data is bad leaves nothing behind (this run has no state yet)
         raise
+    preloading.join()
     tracker = open_tracker(snapshot)
     state.mlflow_parent = tracker.start_study(snapshot, run_id, tags or {})
     tracker.log_prepare_summary(state.mlflow_parent, state.meta.get("summary"))

@@ -589,7 +589,8 @@ def preload_mlflow(tracking_uri: str) -> threading.Thread:
         try:
             from mlflow import MlflowClient  # noqa: F401
             if tracking_uri.startswith(_DB_SCHEMES):
-                import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+                import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
         except Exception as exc:  # noqa: BLE001 - only a head start; the real call reports failures
             log.debug("MLflow preload failed: %s", exc)
 

@@ -139,3 +139,21 @@ def test_cli_validate_refuses_more_configs_than_the_spec(tmp_path, capsys):
     assert main(["validate", str(spec_path), "--num-configs", "4", "--no-model-check"]) == 0
     assert main(["validate", str(spec_path), "--source", "/etc/passwd", "--no-model-check"]) == 2
     assert "trigger param 'source': is outside the data this study may read" in capsys.readouterr().err
+
+
+def test_cli_run_refuses_a_bad_source_before_spark_starts(tmp_path, capsys, monkeypatch):
+    """`run` starts the JVM in the background while TensorFlow loads, but only after the spec, the overrides
+    and the source passed: a refused source costs no Spark session."""
+    from cerebro_ops.cli import main
+
+    started = []
+    monkeypatch.setattr(study, "spark_session", lambda spec, spark: started.append(spec.name))
+    (tmp_path / "train.csv").write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(20)))
+    (tmp_path / "other.csv").write_text("a,y\n" + "".join(f"{i},c{i % 3}\n" for i in range(20)))
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(SPEC_YAML.format(source=tmp_path / "train.csv"))
+    assert main(["run", str(spec_path), "--source", "/etc/passwd"]) == 2
+    assert "trigger param 'source': is outside the data this study may read" in capsys.readouterr().err
+    assert main(["run", str(spec_path), "--source", str(tmp_path / "other.csv")]) == 2  # 3 labels, task binary
+    assert "data.task" in capsys.readouterr().err
+    assert started == [] and not (tmp_path / "mlflow.db").exists()
