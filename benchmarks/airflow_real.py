@@ -141,7 +141,9 @@ def _worker_pids(records: list[dict]) -> dict[int, list]:
 
 # ----------------------------------------------------------------------------------------------- CLI
 def run_cli(spec_path: Path) -> dict:
-    """study.run's steps (the CLI's code path) in this process, each timed; one Spark session for all."""
+    """study.run's steps (the CLI's code path) in this process, each timed; one Spark session for all, and as
+    in `cerebro-ops run` the epochs' workers and MLflow logging thread kept across steps (study.KeptAcrossSteps):
+    an epoch's time is what a CLI user waits for it."""
     from cerebro_ops import study
     from cerebro_ops.core.plan import build_plan
     from cerebro_ops.spark.session import get_spark
@@ -156,22 +158,28 @@ def run_cli(spec_path: Path) -> dict:
     t = time.time()
     state = study.prepare(spec, run_id, spark=spark)
     steps["prepare"] = time.time() - t
-    for step in build_plan(study.run_spec(spec, state)):
-        if step.kind == "prepare":
-            continue  # done above
-        name = step.task_id  # epoch_k; batch_b.epoch_k for TPE
-        t = time.time()
-        if step.kind == "partition":
-            study.partition(spec, run_id, spark)
-        elif step.kind == "epoch":
-            study.run_epoch(spec, run_id, step.epoch, step.batch, spark=spark)
-        elif step.kind == "next_batch":
-            study.next_batch(spec, run_id, step.batch)
-        elif step.kind == "select":
-            study.select(spec, run_id)
-        elif step.kind == "register":
-            study.register(spec, run_id)
-        steps[name] = time.time() - t
+    kept = study.KeptAcrossSteps()
+    try:
+        for step in build_plan(study.run_spec(spec, state)):
+            if step.kind == "prepare":
+                continue  # done above
+            name = step.task_id  # epoch_k; batch_b.epoch_k for TPE
+            t = time.time()
+            if step.kind != "epoch":
+                kept.tracking.drain()  # as study.run: the other steps read or write the same MLflow runs
+            if step.kind == "partition":
+                study.partition(spec, run_id, spark)
+            elif step.kind == "epoch":
+                study.run_epoch(spec, run_id, step.epoch, step.batch, spark=spark, kept=kept)
+            elif step.kind == "next_batch":
+                study.next_batch(spec, run_id, step.batch)
+            elif step.kind == "select":
+                study.select(spec, run_id)
+            elif step.kind == "register":
+                study.register(spec, run_id)
+            steps[name] = time.time() - t
+    finally:
+        kept.close()
     records = study.hop_records(spec, run_id)
     return {"spark_start_s": spark_s, "total_s": time.time() - t0, "steps_s": steps,
             "epoch_s": [v for k, v in steps.items() if k.rsplit(".", 1)[-1].startswith("epoch_")],
