@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import atexit
 import os
 import sys
 import threading
@@ -240,12 +240,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The `cerebro-ops` command: main(), then an exit that skips the interpreter's teardown (a second or more
-    once TensorFlow and Spark are loaded). Everything is finished by then: study.run drains the MLflow queue
-    and closes its workers, the output streams and log handlers are flushed here, and the Spark JVM exits on
-    its own when this process ends."""
+    """The `cerebro-ops` command: main(), the exit handlers (temporary files, log handlers, Spark's gateway),
+    then an exit that skips the interpreter's teardown, a second or more once TensorFlow and Spark are loaded.
+    Everything is finished by then: study.run drains the MLflow queue and closes its workers, and the Spark
+    JVM exits on its own when this process ends."""
     code = main()
-    logging.shutdown()
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers is None:  # not CPython: the usual exit
+        sys.exit(code)
+    run_exit_handlers()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(int(code or 0))

@@ -33,3 +33,20 @@ def test_piped_output_and_exit_codes_survive_the_quick_exit(tmp_path):
     assert "trigger param 'num_configs': 7 is out of range" in bad.stderr
     made = cli("make-data", "dummy", "--out", tmp_path / "d", "--rows", "50")
     assert made.returncode == 0 and Path(made.stdout.strip()).exists(), made.stderr
+
+
+def test_the_quick_exit_still_runs_the_exit_handlers(tmp_path):
+    """Exit handlers still run (the quiet log4j2 file's private directory is removed by one), and the code
+    main() returned is the process's."""
+    code = ("import atexit, shutil, tempfile\n"
+            "from cerebro_ops import cli\n"
+            "private = tempfile.mkdtemp(prefix='handler-')\n"
+            "atexit.register(shutil.rmtree, private)\n"
+            "print(private)\n"
+            "cli.main = lambda: 3\n"
+            "cli.entry()\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    private = Path(proc.stdout.strip())
+    assert proc.returncode == 3, proc.stderr
+    assert private.parent == tmp_path and not private.exists()
