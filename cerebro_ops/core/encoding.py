@@ -253,8 +253,9 @@ class Encoding:
         index = _index_of(self.label_classes)
         kind = _kind(self.label_classes)
         out = np.empty(len(s), dtype=np.float32)
+        class_of = _slot_of(index, kind, index.get(None, -1), -1)
         for i, (row, v) in enumerate(s.items()):
-            k = index.get(_key(v, kind), -1)
+            k = class_of(v)
             if k < 0:
                 raise DataError(self.label, f"row {row!r} holds {v!r}, which is not one of the classes the model "
                                 f"knows ({list(self.label_classes)})",
@@ -442,14 +443,35 @@ def _index_of(values: Sequence[Any]) -> dict:
     return {_key(v, kind): i for i, v in enumerate(values)}
 
 
+# Types whose equal values (same type) have the same _key: a value of these is looked up once per distinct
+# value, not once per row. Not Decimal: Decimal("1.0") == Decimal("1"), but their text differs.
+_MEMO_TYPES = (str, int, float, bool, np.integer, np.floating, np.bool_)
+
+
+def _slot_of(index: dict, kind: str, missing: int, other: int):
+    """v -> its slot: a category's, `missing` for a missing value, else `other`; each distinct value of a
+    memoisable type is worked out once (scoring a batch repeats the same few categories)."""
+    memo: dict = {}
+
+    def slot(v) -> int:
+        if not isinstance(v, _MEMO_TYPES):
+            return missing if (k := _key(v, kind)) is None else index.get(k, other)
+        key = (type(v), v)
+        got = memo.get(key)
+        if got is None:
+            got = memo[key] = missing if (k := _key(v, kind)) is None else index.get(k, other)
+        return got
+
+    return slot
+
+
 def _one_hot(s: pd.Series, values: Sequence[Any], missing_slot: bool) -> np.ndarray:
     """One row per value: its category's slot, then the <missing> slot (if any), then <other>."""
     index, kind = _index_of(values), _kind(values)
     other = len(values) + int(missing_slot)
     missing = len(values) if missing_slot else other
     index.pop(None, None)
-    slots = np.fromiter((missing if (k := _key(v, kind)) is None else index.get(k, other) for v in s),
-                        dtype=np.int64, count=len(s))
+    slots = np.fromiter(map(_slot_of(index, kind, missing, other), s), dtype=np.int64, count=len(s))
     out = np.zeros((len(s), other + 1), dtype=np.float64)
     out[np.arange(len(s)), slots] = 1.0
     return out

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cerebro_ops.core.encoding import Encoding
 from cerebro_ops.core.errors import DataError
@@ -260,3 +263,30 @@ def test_reproduces_the_spark_prepare_step_bit_for_bit(tmp_path):
         np.testing.assert_array_equal(enc.encode_labels(raw["label"]), y_spark)
     other = enc.feature_spans["größe"][1] - 1
     assert x[:, other].sum() > 0  # some validation rows fall in the "other" slot
+
+
+POOL = [None, float("nan"), np.nan, "NA", "", "true", "TRUE", " false ", True, False, np.bool_(True), 0, 1, -0.0,
+        0.0, 1.0, 2, 2.0, 11.0, "11", "2", np.int64(3), np.float64(3.0), np.float32(2.5), 2.5, Decimal("1.0"),
+        Decimal("1"), "a", "b", "Türkis", "<other>"]
+CATEGORY_LISTS = [[False, True], [0, 1, 2, 3], [1.5, 2.5, 11.0], ["1", "11", "a", "true"], ["Türkis", "b"]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.sampled_from(POOL), max_size=60), which=st.sampled_from(range(len(CATEGORY_LISTS))),
+       missing_slot=st.booleans())
+def test_one_hot_slots_equal_the_per_row_definition(values, which, missing_slot):
+    """The slots, looked up once per distinct value, are the ones _key gives row by row (equal values of
+    different types, Decimals whose text differs, NaN objects that are not equal to themselves)."""
+    from cerebro_ops.core import encoding as enc
+
+    cats = CATEGORY_LISTS[which]
+    s = pd.Series(values, dtype=object)
+    index, kind = enc._index_of(cats), enc._kind(cats)
+    index.pop(None, None)
+    other = len(cats) + int(missing_slot)
+    missing = len(cats) if missing_slot else other
+    expected = [missing if (k := enc._key(v, kind)) is None else index.get(k, other) for v in values]
+    got = enc._one_hot(s, cats, missing_slot)
+    assert got.shape == (len(values), other + 1)
+    assert got.sum(axis=1).tolist() == [1.0] * len(values)
+    assert got.argmax(axis=1).tolist() == expected
