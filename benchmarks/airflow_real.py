@@ -145,7 +145,7 @@ def run_cli(spec_path: Path) -> dict:
     in `cerebro-ops run` the epochs' workers and MLflow logging thread kept across steps (study.KeptAcrossSteps):
     an epoch's time is what a CLI user waits for it."""
     from cerebro_ops import study
-    from cerebro_ops.core.plan import build_plan
+    from cerebro_ops.core.plan import build_plan, step_call
     from cerebro_ops.spark.session import get_spark
     from cerebro_ops.core.spec import load_spec
 
@@ -159,6 +159,7 @@ def run_cli(spec_path: Path) -> dict:
     state = study.prepare(spec, run_id, spark=spark)
     steps["prepare"] = time.time() - t
     kept = study.KeptAcrossSteps()
+    injected = {"partition": {"spark": spark}, "epoch": {"spark": spark, "kept": kept}}  # as study.run
     try:
         for step in build_plan(study.run_spec(spec, state)):
             if step.kind == "prepare":
@@ -167,16 +168,8 @@ def run_cli(spec_path: Path) -> dict:
             t = time.time()
             if step.kind != "epoch":
                 kept.tracking.drain()  # as study.run: the other steps read or write the same MLflow runs
-            if step.kind == "partition":
-                study.partition(spec, run_id, spark)
-            elif step.kind == "epoch":
-                study.run_epoch(spec, run_id, step.epoch, step.batch, spark=spark, kept=kept)
-            elif step.kind == "next_batch":
-                study.next_batch(spec, run_id, step.batch)
-            elif step.kind == "select":
-                study.select(spec, run_id)
-            elif step.kind == "register":
-                study.register(spec, run_id)
+            fn, args = step_call(step)
+            getattr(study, fn)(spec, run_id, *args, **injected.get(step.kind, {}))
             steps[name] = time.time() - t
     finally:
         kept.close()

@@ -453,14 +453,16 @@ def _slot_of(index: dict, kind: str, missing: int, other: int):
     memoisable type is worked out once (scoring a batch repeats the same few categories)."""
     memo: dict = {}
 
+    def lookup(v) -> int:
+        return missing if (k := _key(v, kind)) is None else index.get(k, other)
+
     def slot(v) -> int:
         if not isinstance(v, _MEMO_TYPES):
-            return missing if (k := _key(v, kind)) is None else index.get(k, other)
+            return lookup(v)
         key = (type(v), v)
-        got = memo.get(key)
-        if got is None:
-            got = memo[key] = missing if (k := _key(v, kind)) is None else index.get(k, other)
-        return got
+        if key not in memo:
+            memo[key] = lookup(v)
+        return memo[key]
 
     return slot
 

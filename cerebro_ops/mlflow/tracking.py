@@ -588,9 +588,9 @@ def preload_mlflow(tracking_uri: str) -> threading.Thread:
     def load() -> None:
         try:
             from mlflow import MlflowClient  # noqa: F401
-            if tracking_uri.startswith(_DB_SCHEMES):
+            if tracking_uri.startswith(_DB_SCHEMES):  # the client opens both SQL stores for a database URI
                 import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
-            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+                import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
         except Exception as exc:  # noqa: BLE001 - only a head start; the real call reports failures
             log.debug("MLflow preload failed: %s", exc)
 
