@@ -57,3 +57,19 @@ def diverges_in_training(params, info):
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     return model
+
+
+def tf_random_init(params, info):
+    """Initial weights from a stateful TensorFlow random op (the global seed, a kernel with a counter), plus
+    Keras initializers and a Dropout seed: every source of randomness an initial checkpoint can draw from."""
+    inputs = keras.Input(shape=info.input_shape)
+    x = keras.layers.Dense(8, activation="relu", kernel_initializer=_stateful_normal)(inputs)
+    x = keras.layers.Dropout(0.2)(x)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
+    return model
+
+
+def _stateful_normal(shape, dtype=None):
+    import tensorflow as tf
+    return tf.random.normal(shape, seed=3)

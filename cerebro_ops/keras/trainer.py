@@ -42,6 +42,7 @@ with load_notices_hidden():
 
 quiet_keras()
 
+from cerebro_ops.keras.seeding import set_init_seed  # noqa: E402
 from cerebro_ops.keras.train_loop import (CompiledLoop, architecture_key, learning_rate_of, route, row_order,  # noqa: E402
                          set_learning_rate)
 
@@ -417,7 +418,7 @@ class HopTrainer:
 
     def initial_checkpoint(self, builder: str, params: dict, seed: int) -> bytes:
         """State of a freshly initialised model; the same seed gives the same bytes."""
-        keras.utils.set_random_seed(int(seed))
+        set_init_seed(int(seed))  # as keras.utils.set_random_seed, keeping the compiled loops' kernels
         model = self._build(builder, params)  # fresh: initializers draw from the seed just set
         ckpt = dump_checkpoint(model)
         self._adopt(builder, params, model)  # saves a build on this config's first hop
