@@ -84,7 +84,8 @@ spark-connect: $(STAMP)
 	$(VENV)/bin/spark-submit --class org.apache.spark.sql.connect.service.SparkConnectServer \
 	  --master "local[2,4]" --conf spark.connect.grpc.binding.port=15002 \
 	  --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.sql.shuffle.partitions=8 \
-	  --conf spark.connect.session.manager.defaultSessionTimeout=-1 spark-internal
+	  --conf spark.connect.session.manager.defaultSessionTimeout=-1 \
+	  --conf spark.python.daemon.module=cerebro_ops.spark.warm_daemon spark-internal
 
 # Every benchmark step one after another on an idle machine (smoke, flights_full, hetero, simulate,
 # hop_server_load, cerebro_dl, airflow_real, ui_load; 1-2 hours), then benchmarks/RESULTS.md with its

@@ -113,6 +113,17 @@ class InBackground:
         return self._value
 
 
+def _session_warming_workers(spec):
+    """The study's Spark session, its executor's Python daemon already starting (TensorFlow imported once,
+    during prepare, instead of by every worker when the first epoch starts)."""
+    from cerebro_ops import study
+    from cerebro_ops.spark.session import warm_up_workers
+
+    spark = study.spark_session(spec, None)
+    warm_up_workers(spark)
+    return spark
+
+
 def cmd_run(args) -> int:
     from cerebro_ops import study
     from cerebro_ops.core.leaderboard import format_table
@@ -120,7 +131,7 @@ def cmd_run(args) -> int:
     from cerebro_ops.core.search import searcher_for
 
     spec = study.check_spec_and_source(args.spec, _overrides(args))  # a bad spec or source stops before Spark
-    spark = InBackground(lambda: study.spark_session(spec, None))  # the JVM starts while TensorFlow loads
+    spark = InBackground(lambda: _session_warming_workers(spec))  # the JVM starts while TensorFlow loads
     study.check_model_and_memory(spec)
     run_id = args.run_id
     if args.resume and not run_id:

@@ -124,11 +124,13 @@ def component_env(home: Path, port: int, spark_url: str | None, token: str) -> d
 def spark_connect_command(port: int, cores: int) -> list[str]:
     """The Makefile's spark-connect server (local[cores] with task retries, sessions that never expire) on
     loopback, with the settings cerebro_ops.spark.session gives a local session (8 shuffle partitions, not 200,
-    for data this size; Arrow; 2g driver) and its quiet log4j2 configuration."""
-    from cerebro_ops.spark.session import quiet_log4j2_file
+    for data this size; Arrow; 2g driver; Python workers forked from a daemon that has imported TensorFlow)
+    and its quiet log4j2 configuration."""
+    from cerebro_ops.spark.session import WARM_DAEMON, quiet_log4j2_file
 
     confs = {"spark.connect.grpc.binding.port": port, "spark.connect.grpc.binding.address": "127.0.0.1",
              "spark.connect.session.manager.defaultSessionTimeout": -1, "spark.python.worker.reuse": "true",
+             "spark.python.daemon.module": WARM_DAEMON,
              "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": 8,
              "spark.sql.execution.arrow.pyspark.enabled": "true", "spark.driver.memory": "2g",
              "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={quiet_log4j2_file()}"}

@@ -8,6 +8,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 # Task attempts in local mode: plain local[N] never retries a failed task, so a worker process that dies
@@ -37,6 +38,10 @@ appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
 logger.pyshell.name = org.apache.spark.api.python.PythonGatewayServer
 logger.pyshell.level = error
 """
+
+
+# Python workers are forked from a daemon that has imported TensorFlow (see warm_daemon.py).
+WARM_DAEMON = "cerebro_ops.spark.warm_daemon"
 
 
 def spark_env() -> None:
@@ -90,6 +95,7 @@ def get_spark(master: str, app_name: str = "cerebro-ops"):
         return active
     builder = (SparkSession.builder.master(master).appName(app_name)
                .config("spark.python.worker.reuse", "true")
+               .config("spark.python.daemon.module", WARM_DAEMON)
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.ui.enabled", "false")
                .config("spark.sql.shuffle.partitions", "8")
@@ -102,3 +108,20 @@ def get_spark(master: str, app_name: str = "cerebro-ops"):
     spark = builder.getOrCreate()
     follow_output_level(spark)
     return spark
+
+
+def warm_up_workers(spark) -> threading.Thread:
+    """Start the executor's Python daemon now, on a thread: its TensorFlow import then overlaps the work before
+    the first epoch (prepare, partition) instead of delaying the epoch's workers. One task of one row."""
+    def run() -> None:
+        try:
+            spark.range(1, numPartitions=1).mapInPandas(_pass_through, schema="id long").collect()
+        except Exception:  # noqa: BLE001 - only a head start: the epoch's job starts the daemon anyway
+            pass
+    thread = threading.Thread(target=run, name="warm-up-workers", daemon=True)
+    thread.start()
+    return thread
+
+
+def _pass_through(batches):
+    yield from batches
