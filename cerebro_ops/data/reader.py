@@ -86,9 +86,12 @@ def _read_partition(part: Store) -> tuple[np.ndarray, np.ndarray]:
     table = pq.read_table(part.path(), filesystem=part.arrow_fs(), columns=["features", "label", "_order"])
     if table.num_rows == 0:
         raise ValueError(f"{part.url()} holds no rows")
-    order = np.argsort(table.column("_order").to_numpy(), kind="stable")
-    x = np.ascontiguousarray(_flat_lists(table.column("features"))[order])
-    y = np.ascontiguousarray(table.column("label").to_numpy().astype(np.float32)[order])
+    x, y = _flat_lists(table.column("features")), table.column("label").to_numpy().astype(np.float32)
+    order = table.column("_order").to_numpy()
+    if not bool(np.all(order[1:] > order[:-1])):  # partition() writes rows in _order; other writers may not
+        order = np.argsort(order, kind="stable")
+        x, y = x[order], y[order]
+    x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
     x.flags.writeable = False
     y.flags.writeable = False
     return x, y

@@ -662,8 +662,10 @@ def _partition(spark, data: Store, workers: int) -> dict:
     for split in ("train", "val"):  # the schema prepare wrote: reading it needs no Spark job
         df = spark.read.schema(PREPARED_SCHEMA).parquet(data.engine_url("prepared", split))
         df = df.withColumn("_partition", (F.col("_order") % F.lit(workers)).cast("int"))
-        # One file per partition directory, rows in _order: readers sort anyway, but this keeps it cheap.
-        (df.repartition(workers, "_partition").sortWithinPartitions("_order")
+        # One file per partition directory, rows in _order, so a reader takes them as they are (no reordering
+        # copy). The writer of a partitioned table sorts by the partition column unless the rows already are:
+        # sorted by _order alone, they were re-sorted by _partition only, and _order was lost.
+        (df.repartition(workers, "_partition").sortWithinPartitions("_partition", "_order")
            .write.mode("overwrite").partitionBy("_partition").parquet(data.engine_url(split)))
         n = int(meta["rows"][split])  # _order is 0..n-1: partition w holds the i with i % W == w
         counts[split] = [n // workers + (1 if w < n % workers else 0) for w in range(workers)]

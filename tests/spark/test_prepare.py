@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -84,6 +85,31 @@ def test_partition_files_hold_the_declared_columns(dummy):
     assert str(t.schema.field("features").type) == "list<element: float>"
     order = t.column("_order").to_numpy()
     assert (order % 2 == 1).all() and len(order) == meta["counts"]["train"][1]
+
+
+def test_partition_files_are_written_in_order(spark, tmp_path):
+    # prepared rows stored out of order: each partition file still comes out in _order, so a reader takes the
+    # rows as stored, without a reordering copy of the partition
+    store = Store(tmp_path.as_uri())
+    rng = np.random.default_rng(0)
+    rows = {"train": 600, "val": 200}
+    for split, n in rows.items():
+        order = rng.permutation(n)
+        table = pa.table({"features": pa.array([[float(i), -float(i)] for i in order], pa.list_(pa.float32())),
+                          "label": pa.array((order % 2).astype(float)), "_order": pa.array(order, pa.int64())})
+        (tmp_path / "prepared" / split).mkdir(parents=True)
+        for k, piece in enumerate((table.slice(0, n // 2), table.slice(n // 2))):
+            pq.write_table(piece, tmp_path / "prepared" / split / f"part-{k}.parquet")
+    store.write_json("meta.json", {"rows": rows})
+    meta = partition(spark, None, store, 3)
+    for split, n in rows.items():
+        for w in range(3):
+            files = [f for f in store.listdir(f"{split}/_partition={w}") if f.endswith(".parquet")]
+            t = pq.read_table(store.path(split, f"_partition={w}", files[0]))
+            assert len(files) == 1 and np.array_equal(t.column("_order").to_numpy(), np.arange(w, n, 3))
+            x, _ = reader.load_partition(store.url(), split, w, [2])
+            assert np.array_equal(x[:, 0], np.arange(w, n, 3))
+    assert meta["counts"]["train"] == [200, 200, 200]
 
 
 def test_reader_shapes_values_and_cache(dummy):
