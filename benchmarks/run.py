@@ -34,7 +34,7 @@ import yaml
 
 from .analysis import accuracy, gantt, hop_metrics, hop_summary, peak_rss, seed_spreads
 from .common import LOGS, RESULTS, ROOT, WORKLOADS, env, machine, make_source, write_spec
-from .study_runs import run_cli, run_mop
+from .study_runs import run_cli, run_cli_on_server, run_mop
 
 # The other benchmark scripts, each run as `python -m <module> <args>` in its own process; (args, timeout s).
 SCRIPTS = {
@@ -115,9 +115,10 @@ def run_forloop(spec_path: Path, work: Path, timeout: int = 3600) -> dict:
     return {**json.loads(out.read_text()), "wall_s": wall}
 
 
-def _mop_runs(name: str, wl: dict, work: Path) -> tuple[Path, dict, list, dict]:
-    """The first seed through `cerebro-ops run` (timed, end to end), the for-loop a user would write, then the
-    other seeds in this process (their final losses only)."""
+def _mop_runs(name: str, wl: dict, work: Path, on_server: bool) -> tuple[Path, dict, list, dict]:
+    """The first seed through `cerebro-ops run` (timed, end to end), the for-loop a user would write, with
+    `on_server` the same study against a running Spark Connect server, then the other seeds in this process
+    (their final losses only)."""
     src = make_source(wl, work / "data")
     seeds = wl["seeds"]
     spec0 = write_spec(name, wl, work, src, seeds[0])
@@ -125,6 +126,9 @@ def _mop_runs(name: str, wl: dict, work: Path) -> tuple[Path, dict, list, dict]:
     first = run_cli(spec0)
     print(f"[{name}] end to end {first['study_wall_s']:.1f}s; the for-loop ...", flush=True)
     loop = run_forloop(spec0, work)
+    if on_server:
+        print(f"[{name}] cerebro-ops run against a running Spark Connect server ...", flush=True)
+        first["on_server"] = run_cli_on_server(spec0, work, wl["workers"])
     runs = [(seeds[0], first)]
     for s in seeds[1:]:
         print(f"[{name}] MOP seed {s} ...", flush=True)
@@ -142,8 +146,10 @@ def summarize(mop: dict, metrics: dict, base: dict, loop: dict) -> dict:
          "training_share": metrics["efficiency"], "efficiency": metrics["efficiency"],
          "busy_fraction": metrics["busy_fraction"], "forloop_s": loop["wall_s"],
          "e2e_over_forloop": mop["study_wall_s"] / loop["wall_s"], "workers": W,
+         "e2e_on_server_s": (mop.get("on_server") or {}).get("wall_s"),
          "cold_start_s": metrics["cold_start_from_run_s"], "cold_start_epoch1_s": metrics["cold_start_from_epoch1_s"],
          "fit_setup_s": base["fit_setup"]["setup_s"], "overhead_per_hop_s": metrics["per_hop"]["all_in_overhead_s"]}
+    s["e2e_on_server_over_forloop"] = s["e2e_on_server_s"] and s["e2e_on_server_s"] / loop["wall_s"]
     s["share_of_task_parallel"] = s["speedup_own"] / s["task_parallel_speedup_own"]
     s["data_parallel_makespan_s"] = base.get("data_parallel", {}).get("makespan_s")
     s.update(hop_summary(metrics))
@@ -151,11 +157,11 @@ def summarize(mop: dict, metrics: dict, base: dict, loop: dict) -> dict:
     return s
 
 
-def run_workload(name: str, wl: dict, work: Path, airflow: bool) -> dict:
+def run_workload(name: str, wl: dict, work: Path, airflow: bool, on_server: bool = True) -> dict:
     from .baselines import Pool, run_baselines
 
     t_wl = time.time()
-    spec_path, mop, runs, loop = _mop_runs(name, wl, work)
+    spec_path, mop, runs, loop = _mop_runs(name, wl, work, on_server)
     W = wl["workers"]
     metrics = hop_metrics(mop["records"], W, mop["epoch_start"], mop["run_start"])
     metrics["rss"] = peak_rss(mop["records"])
@@ -339,10 +345,11 @@ def run_script(name: str) -> dict:
     return step
 
 
-def run_workload_step(name: str, work: Path, airflow: bool, info: dict) -> tuple[dict, dict | None]:
+def run_workload_step(name: str, work: Path, airflow: bool, info: dict,
+                      on_server: bool = True) -> tuple[dict, dict | None]:
     t0, load0 = time.time(), os.getloadavg()
     try:
-        res = run_workload(name, WORKLOADS[name], work / name, airflow)
+        res = run_workload(name, WORKLOADS[name], work / name, airflow, on_server)
     except Exception as exc:  # reported in RESULTS.md; the next step still runs
         import traceback
         tb = traceback.format_exc()
@@ -390,7 +397,8 @@ def main(argv=None) -> int:
             if name in SCRIPTS:
                 steps.append(run_script(name))
                 continue
-            step, res = run_workload_step(name, work, args.airflow, info)
+            # CI's smoke run skips the Spark Connect server variant (one more JVM, ≈ 30 s)
+            step, res = run_workload_step(name, work, args.airflow, info, on_server=not args.smoke)
             steps.append(step)
             if res is None:
                 problems.append(f"{name}: {step['error']}")

@@ -1,4 +1,5 @@
-"""One MOP study, run in this process (`run_mop`) or as the user runs it, `cerebro-ops run` (`run_cli`).
+"""One MOP study, run in this process (`run_mop`) or as the user runs it, `cerebro-ops run` (`run_cli`, and
+`run_cli_on_server`: against a Spark Connect server that is already up).
 
 Both return the same dict: the hop records, the final and per-epoch validation losses, the configs and where
 the prepared data lives (for the baselines to train on the very same rows)."""
@@ -52,7 +53,7 @@ def run_mop(spec_path: Path) -> dict:
     return out
 
 
-def run_cli(spec_path: Path, timeout: int = 3600) -> dict:
+def run_cli(spec_path: Path, timeout: int = 3600, env: dict | None = None) -> dict:
     """`python -m cerebro_ops.cli run SPEC` in a fresh process: the wall from its start to its exit, after
     the champion is registered (end to end as a user sees it); then the run's records from the store."""
     from cerebro_ops import study
@@ -63,7 +64,7 @@ def run_cli(spec_path: Path, timeout: int = 3600) -> dict:
     t0 = time.time()
     with open(log, "w") as fh:
         p = subprocess.run([sys.executable, "-m", "cerebro_ops.cli", "run", str(spec_path)], cwd=ROOT,
-                           stdout=fh, stderr=subprocess.STDOUT, timeout=timeout, env=dict(os.environ))
+                           stdout=fh, stderr=subprocess.STDOUT, timeout=timeout, env=env or dict(os.environ))
     t1 = time.time()
     text = log.read_text(errors="replace")
     if p.returncode != 0:
@@ -73,3 +74,71 @@ def run_cli(spec_path: Path, timeout: int = 3600) -> dict:
     out.update(run_start=t0, run_end=t1, study_wall_s=t1 - t0, prepare_s=None, epoch_start={},
                registered="champion:" in text, log=str(log))
     return out
+
+
+def run_cli_on_server(spec_path: Path, work: Path, workers: int, timeout: int = 3600) -> dict:
+    """`cerebro-ops run` against a Spark Connect server that is already running and has served a study before,
+    as a team's cluster (or this project's Airflow deployment, scripts/airflow_local.py) is: the spec's
+    runtime.spark_master is the server's sc:// URL, everything else as in run_cli. The server is started here
+    (local[W], the settings `make spark-connect` uses); the study runs twice on it and the second run is the
+    one timed: the first pays the server's JVM warm-up and its Python daemon's TensorFlow import, once per
+    server. {"wall_s": the second run's process start to exit, "first_wall_s", "server_start_s"}."""
+    import secrets
+
+    import yaml
+
+    from scripts.airflow_local import TOKEN_ENV, port_open, spark_connect_command
+
+    port = _free_port()
+    token = secrets.token_hex(16)
+    env = {**os.environ, TOKEN_ENV: token}
+    raw = yaml.safe_load(spec_path.read_text())
+    specs = []
+    for k in (1, 2):  # a store and MLflow database each: the timed run registers the first champion, as run_cli's
+        # sc://localhost: pyspark sends the token over plain gRPC to localhost only (else it asks for TLS)
+        raw["runtime"] = {**raw["runtime"], "spark_master": f"sc://localhost:{port}",
+                          "store": (work / f"server-store-{k}").as_uri(),
+                          "tracking_uri": f"sqlite:///{work / f'server-{k}.db'}"}
+        specs.append(work / f"{spec_path.stem}_on_server_{k}.yaml")
+        specs[-1].write_text(yaml.safe_dump(raw, sort_keys=False))
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = open(LOGS / f"connect_{spec_path.stem}.log", "wb")
+    t0 = time.time()
+    server = subprocess.Popen(spark_connect_command(port, workers), env=env, stdout=log, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        while not port_open(port):
+            if server.poll() is not None or time.time() - t0 > 300:
+                raise RuntimeError(f"the Spark Connect server did not start (log {log.name})")
+            time.sleep(0.2)
+        started = time.time() - t0
+        first = run_cli(specs[0], timeout, env)
+        second = run_cli(specs[1], timeout, env)
+    finally:
+        _stop_group(server)
+        log.close()
+    return {"wall_s": second["study_wall_s"], "first_wall_s": first["study_wall_s"], "server_start_s": started,
+            "registered": second["registered"]}
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """The server and its Python daemon (one process group: start_new_session)."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -59,8 +59,9 @@ def test_headline_targets_read_prepare_speed_and_the_workload_summaries():
     ff = {"summary": {"training_share": 0.9, "efficiency": 0.9, "speedup_own": 1.5, "makespan_s": 10.0,
                       "T_own_seq": 15.0, "task_parallel_speedup_own": 1.9, "share_of_task_parallel": 0.79,
                       "speedup": 3.0, "hop_overhead_s": 0.015, "e2e_over_forloop": 0.8, "study_wall_s": 40.0,
-                      "forloop_s": 50.0},
-          "metrics": {"sum_train_s": 18.0, "workers": 2, "per_warm_hop": {"n": 40}}}
+                      "forloop_s": 50.0, "e2e_on_server_s": 20.0, "e2e_on_server_over_forloop": 0.4},
+          "metrics": {"sum_train_s": 18.0, "workers": 2, "per_warm_hop": {"n": 40}},
+          "mop": {"on_server": {"wall_s": 20.0, "first_wall_s": 35.0, "server_start_s": 3.0}}}
     rows = {r[0]: r for r in report.headline_rows({"flights_full": ff}, {"prepare_speed": prep})}
     share = next(r for k, r in rows.items() if k.startswith("flights_full training share"))
     assert share[2] == "0.40" and share[3].startswith("0.90") and share[4] == report.MET
@@ -74,6 +75,11 @@ def test_headline_targets_read_prepare_speed_and_the_workload_summaries():
     assert pfull[3].startswith("22.0 s") and pfull[4] == report.NOT_MET
     e2e = next(r for k, r in rows.items() if "flights_full" in k and k.startswith("end to end"))
     assert e2e[3].startswith("0.80×") and e2e[4] == report.NOT_MET
+    on_server = next(r for k, r in rows.items() if "flights_full" in k and "Connect server" in k)
+    assert on_server[3].startswith("0.40× (20.0 s vs 50.0 s; the server's first study 35.0 s")
+    assert on_server[4] == report.MET
+    on_server_20k = next(r for k, r in rows.items() if "20k rows" in k and "Connect server" in k)
+    assert on_server_20k[3] == "–"
     cnn = next(r for k, r in rows.items() if k.startswith("CNN"))
     assert cnn[3] == "–" and cnn[4].startswith(report.NONE)
 
