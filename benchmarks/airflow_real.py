@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,19 +29,13 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import WORKLOADS, machine, write_spec
+from benchmarks.common import WORKLOADS, free_port, machine, write_spec
 from benchmarks.common import env as _env
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 DEMO_SPEC = ROOT / "dags" / "specs" / "demo.yaml"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_spec(workload: str, epochs: int | None, work: Path) -> Path:
@@ -95,7 +88,7 @@ def run_airflow(spec_path: Path, work: Path, epochs: int, timeout: float) -> dic
     env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(spec_path.parent.parent),
                 "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
                 "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")})
-    port, spark_port = _free_port(), _free_port()
+    port, spark_port = free_port(), free_port()
     log = open(work / "airflow-up.log", "w")
     t0 = time.time()
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "airflow_local.py"), "up", "--port", str(port),

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import LOGS, ROOT
+from .common import LOGS, ROOT, free_port
 
 
 class _Progress:
@@ -89,7 +89,7 @@ def run_cli_on_server(spec_path: Path, work: Path, workers: int, timeout: int = 
 
     from scripts.airflow_local import TOKEN_ENV, port_open, spark_connect_command
 
-    port = _free_port()
+    port = free_port()
     token = secrets.token_hex(16)
     env = {**os.environ, TOKEN_ENV: token}
     raw = yaml.safe_load(spec_path.read_text())
@@ -135,10 +135,3 @@ def _stop_group(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             continue
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
