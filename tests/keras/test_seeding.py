@@ -21,6 +21,13 @@ def _reference(seed: int) -> bytes:
     return dump_checkpoint(tf_random_init({}, INFO))
 
 
+@pytest.fixture(autouse=True)
+def fresh_seed_record(monkeypatch):
+    """What this module knows of the seeds set before, as in a new worker process (other tests in this process
+    may have seeded too)."""
+    monkeypatch.setattr(seeding, "_SEEDS_SET", [])
+
+
 @pytest.fixture()
 def clears(monkeypatch):
     """Counts the times TensorFlow's eager caches are emptied."""
