@@ -13,7 +13,9 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The tests' Spark jobs are tiny and short-lived: the JIT's optimising tier only costs CPU there (set for
 # this process and the CLI / Airflow subprocesses the tests start; production keeps the JVM's default).
-os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
+# Without tiers the JVM reserves 48 MB for compiled code instead of 240 MB: a session shared by a folder's
+# studies (tests/realdata) filled it with generated classes, and "Out of space in CodeCache" ended that JVM.
+os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m")
 
 ROOT = Path(__file__).resolve().parents[1]
 # Folders whose files share one session fixture (hosts and a Spark cluster, one finished study and an
