@@ -28,13 +28,17 @@ def set_init_seed(seed: int) -> None:
 
     seed = int(seed)
     ctx = context.context()
+    keras_state = _keras_state()
     changed_elsewhere = not _SEEDS_SET or getattr(ctx, "_seed", None) != _SEEDS_SET[-1]
-    if changed_elsewhere or seed in _SEEDS_SET or not _settable(ctx):
+    settable = keras_state is not None and hasattr(ctx, "_seed") and hasattr(ctx, "_rng")
+    if changed_elsewhere or seed in _SEEDS_SET or not settable:
         _SEEDS_SET[:] = [seed]  # the caches are emptied now: no kernel holds any other seed
         keras.utils.set_random_seed(seed)
         return
     _SEEDS_SET.append(seed)
-    _seed_keras(seed)
+    global_state, generator_key, seed_key = keras_state
+    global_state.set_global_attribute(seed_key, seed)
+    global_state.set_global_attribute(generator_key, None)  # recreated from the seed on first use
     random.seed(seed)
     np.random.seed(seed)
     # what tf.random.set_seed does in eager mode, minus TFE_ContextClearCaches (context._set_global_seed)
@@ -42,12 +46,8 @@ def set_init_seed(seed: int) -> None:
     ctx._rng = random.Random(seed)
 
 
-def _settable(ctx) -> bool:
-    # the private attributes _set_global_seed writes; another TF version falls back to the public call
-    return hasattr(ctx, "_seed") and hasattr(ctx, "_rng") and _keras_state() is not None
-
-
 def _keras_state():
+    """Keras' global seed attributes (private: another Keras version falls back to the public call)."""
     try:
         from keras.src.backend.common import global_state
         from keras.src.random import seed_generator
@@ -55,9 +55,3 @@ def _keras_state():
         return global_state, seed_generator.GLOBAL_SEED_GENERATOR, rng_utils.GLOBAL_RANDOM_SEED
     except (ImportError, AttributeError):
         return None
-
-
-def _seed_keras(seed: int) -> None:
-    global_state, generator_key, seed_key = _keras_state()
-    global_state.set_global_attribute(seed_key, seed)
-    global_state.set_global_attribute(generator_key, None)  # recreated from the seed on first use
