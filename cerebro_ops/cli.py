@@ -87,7 +87,7 @@ def cmd_validate(args) -> int:
           f"{spec.train.epochs} epochs, {spec.train.workers} workers, metric {spec.train.metric} "
           f"({spec.train.direction})")
     from cerebro_ops.data.estimate import check_memory
-    for line in check_memory(spec, input_shape=study.provisional_info(spec).input_shape):  # rows × bytes per row
+    for line in check_memory(spec, input_shape=study.provisional_shape(spec)):  # rows × bytes per row
         print(line)
     return 0
 
@@ -131,8 +131,10 @@ def cmd_run(args) -> int:
     from cerebro_ops.core.search import searcher_for
 
     spec = study.check_spec_and_source(args.spec, _overrides(args))  # a bad spec or source stops before Spark
-    spark = InBackground(lambda: _session_warming_workers(spec))  # the JVM starts while TensorFlow loads
-    study.check_model_and_memory(spec)
+    study.check_memory_plan(spec)
+    # TensorFlow loads for the builder check while the JVM starts and while prepare's Spark jobs run
+    builder_check = study.start_builder_check(spec)
+    spark = InBackground(lambda: _session_warming_workers(spec))
     run_id = args.run_id
     if args.resume and not run_id:
         run_id = study.latest_run(spec, unfinished=True)
@@ -143,7 +145,8 @@ def cmd_run(args) -> int:
     progress = Progress(n * units, spec.train.epochs, spec.train.metric, spec.train.direction)
     t0 = time.time()
     try:
-        result = study.run(spec, run_id=run_id, overrides=_overrides(args), progress=progress, spark=spark.result())
+        result = study.run(spec, run_id=run_id, overrides=_overrides(args), progress=progress, spark=spark.result(),
+                           builder_check=builder_check)
     finally:
         progress.close()
     rows = result["leaderboard"]

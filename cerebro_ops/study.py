@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
+from cerebro_ops.builder_check import BuilderCheck
 from cerebro_ops.core.errors import DataError, StudyFailed
 from cerebro_ops.core.leaderboard import best_row, best_value, leaderboard_rows
 from cerebro_ops.core.prepare_summary import summary_lines
@@ -86,16 +87,19 @@ def spark_session(spec: StudySpec, spark):
     return get_spark(spec.runtime.spark_master, app_name=f"cerebro-{spec.name}")
 
 
+def provisional_shape(spec: StudySpec) -> tuple[int, ...]:
+    """The flat feature shape as far as the spec tells (no TensorFlow import): for the memory plan before prepare."""
+    d = spec.data
+    if len(d.feature_columns) == 1 and d.arrays:
+        return tuple(d.arrays[0].shape)
+    return (len(d.numeric) + 2 * len(d.categorical) + sum(math.prod(a.shape) for a in d.arrays),)
+
+
 def provisional_info(spec: StudySpec):
     """Data shape as far as the spec tells, to check the builder before any data work."""
     from cerebro_ops.keras.trainer import DataInfo
-    d = spec.data
-    if len(d.feature_columns) == 1 and d.arrays:
-        shape = d.arrays[0].shape
-    else:
-        shape = (len(d.numeric) + 2 * len(d.categorical) + sum(math.prod(a.shape) for a in d.arrays),)
-    classes = {"binary": 2, "multiclass": 3, "regression": 1}[d.task]
-    return DataInfo(tuple(shape), d.task, classes)
+    classes = {"binary": 2, "multiclass": 3, "regression": 1}[spec.data.task]
+    return DataInfo(provisional_shape(spec), spec.data.task, classes)
 
 
 # --------------------------------------------------------------------------------------------- steps
@@ -113,14 +117,29 @@ def check_spec_and_source(spec_path: str, overrides: dict | None = None) -> Stud
     return spec
 
 
-def check_model_and_memory(spec: StudySpec, check_model: bool = True) -> None:
-    """The checks that import TensorFlow (seconds in a new process): the worker memory budget holds one batch,
-    and the model builder builds the first config."""
+def check_memory_plan(spec: StudySpec) -> None:
+    """The worker memory budget holds one batch (FieldError(runtime.worker_memory_mb) otherwise); no TensorFlow."""
     from cerebro_ops.data.estimate import check_memory
 
-    check_memory(spec, input_shape=provisional_info(spec).input_shape)
+    check_memory(spec, input_shape=provisional_shape(spec))
+
+
+def check_model_and_memory(spec: StudySpec, check_model: bool = True) -> None:
+    """The memory plan, and (importing TensorFlow, seconds in a new process) the model builder builds the first
+    config."""
+    check_memory_plan(spec)
     if check_model:
-        check_model_builder(spec, searcher_for(spec).first_batch()[0].params)
+        check_model_builder(spec, first_params(spec))
+
+
+def start_builder_check(spec: StudySpec) -> BuilderCheck:
+    """The builder check of a new run of `spec`, on a thread from now on (for prepare's builder_check)."""
+    params = first_params(spec)
+    return BuilderCheck(lambda: check_model_builder(spec, params))
+
+
+def first_params(spec: StudySpec) -> dict:
+    return searcher_for(spec).first_batch()[0].params
 
 
 def validate(spec_path: str, overrides: dict | None = None, check_model: bool = True) -> StudySpec:
@@ -137,19 +156,25 @@ def check_model_builder(spec: StudySpec, params: dict) -> None:
     check_builder(spec.model_builder, params, provisional_info(spec), spec.train.metric)
 
 
+# shape: spec and run_id name the run; overrides/tags/replay_of are the trigger's; spark and builder_check are
+# what the CLI injects (its session, the builder check it started before Spark was up).
 def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = None,
-            tags: dict | None = None, replay_of: RunState | None = None) -> RunState:
+            tags: dict | None = None, replay_of: RunState | None = None,
+            builder_check: BuilderCheck | None = None) -> RunState:
     """Sample configs, open the MLflow runs, and prepare the data (clean, encode, split, shuffle).
 
     The effective spec (`spec` with the validated `overrides`) is snapshotted in the run state: every later
     step uses it. `replay_of`: the state of an earlier run whose recorded configs (and TPE batches) are used
-    instead of sampling (``cerebro-ops replay``)."""
+    instead of sampling (``cerebro-ops replay``). The model builder is checked on a thread while Spark prepares
+    the data (builder_check.py); a broken builder is still reported before any MLflow run exists, and leaves no
+    data behind."""
     from cerebro_ops.core.params import validate_overrides
-    from cerebro_ops.spark import prepare as prep
 
     overrides = validate_overrides(spec, overrides or {})
     repo = repository(spec, run_id)
     if repo.exists() and repo.load().prepared:
+        if builder_check is not None:
+            _raise_builder_error(builder_check)
         log.info("run %s already prepared; nothing to do", run_id)
         return load_run(spec, run_id)
     snapshot = spec.with_overrides(**overrides)
@@ -157,7 +182,7 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
         check_source(snapshot)
     searcher = searcher_for(snapshot)
     configs = start_configs(searcher, replay_of)
-    check_model_builder(snapshot, configs[0].params)  # before the data work and the MLflow runs
+    check = builder_check or BuilderCheck(lambda: check_model_builder(snapshot, configs[0].params))
     state = RunState(run_id=run_id, study=spec.name, created=dt.datetime.now(dt.timezone.utc).isoformat(),
                      overrides=overrides, spec=snapshot.to_dict(), epochs=snapshot.train.epochs, seed=snapshot.seed,
                      tags=tags or {})
@@ -168,12 +193,7 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
                                    replay_of.tpe.batches if replay_of.tpe else None)
     state.tpe = batch_record(searcher, [c.model_id for c in configs], state.replay_of)
     preloading = preload_mlflow(snapshot.runtime.tracking_uri)  # imports only, overlapping Spark's work below
-    try:  # the data is checked (and written) before any MLflow run or run state exists
-        with no_values_in_errors("source" in overrides):
-            state.meta = prep.prepare(spark_session(snapshot, spark), snapshot, repo.store.sub("data"))
-    except DataError:
-        repo.delete()  # a run whose data is bad leaves nothing behind (this run has no state yet)
-        raise
+    state.meta = _prepare_data(spark_session(snapshot, spark), snapshot, repo, check, "source" in overrides)
     preloading.join()
     tracker = open_tracker(snapshot)
     state.mlflow_parent = tracker.start_study(snapshot, run_id, tags or {})
@@ -187,6 +207,34 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
     for line in summary_lines(state.meta.get("summary") or {}):
         log.info("data: %s", line)
     return state
+
+
+def _prepare_data(session, snapshot: StudySpec, repo: RunRepository, check: BuilderCheck, from_trigger: bool) -> dict:
+    """prep.prepare while the builder check runs: the data is checked and written before any MLflow run or run
+    state exists. A bad builder or bad data leaves nothing behind (this run has no state yet); when both are bad,
+    the builder's error is the one raised, as when it was checked first."""
+    from cerebro_ops.spark import prepare as prep
+
+    try:
+        with no_values_in_errors(from_trigger), check.interrupting(session, f"cerebro-prepare-{repo.run_id}"):
+            meta = prep.prepare(session, snapshot, repo.store.sub("data"))
+    except Exception as exc:
+        builder_error = check.error()
+        if builder_error is not None or isinstance(exc, DataError):
+            repo.delete()
+        if builder_error is not None and builder_error is not exc:
+            raise builder_error from None
+        raise
+    if check.error() is not None:
+        repo.delete()
+        _raise_builder_error(check)
+    return meta
+
+
+def _raise_builder_error(check: BuilderCheck) -> None:
+    error = check.error()
+    if error is not None:
+        raise error
 
 
 def partition(spec: StudySpec, run_id: str, spark=None) -> RunState:
@@ -451,15 +499,16 @@ def _selected_model(repo, state, snapshot: StudySpec, best: str):
 
 # --------------------------------------------------------------------------------------------- whole run
 
-# shape: run_id/overrides/replay_of say which run, spark/launcher/progress are what the CLI
+# shape: run_id/overrides/replay_of say which run, spark/launcher/progress/builder_check are what the CLI
 # and the tests inject (a shared session, threads instead of Spark, the progress bar); all but spec are optional.
 def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = None, spark=None,
-        launcher=None, progress=None, register_model: bool = True, replay_of: RunState | None = None) -> dict:
+        launcher=None, progress=None, register_model: bool = True, replay_of: RunState | None = None,
+        builder_check: BuilderCheck | None = None) -> dict:
     """Every step of the run's plan in one process with one Spark session (the CLI path)."""
     from cerebro_ops.core.plan import build_plan, step_call
 
     run_id = run_id or new_run_id()
-    state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of)
+    state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of, builder_check=builder_check)
     snapshot = run_spec(spec, state)
     spark = spark if launcher is not None else spark_session(snapshot, spark)
     kept = KeptAcrossSteps()  # an epoch's MLflow logging overlaps the next epoch; the workers stay up
