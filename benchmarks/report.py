@@ -39,7 +39,9 @@ HEADLINE_NOTE = (
     "own local Spark (a new JVM: its start and JIT warm-up are in the wall). 'On a Spark Connect server already "
     "running': the same command with `runtime.spark_master: sc://…`, timed on the server's second study (the "
     "first pays the server's JVM warm-up and its Python daemon's TensorFlow import, once per server), as a team "
-    "with a running cluster, or this project's Airflow deployment, runs it. Accuracy: each seed is a whole "
+    "with a running cluster, or this project's Airflow deployment, runs it; both studies log to one MLflow "
+    "database (the first creates its schema), and the timed one, under its own study name, registers its first "
+    "champion. Accuracy: each seed is a whole "
     "study (its own split, initialisation and hop order); the sequential own loop is trained with the same seed "
     "on the same split; the ranges of final val loss over the seeds must overlap for every config.")
 

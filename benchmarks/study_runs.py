@@ -82,7 +82,9 @@ def run_cli_on_server(spec_path: Path, work: Path, workers: int, timeout: int = 
     runtime.spark_master is the server's sc:// URL, everything else as in run_cli. The server is started here
     (local[W], the settings `make spark-connect` uses); the study runs twice on it and the second run is the
     one timed: the first pays the server's JVM warm-up and its Python daemon's TensorFlow import, once per
-    server. {"wall_s": the second run's process start to exit, "first_wall_s", "server_start_s"}."""
+    server. Both studies log to one MLflow database, as a team's tracking server outlives its studies; the timed
+    one has its own study name, so it registers its first champion. {"wall_s": the second run's process start to
+    exit, "first_wall_s", "server_start_s"}."""
     import secrets
 
     import yaml
@@ -93,12 +95,16 @@ def run_cli_on_server(spec_path: Path, work: Path, workers: int, timeout: int = 
     token = secrets.token_hex(16)
     env = {**os.environ, TOKEN_ENV: token}
     raw = yaml.safe_load(spec_path.read_text())
+    name = raw["name"]
     specs = []
-    for k in (1, 2):  # a store and MLflow database each: the timed run registers the first champion, as run_cli's
+    for k in (1, 2):
+        # One MLflow database, as a team's tracking server outlives a study (the first study creates its schema);
+        # a study name and a store each, so the timed study registers its first champion, as run_cli's does.
         # sc://localhost: pyspark sends the token over plain gRPC to localhost only (else it asks for TLS)
+        raw["name"] = f"{name}_server_{k}"
         raw["runtime"] = {**raw["runtime"], "spark_master": f"sc://localhost:{port}",
                           "store": (work / f"server-store-{k}").as_uri(),
-                          "tracking_uri": f"sqlite:///{work / f'server-{k}.db'}"}
+                          "tracking_uri": f"sqlite:///{work / 'server-mlflow.db'}"}
         specs.append(work / f"{spec_path.stem}_on_server_{k}.yaml")
         specs[-1].write_text(yaml.safe_dump(raw, sort_keys=False))
     LOGS.mkdir(parents=True, exist_ok=True)
