@@ -6,7 +6,8 @@ a study's driver pays both; side by side, about the longer of the two.
 
 What stays as before: a broken builder is the error the user sees, also when the data is bad too; the study
 leaves nothing behind (prepare deletes the data it wrote, and no MLflow run exists yet); and the error comes
-about as soon as the check fails, since the check interrupts the Spark jobs prepare tagged (`interrupting`).
+about as soon as the check fails, since the check interrupts the Spark jobs prepare tagged (`interrupting`,
+with the job tags of spark/job_tags.py).
 """
 from __future__ import annotations
 
@@ -44,14 +45,15 @@ class BuilderCheck:
 
     def _interrupt_watched(self) -> bool:
         """Interrupt the watched session's tagged jobs; False once nothing is watched."""
+        from cerebro_ops.spark.job_tags import interrupt_tag
+
         with self._lock:
             if self._watched is None:
                 return False
-            tags, tag = self._watched
             try:
-                tags.interrupt(tag)
+                interrupt_tag(*self._watched)
             except Exception as exc:  # noqa: BLE001 - the error still comes, once the jobs end on their own
-                log.debug("could not interrupt %s: %s", tag, exc)
+                log.debug("could not interrupt %s: %s", self._watched[1], exc)
                 self._watched = None
         return True
 
@@ -61,39 +63,26 @@ class BuilderCheck:
 
     @contextlib.contextmanager
     def interrupting(self, session, tag: str):
-        """The Spark jobs this thread starts inside the block carry `tag`; a failed check interrupts them."""
-        tags = JobTags.of(session)
+        """The Spark jobs this thread starts inside the block carry `tag` (spark/job_tags.py); a failed check
+        interrupts them. A session that cannot be tagged (a test double) runs its block to the end."""
+        from cerebro_ops.spark.job_tags import add_tag, remove_tag
+
         with self._lock:
             if self._error is not None:
                 raise self._error
-            if tags is not None:  # watched before tagged: the retried interrupt reaches jobs started after a failure
-                self._watched = (tags, tag)
-        if tags is not None:
-            tags.add(tag)
+            self._watched = (session, tag)  # before the tag: the retried interrupt reaches later jobs
+        try:
+            add_tag(session, tag)
+            tagged = True
+        except Exception as exc:  # noqa: BLE001 - no tag API: nothing to interrupt
+            log.debug("cannot tag the jobs of %r: %s", session, exc)
+            tagged = False
+            with self._lock:
+                self._watched = None
         try:
             yield
         finally:
-            if tags is not None:
-                with self._lock:
-                    self._watched = None
-                tags.remove(tag)
-
-
-class JobTags:
-    """The job-tag calls of a Spark session: a classic session's are its SparkContext's (SparkSession.interruptTag
-    finds no classic jobs in Spark 4.0), a Spark Connect session's are its own."""
-
-    def __init__(self, add, remove, interrupt):
-        self.add, self.remove, self.interrupt = add, remove, interrupt
-
-    @classmethod
-    def of(cls, session) -> JobTags | None:
-        """None for an object without a tag API (test doubles)."""
-        try:
-            context = None if type(session).__module__.startswith("pyspark.sql.connect") else session.sparkContext
-        except Exception:  # noqa: BLE001 - no SparkContext (a Connect session under another name, a double)
-            context = None
-        if context is not None and callable(getattr(context, "cancelJobsWithTag", None)):
-            return cls(context.addJobTag, context.removeJobTag, context.cancelJobsWithTag)
-        calls = [getattr(session, name, None) for name in ("addTag", "removeTag", "interruptTag")]
-        return cls(*calls) if all(callable(c) for c in calls) else None
+            with self._lock:
+                self._watched = None
+            if tagged:
+                remove_tag(session, tag)

@@ -216,7 +216,7 @@ def _prepare_data(session, snapshot: StudySpec, repo: RunRepository, check: Buil
     from cerebro_ops.spark import prepare as prep
 
     try:
-        with no_values_in_errors(from_trigger), check.interrupting(session, f"cerebro-prepare-{repo.run_id}"):
+        with no_values_in_errors(from_trigger), check.interrupting(session, f"cerebro-prepare-{uuid.uuid4().hex}"):
             meta = prep.prepare(session, snapshot, repo.store.sub("data"))
     except Exception as exc:
         builder_error = check.error()

@@ -241,6 +241,7 @@ def test_on_kill_cancels_its_own_tag_and_never_raises(monkeypatch):
     assert tag.startswith("cerebro-task-") and tag != ops[1]._job_tag
     assert calls == [("add", tag), ("add", ops[1]._job_tag)]
 
+    import pyspark  # noqa: F401 - a task that joined Spark has it imported (on_kill checks); alone, this test had not
     launcher = epoch_job.SparkLauncher(Session(), 2)
     with job_tags.launcher_running(launcher):
         ops[0].on_kill()
