@@ -1,8 +1,9 @@
 """The model builder check on a thread, overlapping the Spark work of prepare.
 
 Why a thread: the check imports TensorFlow (2-3 s in a new process) and builds and evaluates one model, while
-prepare's Spark jobs leave the driver waiting on the JVM or on a Spark Connect server. Run one after the other,
-a study's driver pays both; side by side, about the longer of the two.
+the driver waits: for the JVM to start (the CLI starts the check first), or for a Spark Connect server to run
+prepare's jobs (study._prepare_data lets those overlap the check; a classic session's prepare, driven by
+thousands of py4j calls from the driver's thread, does not, since each of them would wait for the GIL).
 
 What stays as before: a broken builder is the error the user sees, also when the data is bad too; the study
 leaves nothing behind (prepare deletes the data it wrote, and no MLflow run exists yet); and the error comes

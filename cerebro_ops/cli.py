@@ -132,7 +132,7 @@ def cmd_run(args) -> int:
 
     spec = study.check_spec_and_source(args.spec, _overrides(args))  # a bad spec or source stops before Spark
     study.check_memory_plan(spec)
-    # TensorFlow loads for the builder check while the JVM starts and while prepare's Spark jobs run
+    # TensorFlow loads for the builder check while the JVM starts (on Spark Connect: while prepare's jobs run)
     builder_check = study.start_builder_check(spec)
     spark = InBackground(lambda: _session_warming_workers(spec))
     run_id = args.run_id

@@ -165,9 +165,9 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
 
     The effective spec (`spec` with the validated `overrides`) is snapshotted in the run state: every later
     step uses it. `replay_of`: the state of an earlier run whose recorded configs (and TPE batches) are used
-    instead of sampling (``cerebro-ops replay``). The model builder is checked on a thread while Spark prepares
-    the data (builder_check.py); a broken builder is still reported before any MLflow run exists, and leaves no
-    data behind."""
+    instead of sampling (``cerebro-ops replay``). The model builder is checked on a thread (builder_check.py),
+    while a Spark Connect server prepares the data; a broken builder is still reported before any MLflow run
+    exists, and leaves no data behind."""
     from cerebro_ops.core.params import validate_overrides
 
     overrides = validate_overrides(spec, overrides or {})
@@ -210,11 +210,17 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
 
 
 def _prepare_data(session, snapshot: StudySpec, repo: RunRepository, check: BuilderCheck, from_trigger: bool) -> dict:
-    """prep.prepare while the builder check runs: the data is checked and written before any MLflow run or run
-    state exists. A bad builder or bad data leaves nothing behind (this run has no state yet); when both are bad,
-    the builder's error is the one raised, as when it was checked first."""
+    """prep.prepare, on a Spark Connect session while the builder check runs: the data is checked and written
+    before any MLflow run or run state exists. A bad builder or bad data leaves nothing behind (this run has no
+    state yet); when both are bad, the builder's error is the one raised, as when it was checked first."""
     from cerebro_ops.spark import prepare as prep
+    from cerebro_ops.spark.job_tags import is_connect
 
+    if not is_connect(session):
+        # Classic Spark: this thread drives prepare with thousands of py4j calls, and beside TensorFlow's import
+        # and the model's first trace each waits for the GIL (a cold local study ran about 1 s longer). The
+        # check comes first, as it overlapped the JVM's start; on Spark Connect the work runs on the server.
+        _raise_builder_error(check)
     try:
         with no_values_in_errors(from_trigger), check.interrupting(session, f"cerebro-prepare-{uuid.uuid4().hex}"):
             meta = prep.prepare(session, snapshot, repo.store.sub("data"))

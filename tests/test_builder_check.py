@@ -18,22 +18,23 @@ BROKEN = SpecError("model.builder", "the builder raised ValueError: no", "fix th
 
 
 class FakeSession:
-    """A classic Spark session's job-tag API (on its SparkContext, as spark/job_tags.py uses it): a 'job'
-    started with job() waits until its tag is cancelled."""
+    """A Spark Connect session's tag API (spark/job_tags.py tells one by its module): a 'job' started with job()
+    waits until its tag is interrupted."""
+
+    __module__ = "pyspark.sql.connect.session"
 
     def __init__(self):
         self.tags: list[str] = []
         self.interrupts: list[str] = []
         self.interrupted = threading.Event()
-        self.sparkContext = self
 
-    def addJobTag(self, tag):
+    def addTag(self, tag):
         self.tags.append(tag)
 
-    def removeJobTag(self, tag):
+    def removeTag(self, tag):
         self.tags.remove(tag)
 
-    def cancelJobsWithTag(self, tag):
+    def interruptTag(self, tag):
         if tag in self.tags:
             self.interrupts.append(tag)
             self.interrupted.set()
@@ -124,7 +125,9 @@ def _raise(error):
 # --------------------------------------------------------------------------------------------- study.prepare
 
 def _offline_spec(tmp_path, monkeypatch):
+    """The offline study, its Spark session a Spark Connect one (where prepare overlaps the check)."""
     seen = go_offline(monkeypatch)
+    monkeypatch.setattr(study, "spark_session", lambda spec, spark: FakeSession())
     return load_spec(str(write_spec(tmp_path / "s.yaml", raw_spec(tmp_path, method="grid")))), seen
 
 
@@ -152,6 +155,39 @@ def test_prepare_interrupts_its_data_work_when_the_builder_is_broken(tmp_path, m
     assert len(session.interrupts) == 1 and session.interrupts[0].startswith("cerebro-prepare-")
     assert not any(p.is_file() for p in (tmp_path / "store").rglob("*"))
     assert seen["tracker"] == []
+
+
+def test_on_classic_spark_prepare_checks_the_builder_before_its_data_work(tmp_path, monkeypatch):
+    """A classic session's prepare is driven by py4j calls from this thread: it does not overlap the check."""
+    import cerebro_ops.spark.prepare as prep
+
+    spec, seen = _offline_spec(tmp_path, monkeypatch)
+    classic = type("SparkSession", (), {"sparkContext": None})()  # a classic session's module: not Connect
+    order = []
+
+    def slow_check(spec, params):
+        time.sleep(0.2)
+        order.append("check")
+
+    def data_work(spark, spec, data):
+        order.append("data")
+        return {"rows": 20}
+
+    monkeypatch.setattr(study, "spark_session", lambda spec, spark: classic)
+    monkeypatch.setattr(study, "check_model_builder", slow_check)
+    monkeypatch.setattr(prep, "prepare", data_work)
+    study.prepare(spec, "c1")
+    assert order == ["check", "data"]
+    order.clear()
+    monkeypatch.setattr(study, "check_model_builder", _raise_with_delay)
+    with pytest.raises(SpecError):
+        study.prepare(spec, "c2")
+    assert order == [] and not any(p.is_file() for p in (tmp_path / "store" / "t" / "runs" / "c2").rglob("*"))
+
+
+def _raise_with_delay(spec, params):
+    time.sleep(0.2)
+    raise BROKEN
 
 
 def test_prepare_reports_the_builder_error_when_the_data_is_bad_too(tmp_path, monkeypatch):

@@ -26,20 +26,21 @@ def new_task_tag() -> str:
     return f"cerebro-task-{uuid.uuid4().hex}"
 
 
-def _is_connect(spark) -> bool:
+def is_connect(spark) -> bool:
+    """Whether `spark` is a Spark Connect session (else a classic one, driven through py4j)."""
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
 def add_tag(spark, tag: str) -> None:
     """Tag the jobs this thread starts on ``spark`` from now on."""
-    if _is_connect(spark):
+    if is_connect(spark):
         spark.addTag(tag)
     else:
         spark.sparkContext.addJobTag(tag)
 
 
 def remove_tag(spark, tag: str) -> None:
-    if _is_connect(spark):
+    if is_connect(spark):
         spark.removeTag(tag)
     else:
         spark.sparkContext.removeJobTag(tag)
@@ -47,7 +48,7 @@ def remove_tag(spark, tag: str) -> None:
 
 def interrupt_tag(spark, tag: str) -> None:
     """Cancel the running jobs tagged ``tag`` (from any thread)."""
-    if _is_connect(spark):
+    if is_connect(spark):
         spark.interruptTag(tag)
     else:
         spark.sparkContext.cancelJobsWithTag(tag)

@@ -71,7 +71,7 @@ def test_study_fails_only_when_every_config_failed(tmp_path, data, spark):
 
 
 def test_a_builder_that_cannot_build_fails_before_any_work(tmp_path, data, spark):
-    """The builder check fails (it runs beside prepare's Spark work): no MLflow run, nothing in the store."""
+    """The builder check fails: no MLflow run, nothing in the store."""
     spec = make_spec(tmp_path, data, [13])
     with pytest.raises(SpecError, match="13 units is unlucky"):
         study.run(spec, "unbuildable", spark=spark, launcher=thread_launcher(2), register_model=False)
@@ -79,40 +79,29 @@ def test_a_builder_that_cannot_build_fails_before_any_work(tmp_path, data, spark
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def test_a_builder_that_fails_during_prepare_interrupts_its_spark_jobs(tmp_path, data, spark, monkeypatch):
-    """The builder check runs beside prepare's Spark jobs (builder_check.py): when it fails while a job runs,
-    the job is interrupted (prepare does not finish), and the run leaves nothing behind."""
+def test_on_classic_spark_a_slow_broken_builder_stops_prepare_before_any_job(tmp_path, data, spark, monkeypatch):
+    """A classic session's prepare waits for the builder check (its py4j calls would compete with it for the
+    GIL): a check that fails late still fails before any Spark job or file (Spark Connect overlaps the two:
+    tests/spark/test_builder_check_connect.py)."""
     import cerebro_ops.spark.prepare as prep
 
     spec = make_spec(tmp_path, data, [4])
     tracker = spark.sparkContext.statusTracker()
+    jobs_during_check, prepared = [], []
 
-    def fails_once_spark_works(spec, params):
-        deadline = time.time() + 60
-        while not tracker.getActiveJobsIds() and time.time() < deadline:
-            time.sleep(0.005)
+    def fails_late(spec, params):
+        for _ in range(50):
+            jobs_during_check.extend(tracker.getActiveJobsIds())
+            time.sleep(0.01)
         raise SpecError("model.builder", "broken on purpose", "fix it")
 
-    outcome = []
-    real_prepare = prep.prepare
-
-    def recorded(*args):
-        try:
-            result = real_prepare(*args)
-        except Exception as exc:
-            outcome.append(type(exc).__name__)
-            raise
-        outcome.append("finished")
-        return result
-
-    monkeypatch.setattr(study, "check_model_builder", fails_once_spark_works)
-    monkeypatch.setattr(prep, "prepare", recorded)
+    monkeypatch.setattr(study, "check_model_builder", fails_late)
+    monkeypatch.setattr(prep, "prepare", lambda *args: prepared.append(args))
     with pytest.raises(SpecError, match="broken on purpose"):
-        study.prepare(spec, "interrupted", spark=spark)
-    assert outcome and outcome != ["finished"], outcome
+        study.prepare(spec, "late", spark=spark)
+    assert prepared == [] and jobs_during_check == []
     assert not (tmp_path / "store").exists() or not any(p.is_file() for p in (tmp_path / "store").rglob("*"))
     assert not (tmp_path / "mlflow.db").exists()
-    assert spark.range(3).count() == 3  # the session still works
 
 
 def test_two_concurrent_runs_of_one_study(tmp_path, data, spark):
