@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import WORKLOADS, free_port, machine, write_spec
+from benchmarks.common import WORKLOADS, machine, write_spec
 from benchmarks.common import env as _env
 
 HERE = Path(__file__).resolve().parent
@@ -76,7 +76,7 @@ def _iso(s: str | None) -> float | None:
 
 
 def run_airflow(spec_path: Path, work: Path, epochs: int, timeout: float) -> dict:
-    from scripts.airflow_local import RestClient, poll, wait_for_run
+    from scripts.airflow_local import RestClient, free_port, poll, wait_for_run
 
     from cerebro_ops import study
     from cerebro_ops.core.spec import load_spec

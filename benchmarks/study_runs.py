@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import LOGS, ROOT, free_port
+from .common import LOGS, ROOT
 
 
 class _Progress:
@@ -89,7 +89,7 @@ def run_cli_on_server(spec_path: Path, work: Path, workers: int, timeout: int = 
 
     import yaml
 
-    from scripts.airflow_local import TOKEN_ENV, port_open, spark_connect_command
+    from scripts.airflow_local import TOKEN_ENV, free_port, spark_connect_server
 
     port = free_port()
     token = secrets.token_hex(16)
@@ -108,36 +108,10 @@ def run_cli_on_server(spec_path: Path, work: Path, workers: int, timeout: int = 
         specs.append(work / f"{spec_path.stem}_on_server_{k}.yaml")
         specs[-1].write_text(yaml.safe_dump(raw, sort_keys=False))
     LOGS.mkdir(parents=True, exist_ok=True)
-    log = open(LOGS / f"connect_{spec_path.stem}.log", "wb")
     t0 = time.time()
-    server = subprocess.Popen(spark_connect_command(port, workers), env=env, stdout=log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        while not port_open(port):
-            if server.poll() is not None or time.time() - t0 > 300:
-                raise RuntimeError(f"the Spark Connect server did not start (log {log.name})")
-            time.sleep(0.2)
+    with spark_connect_server(workers, env, LOGS / f"connect_{spec_path.stem}.log", port=port, timeout=300):
         started = time.time() - t0
         first = run_cli(specs[0], timeout, env)
         second = run_cli(specs[1], timeout, env)
-    finally:
-        _stop_group(server)
-        log.close()
     return {"wall_s": second["study_wall_s"], "first_wall_s": first["study_wall_s"], "server_start_s": started,
             "registered": second["registered"]}
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    """The server and its Python daemon (one process group: start_new_session)."""
-    import signal
-
-    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=wait)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
-

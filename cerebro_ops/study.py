@@ -132,9 +132,10 @@ def check_model_and_memory(spec: StudySpec, check_model: bool = True) -> None:
         check_model_builder(spec, first_params(spec))
 
 
-def start_builder_check(spec: StudySpec) -> BuilderCheck:
-    """The builder check of a new run of `spec`, on a thread from now on (for prepare's builder_check)."""
-    params = first_params(spec)
+def start_builder_check(spec: StudySpec, params: dict | None = None) -> BuilderCheck:
+    """The builder check of a run of `spec` (its first config's `params`, by default the search's first), on a
+    thread from now on: what prepare waits for (its builder_check)."""
+    params = first_params(spec) if params is None else params
     return BuilderCheck(lambda: check_model_builder(spec, params))
 
 
@@ -182,7 +183,7 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
         check_source(snapshot)
     searcher = searcher_for(snapshot)
     configs = start_configs(searcher, replay_of)
-    check = builder_check or BuilderCheck(lambda: check_model_builder(snapshot, configs[0].params))
+    check = builder_check or start_builder_check(snapshot, configs[0].params)
     state = RunState(run_id=run_id, study=spec.name, created=dt.datetime.now(dt.timezone.utc).isoformat(),
                      overrides=overrides, spec=snapshot.to_dict(), epochs=snapshot.train.epochs, seed=snapshot.seed,
                      tags=tags or {})
@@ -231,9 +232,10 @@ def _prepare_data(session, snapshot: StudySpec, repo: RunRepository, check: Buil
         if builder_error is not None and builder_error is not exc:
             raise builder_error from None
         raise
-    if check.error() is not None:
+    builder_error = check.error()
+    if builder_error is not None:
         repo.delete()
-        _raise_builder_error(check)
+        raise builder_error
     return meta
 
 

@@ -20,6 +20,7 @@ process of this user that still carries the token. Ctrl-C, SIGTERM and `down` al
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -139,6 +140,39 @@ def spark_connect_command(port: int, cores: int) -> list[str]:
     for k, v in confs.items():
         cmd += ["--conf", f"{k}={v}"]
     return cmd + ["spark-internal"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def spark_connect_server(cores: int, env: dict, log_path: Path, port: int | None = None, timeout: float = 180):
+    """A Spark Connect server (spark_connect_command) on loopback for the block, for a test or a benchmark, on
+    `port` or a free one: yields the port once it listens; raises with its log's tail if it exits or does not
+    listen within `timeout` seconds; afterwards stops its process group (the server and its Python daemon)."""
+    port = port or free_port()
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(spark_connect_command(port, cores), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.monotonic() + timeout
+            while not port_open(port):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the Spark Connect server did not start: {log_path.read_text()[-2000:]}")
+                time.sleep(0.2)
+            yield port
+        finally:
+            for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
+                _signal_group(server.pid, sig)
+                try:
+                    server.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
 
 
 def compile_bytecode() -> None:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -52,12 +50,6 @@ except Exception as exc:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _client(url: str, token: str | None) -> str:
     env = {k: v for k, v in os.environ.items() if k != airflow_local.TOKEN_ENV}
     if token:
@@ -68,24 +60,10 @@ def _client(url: str, token: str | None) -> str:
 
 @pytest.mark.spark
 def test_the_spark_connect_server_refuses_clients_without_the_token(tmp_path):
-    port = _free_port()
+    port = airflow_local.free_port()
     env = airflow_local.component_env(tmp_path, 8080, f"sc://localhost:{port}", "tok")
-    log = open(tmp_path / "connect.log", "wb")
-    server = subprocess.Popen(airflow_local.spark_connect_command(port, 1), env=env, stdout=log,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 150
-        while not airflow_local.port_open(port):
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "connect.log").read_text()[-2000:]
-            time.sleep(1)
+    with airflow_local.spark_connect_server(1, env, tmp_path / "connect.log", port=port, timeout=150):
         url = f"sc://localhost:{port}"
         assert _client(url, None).startswith("REFUSED")
         assert _client(url, "not-the-token").startswith("REFUSED")
         assert _client(url, env[airflow_local.TOKEN_ENV]) == "COUNT 3"
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()

@@ -6,7 +6,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -44,37 +43,14 @@ print(f"COUNT {spark.range(3).count()}", flush=True)
 """
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_failed_check_interrupts_the_running_job_on_spark_connect(tmp_path):
-    port = _free_port()
     env = {**os.environ, airflow_local.TOKEN_ENV: secrets.token_hex(16)}
-    log = open(tmp_path / "connect.log", "wb")
-    server = subprocess.Popen(airflow_local.spark_connect_command(port, 1), env=env, stdout=log,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 150
-        while not airflow_local.port_open(port):
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "connect.log").read_text()[-2000:]
-            time.sleep(1)
+    with airflow_local.spark_connect_server(1, env, tmp_path / "connect.log", timeout=150) as port:
         out = subprocess.run([sys.executable, "-c", CLIENT, f"sc://localhost:{port}"], env=env, cwd=str(REPO),
                              capture_output=True, text=True, timeout=300)
-        lines = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.stdout.splitlines() if " " in line}
-        assert "INTERRUPTED" in lines, out.stdout + out.stderr[-2000:]
-        seconds, canceled = lines["INTERRUPTED"].split()
-        assert float(seconds) < 30 and canceled == "True"
-        assert lines["ERROR"] == "the builder is broken"
-        assert lines["COUNT"] == "3"
-    finally:
-        os.killpg(server.pid, 15)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, 9)
-        log.close()
+    lines = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.stdout.splitlines() if " " in line}
+    assert "INTERRUPTED" in lines, out.stdout + out.stderr[-2000:]
+    seconds, canceled = lines["INTERRUPTED"].split()
+    assert float(seconds) < 30 and canceled == "True"
+    assert lines["ERROR"] == "the builder is broken"
+    assert lines["COUNT"] == "3"
