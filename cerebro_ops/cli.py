@@ -199,6 +199,13 @@ def cmd_make_data(args) -> int:
     return 0
 
 
+def cmd_jvm_archive(args) -> int:
+    from cerebro_ops.spark.class_archive import build
+
+    print(f"class archive: {build(force=args.force)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cerebro-ops", description="Model selection with Model Hopper Parallelism")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -233,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--spec", required=True)
     verbose(rp)
     rp.set_defaults(fn=cmd_replay)
+    ja = sub.add_parser("jvm-archive", help="build the class archive a local Spark's JVM starts from (once per "
+                        "install; make install runs it)")
+    ja.add_argument("--force", action="store_true", help="rebuild even if this install's archive exists")
+    ja.set_defaults(fn=cmd_jvm_archive)
     md = sub.add_parser("make-data", help="write an offline example dataset (dummy, flights, digits)")
     md.add_argument("name", choices=["dummy", "flights", "digits"])
     md.add_argument("--out", default=".cerebro/data")

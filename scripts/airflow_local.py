@@ -126,7 +126,8 @@ def spark_connect_command(port: int, cores: int) -> list[str]:
     """The Makefile's spark-connect server (local[cores] with task retries, sessions that never expire) on
     loopback, with the settings cerebro_ops.spark.session gives a local session (8 shuffle partitions, not 200,
     for data this size; Arrow; 2g driver; Python workers forked from a daemon that has imported TensorFlow)
-    and its quiet log4j2 configuration."""
+    and its quiet log4j2 configuration; the JVM maps this install's class archive when one was built."""
+    from cerebro_ops.spark.class_archive import java_options
     from cerebro_ops.spark.session import WARM_DAEMON, quiet_log4j2_file
 
     confs = {"spark.connect.grpc.binding.port": port, "spark.connect.grpc.binding.address": "127.0.0.1",
@@ -134,7 +135,8 @@ def spark_connect_command(port: int, cores: int) -> list[str]:
              "spark.python.daemon.module": WARM_DAEMON,
              "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": 8,
              "spark.sql.execution.arrow.pyspark.enabled": "true", "spark.driver.memory": "2g",
-             "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={quiet_log4j2_file()}"}
+             "spark.driver.extraJavaOptions": " ".join(
+                 [*java_options(), f"-Dlog4j2.configurationFile={quiet_log4j2_file()}"])}
     cmd = [str(BIN / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
            "--master", f"local[{cores},4]"]
     for k, v in confs.items():

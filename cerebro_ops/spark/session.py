@@ -78,8 +78,9 @@ def follow_output_level(spark) -> None:
     spark.sparkContext.environment.update(worker_environment())
 
 
-def get_spark(master: str, app_name: str = "cerebro-ops"):
-    """Return a session; reuses the active one in this process (one Spark session for all epochs)."""
+def get_spark(master: str, app_name: str = "cerebro-ops", java_options: list[str] | None = None):
+    """Return a session; reuses the active one in this process (one Spark session for all epochs).
+    `java_options`: the driver JVM's, instead of this install's class archive (spark/class_archive.py)."""
     spark_env()
     from pyspark.sql import SparkSession
 
@@ -87,6 +88,7 @@ def get_spark(master: str, app_name: str = "cerebro-ops"):
         from cerebro_ops.spark.connect import connect_session
         return connect_session(master)
     from cerebro_ops.core.output import is_verbose, worker_environment
+    from cerebro_ops.spark import class_archive
 
     master = with_task_retries(master)
     active = SparkSession.getActiveSession()
@@ -102,9 +104,12 @@ def get_spark(master: str, app_name: str = "cerebro-ops"):
                .config("spark.driver.memory", "2g"))
     for name, value in worker_environment().items():
         builder = builder.config(f"spark.executorEnv.{name}", value)
+    options = class_archive.java_options() if java_options is None else list(java_options)
     if not is_verbose():  # read when the driver JVM starts: no INFO/WARN lines, no stage progress bars
-        builder = (builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={quiet_log4j2_file()}")
-                   .config("spark.ui.showConsoleProgress", "false"))
+        options.append(f"-Dlog4j2.configurationFile={quiet_log4j2_file()}")
+        builder = builder.config("spark.ui.showConsoleProgress", "false")
+    if options:
+        builder = builder.config("spark.driver.extraJavaOptions", " ".join(options))
     spark = builder.getOrCreate()
     follow_output_level(spark)
     return spark
