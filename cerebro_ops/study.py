@@ -83,8 +83,9 @@ def open_tracker(spec: StudySpec):
 def spark_session(spec: StudySpec, spark):
     if spark is not None:
         return spark
-    from cerebro_ops.spark.session import get_spark
-    return get_spark(spec.runtime.spark_master, app_name=f"cerebro-{spec.name}")
+    from cerebro_ops.spark.session import get_spark, local_source_bytes
+    master = spec.runtime.spark_master
+    return get_spark(master, app_name=f"cerebro-{spec.name}", source_bytes=local_source_bytes(spec, master))
 
 
 def provisional_shape(spec: StudySpec) -> tuple[int, ...]:

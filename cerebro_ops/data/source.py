@@ -66,6 +66,26 @@ def needed_columns(spec: StudySpec) -> list[str]:
     return [d.label, *d.feature_columns, *([d.validation_column] if d.validation_column else [])]
 
 
+def source_bytes(spec: StudySpec) -> int | None:
+    """About how much data a study's Spark jobs go through, from file metadata only: the uncompressed bytes of
+    the needed columns of a Parquet source, the size of a CSV source's files. None when it cannot be told."""
+    try:
+        fs, path = _fs_and_path(spec.data.source)
+        if spec.data.resolved_format != "parquet":
+            return sum(fs.size(p) for p in (fs.find(path) if fs.isdir(path) else [path]))
+        needed = set(needed_columns(spec))
+        total = 0
+        for fragment in _parquet_dataset(fs, path).get_fragments():
+            meta = fragment.metadata
+            for g in range(meta.num_row_groups):
+                group = meta.row_group(g)
+                total += sum(group.column(c).total_uncompressed_size for c in range(group.num_columns)
+                             if group.column(c).path_in_schema.split(".")[0] in needed)
+        return total
+    except Exception:  # noqa: BLE001 - only a hint for the JVM's settings: check_source reports a bad source
+        return None
+
+
 def _field(spec: StudySpec, column: str) -> str:
     """The spec field that declares `column`, e.g. data.numeric.dep_delay."""
     d = spec.data

@@ -23,7 +23,7 @@ RUNNER = textwrap.dedent("""
     calls = []
     fake_study.install(calls)
     import cerebro_ops.spark.session as session
-    session.get_spark = lambda master, app_name="": "spark<" + master + ">"
+    session.get_spark = lambda master, app_name="", **_: "spark<" + master + ">"
     from cerebro_ops.airflow.dag_factory import build_dags
     dags = build_dags({specs!r})
     out = []

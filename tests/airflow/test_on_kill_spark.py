@@ -26,7 +26,7 @@ def test_on_kill_of_one_run_leaves_the_other_runs_job_alive(monkeypatch):
     from cerebro_ops.spark.session import get_spark
 
     spark = get_spark("local[4]")
-    monkeypatch.setattr("cerebro_ops.spark.session.get_spark", lambda master, app_name=None: spark)
+    monkeypatch.setattr("cerebro_ops.spark.session.get_spark", lambda master, app_name=None, **_: spark)
     ops = {run: CerebroEpochOperator(task_id=f"epoch_1_{run}", spec_path="s.yaml", epoch=1) for run in ("a", "b")}
     outcome = {}
 

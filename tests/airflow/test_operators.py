@@ -39,7 +39,7 @@ def fake_spark(monkeypatch):
     masters = []
     import cerebro_ops.spark.session as session
 
-    def get_spark(master, app_name="cerebro-ops"):
+    def get_spark(master, app_name="cerebro-ops", **_):
         masters.append(master)
         return f"spark<{master}>"
 
@@ -232,7 +232,7 @@ def test_on_kill_cancels_its_own_tag_and_never_raises(monkeypatch):
         def interruptAll(self):
             raise AssertionError("every job of a shared session")
 
-    monkeypatch.setattr("cerebro_ops.spark.session.get_spark", lambda master, app_name=None: Session())
+    monkeypatch.setattr("cerebro_ops.spark.session.get_spark", lambda master, app_name=None, **_: Session())
     ops = [_ops().CerebroEpochOperator(task_id=f"e{i}", spec_path="s.yaml", epoch=1) for i in range(2)]
     for o in ops:
         monkeypatch.setattr(o, "resolve_master", lambda spec: "sc://localhost:15002")

@@ -63,7 +63,7 @@ _MAPS = textwrap.dedent("""
     import json, sys
     from cerebro_ops.spark.class_archive import archive_path
     from cerebro_ops.spark.session import get_spark
-    spark = get_spark("local[1]")
+    spark = get_spark("local[1]", source_bytes=1000)
     pid = spark.sparkContext._gateway.proc.pid  # spark-submit execs the driver JVM in this process
     maps = open(f"/proc/{pid}/maps").read()
     print(json.dumps({"archive": str(archive_path()), "mapped": str(archive_path()) in maps,
@@ -75,6 +75,7 @@ _MAPS = textwrap.dedent("""
 @pytest.mark.spark
 @pytest.mark.slow
 def test_a_built_archive_is_mapped_by_a_new_local_session(tmp_path):
+    """Also: a session for a small source starts with its JIT settings beside the archive's."""
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     env.pop(class_archive.DISABLE_ENV, None)
     build = subprocess.run([sys.executable, "-m", "cerebro_ops.cli", "jvm-archive"], env=env, capture_output=True,
@@ -94,4 +95,5 @@ def test_a_built_archive_is_mapped_by_a_new_local_session(tmp_path):
     assert seen["mapped"] is True
     assert f"-XX:SharedArchiveFile={archives[0]}" in seen["options"]
     assert seen["rows"] == 5
+    assert "-XX:TieredStopAtLevel=1" in seen["options"]  # a small source: the JVM's JIT stops at C1
     assert "shared archive" not in out.stdout + out.stderr  # no JVM warning reaches the user
