@@ -81,7 +81,7 @@ def follow_output_level(spark) -> None:
 # A local JVM that goes through little data spends its life warming up: C2, the optimising JIT, compiles on
 # one of the CPUs the jobs need, for code that runs a few more times. Below this many bytes of source (the
 # needed columns, uncompressed; source.source_bytes) it only costs: prepare + partition, 2 CPUs, cold JVM with
-# the class archive, 2 runs each: 20k rows (0.24 MB) 10.5 -> 8.1 s, 120k rows (1.1 MB) 14.2 -> 11.8 s; but
+# the class archive, 2 runs each: 20k rows (0.24 MB) 11.0 -> 8.1 s, 120k rows (1.1 MB) 14.2 -> 11.8 s; but
 # 327k rows (3.1 MB) 18.2 -> 19.7 s, as C1's code runs the heavier jobs slower. C1 alone reserves 48 MB
 # for compiled code, which Spark's generated classes can fill: the reservation of a tiered JVM is kept.
 SHORT_JVM_SOURCE_BYTES = 1_500_000
