@@ -158,11 +158,12 @@ def check_model_builder(spec: StudySpec, params: dict) -> None:
     check_builder(spec.model_builder, params, provisional_info(spec), spec.train.metric)
 
 
-# shape: spec and run_id name the run; overrides/tags/replay_of are the trigger's; spark and builder_check are
-# what the CLI injects (its session, the builder check it started before Spark was up).
+# shape: spec and run_id name the run; overrides/tags/replay_of are the trigger's; spark, builder_check and
+# partition_too are what the CLI injects (its session, the builder check it started before Spark was up, and
+# the partition step done here, beside the MLflow calls).
 def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = None,
             tags: dict | None = None, replay_of: RunState | None = None,
-            builder_check: BuilderCheck | None = None) -> RunState:
+            builder_check: BuilderCheck | None = None, partition_too: bool = False) -> RunState:
     """Sample configs, open the MLflow runs, and prepare the data (clean, encode, split, shuffle).
 
     The effective spec (`spec` with the validated `overrides`) is snapshotted in the run state: every later
@@ -195,16 +196,15 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
                                    replay_of.tpe.batches if replay_of.tpe else None)
     state.tpe = batch_record(searcher, [c.model_id for c in configs], state.replay_of)
     preloading = preload_mlflow(snapshot.runtime.tracking_uri)  # imports only, overlapping Spark's work below
-    state.meta = _prepare_data(spark_session(snapshot, spark), snapshot, repo, check, "source" in overrides)
+    session = spark_session(snapshot, spark)
+    state.meta = _prepare_data(session, snapshot, repo, check, "source" in overrides)
     preloading.join()
-    tracker = open_tracker(snapshot)
-    state.mlflow_parent = tracker.start_study(snapshot, run_id, tags or {})
-    tracker.log_prepare_summary(state.mlflow_parent, state.meta.get("summary"))
-    children = ChildRuns(tracker, state.mlflow_parent)
-    for rec in state.models.values():
-        children.start(rec)
-    state.prepared = True
-    repo.save(state)
+    if partition_too:
+        _track_while_partitioning(session, snapshot, repo, state, tags or {})
+    else:
+        _start_tracking(snapshot, state, tags or {}, state.meta.get("summary"))
+        state.prepared = True
+        repo.save(state)
     log.info("prepared run %s: %d configs, %s rows", run_id, len(configs), state.meta.get("rows"))
     for line in summary_lines(state.meta.get("summary") or {}):
         log.info("data: %s", line)
@@ -240,6 +240,47 @@ def _prepare_data(session, snapshot: StudySpec, repo: RunRepository, check: Buil
     return meta
 
 
+def _start_tracking(snapshot: StudySpec, state: RunState, tags: dict, summary: dict | None) -> None:
+    """The parent MLflow run with the prepare summary, and a child run per config (their ids go into `state`)."""
+    tracker = open_tracker(snapshot)
+    state.mlflow_parent = tracker.start_study(snapshot, state.run_id, tags)
+    tracker.log_prepare_summary(state.mlflow_parent, summary)
+    children = ChildRuns(tracker, state.mlflow_parent)
+    for rec in state.models.values():
+        children.start(rec)
+
+
+def _track_while_partitioning(session, snapshot: StudySpec, repo: RunRepository, state: RunState,
+                              tags: dict) -> None:
+    """_start_tracking on a thread while this one partitions: the MLflow calls (about 1 s, its database's
+    schema on a first study) wait for SQLite, the partition for Spark. The run is saved as after the two
+    steps one after the other: prepared once its MLflow runs exist, partitioned if that finished too. An
+    MLflow error is raised first, as when it came before the partition, and then no state is saved."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="mlflow-start") as pool:
+        tracking = pool.submit(_start_tracking, snapshot, state, tags, state.meta.get("summary"))
+        try:
+            meta = _partition_data(session, snapshot, repo, state.meta)
+        except Exception:
+            tracking.result()  # an MLflow error wins
+            state.prepared = True
+            repo.save(state)
+            raise
+        tracking.result()
+    state.meta, state.prepared, state.partitioned = meta, True, True
+    repo.save(state)
+
+
+def _partition_data(session, snapshot: StudySpec, repo: RunRepository, meta: dict) -> dict:
+    from cerebro_ops.data.estimate import check_prepared
+    from cerebro_ops.spark import prepare as prep
+
+    for line in check_prepared(snapshot, meta):
+        log.info(line)  # cached or streamed, per worker, from the prepared row counts
+    return prep.partition(session, snapshot, repo.store.sub("data"), snapshot.train.workers)
+
+
 def _raise_builder_error(check: BuilderCheck) -> None:
     error = check.error()
     if error is not None:
@@ -247,16 +288,10 @@ def _raise_builder_error(check: BuilderCheck) -> None:
 
 
 def partition(spec: StudySpec, run_id: str, spark=None) -> RunState:
-    from cerebro_ops.spark import prepare as prep
-
     repo, state, snapshot = open_run(spec, run_id)
     if state.partitioned:
         return state
-    from cerebro_ops.data.estimate import check_prepared
-    for line in check_prepared(snapshot, state.meta):
-        log.info(line)  # cached or streamed, per worker, from the prepared row counts
-    state.meta = prep.partition(spark_session(snapshot, spark), snapshot, repo.store.sub("data"),
-                                snapshot.train.workers)
+    state.meta = _partition_data(spark_session(snapshot, spark), snapshot, repo, state.meta)
     state.partitioned = True
     repo.save(state)
     return state
@@ -517,7 +552,8 @@ def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = Non
     from cerebro_ops.core.plan import build_plan, step_call
 
     run_id = run_id or new_run_id()
-    state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of, builder_check=builder_check)
+    state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of, builder_check=builder_check,
+                    partition_too=True)  # the plan's partition step then finds the run partitioned
     snapshot = run_spec(spec, state)
     spark = spark if launcher is not None else spark_session(snapshot, spark)
     kept = KeptAcrossSteps()  # an epoch's MLflow logging overlaps the next epoch; the workers stay up
