@@ -39,6 +39,14 @@ def test_the_archive_name_changes_with_any_jar(fake_install):
     assert class_archive.archive_path() not in (before, changed)
 
 
+def test_the_class_path_settings_of_the_environment_name_their_own_archive(fake_install, monkeypatch):
+    monkeypatch.delenv("SPARK_CONF_DIR", raising=False)
+    plain = class_archive.archive_path()
+    monkeypatch.setenv("SPARK_CONF_DIR", "/etc/spark/conf")  # the launcher puts it first on the class path
+    assert class_archive.archive_path() != plain
+    assert class_archive.archive_path().name.startswith(class_archive._install_prefix())
+
+
 def test_no_options_until_the_archive_exists(fake_install, monkeypatch):
     assert class_archive.java_options() == []
     path = class_archive.archive_path()
@@ -78,10 +86,15 @@ def test_a_built_archive_is_mapped_by_a_new_local_session(tmp_path):
     """Also: a session for a small source starts with its JIT settings beside the archive's."""
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     env.pop(class_archive.DISABLE_ENV, None)
+    folder = tmp_path / "cache" / "cerebro-ops" / "jvm"
+    folder.mkdir(parents=True)
+    prefix = class_archive._install_prefix()
+    (folder / f"{prefix}0123456789abcdef0123.jsa").write_bytes(b"an older archive of this install")
+    (folder / "spark-otherins-0123456789abcdef0123.jsa").write_bytes(b"another install's")
     build = subprocess.run([sys.executable, "-m", "cerebro_ops.cli", "jvm-archive"], env=env, capture_output=True,
                            text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]
-    folder = tmp_path / "cache" / "cerebro-ops" / "jvm"
+    (folder / "spark-otherins-0123456789abcdef0123.jsa").unlink()  # kept: not this install's
     archives = list(folder.iterdir())
     assert len(archives) == 1 and archives[0].suffix == ".jsa"  # renamed into place, nothing staged left over
     assert archives[0].stat().st_size > 10_000_000  # Spark's classes, not an empty file
