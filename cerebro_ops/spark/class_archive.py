@@ -1,15 +1,15 @@
 """A class archive (JDK AppCDS) for the JVM of a local Spark: Spark starts and plans its first jobs sooner.
 
 Why: a local study spends seconds in a new JVM before its data work is done. Part of that is loading and
-verifying the ~9,000 classes Spark uses (from 250 jars), every time. A dynamic CDS archive holds them already
-parsed and verified, mapped from one file. On a 2-CPU machine (20k-row study, 5 cold starts each): the session
-starts in 1.9-2.1 s instead of 3.0-3.5 s, and prepare's first jobs take about 1 s less.
+verifying the thousands of classes Spark uses (from its ~250 jars), every time. A dynamic CDS archive holds them
+already parsed and verified, mapped from one file. On a 2-CPU machine (20k-row study, 5 cold starts each): the
+session starts in 1.9-2.2 s instead of 3.0-3.5 s, and prepare's first jobs take about 1 s less.
 
 The archive is built once per JDK and Spark install (`cerebro-ops jvm-archive`, which `make install` runs), into
 the user's cache (about 170 MB). Its name is a fingerprint of the java binary, Spark's jars and the class path
 settings of the environment (SPARK_CONF_DIR, ...): another JDK, Spark version or class path finds no archive and
-starts as before; a rebuild removes the install's older archives. A JVM that cannot use an archive (it checks the class path
-itself) starts as before too, silently: the warning it would print is switched off.
+starts as before; a rebuild removes the install's older archives. A JVM that cannot use an archive (it checks
+the class path itself) starts as before too, silently: the warning it would print is switched off.
 
 Only what this module writes is used: the archive is written by a JVM that exits normally, checked by a second
 JVM that must map it (`-Xshare:on`), and only then renamed into place. A truncated archive would crash the JVM.
