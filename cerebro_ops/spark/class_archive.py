@@ -90,8 +90,8 @@ def java_options() -> list[str]:
 
 
 def build(force: bool = False) -> Path:
-    """Build this install's archive (about 20 s): a JVM runs prepare and partition on a small example table,
-    then exits, writing the classes it loaded. Returns the archive's path."""
+    """Build this install's archive (about 30 s on 2 CPUs): a JVM runs prepare and partition on a small example
+    table, then exits, writing the classes it loaded. Returns the archive's path."""
     target = archive_path()
     if target is None:
         raise RuntimeError("no java binary or Spark jars found: install Java 17 and pyspark first")
