@@ -202,7 +202,11 @@ def cmd_make_data(args) -> int:
 def cmd_jvm_archive(args) -> int:
     from cerebro_ops.spark.class_archive import build
 
-    print(f"class archive: {build(force=args.force)}")
+    try:
+        print(f"class archive: {build(force=args.force)}")
+    except RuntimeError as exc:  # no java, or a JVM that could not write or map it: Spark starts without one
+        print(f"error: no class archive built: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -59,12 +59,16 @@ def test_no_options_until_the_archive_exists(fake_install, monkeypatch):
     assert class_archive.java_options() == []
 
 
-def test_no_java_no_archive(fake_install, monkeypatch):
+def test_no_java_no_archive(fake_install, monkeypatch, capsys):
+    from cerebro_ops import cli
+
     monkeypatch.setattr(class_archive, "java_binary", lambda: None)
     assert class_archive.archive_path() is None
     assert class_archive.java_options() == []
     with pytest.raises(RuntimeError, match="no java binary"):
         class_archive.build()
+    assert cli.main(["jvm-archive"]) == 1  # one line saying why, no traceback
+    assert "error: no class archive built: no java binary" in capsys.readouterr().err
 
 
 _MAPS = textwrap.dedent("""
