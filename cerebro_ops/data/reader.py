@@ -91,10 +91,15 @@ def _read_partition(part: Store) -> tuple[np.ndarray, np.ndarray]:
     if not bool(np.all(order[1:] > order[:-1])):  # partition() writes rows in _order; other writers may not
         order = np.argsort(order, kind="stable")
         x, y = x[order], y[order]
-    x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
-    x.flags.writeable = False
-    y.flags.writeable = False
-    return x, y
+    return _frozen(np.ascontiguousarray(x)), _frozen(np.ascontiguousarray(y))
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only view of `a`, so no caller corrupts what the next hop sees. `a` itself, the view's base,
+    stays writable: TensorFlow can then take the memory as it is, without a copy (trainer._as_tensor)."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def _flat_lists(column) -> np.ndarray:
@@ -109,7 +114,13 @@ def _flat_lists(column) -> np.ndarray:
     k = pc.max(lengths).as_py() or 0
     if col.null_count or pc.min(lengths).as_py() != k:
         return _stack(col.to_numpy(zero_copy_only=False))  # ragged or null rows: the per-row path says why
-    return col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(col), k)
+    values = col.flatten()
+    if values.type == pa.float32() and not values.null_count and values.buffers()[1].is_mutable:
+        # Arrow's own (mutable, 64-byte aligned) buffer as a writable array: no copy of the partition here
+        flat = np.frombuffer(values.buffers()[1], np.float32, count=len(values), offset=values.offset * 4)
+    else:
+        flat = values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return flat.reshape(len(col), k)
 
 
 def _stack(col) -> np.ndarray:

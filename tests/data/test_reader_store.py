@@ -51,6 +51,7 @@ def test_a_partition_is_read_in_order_as_read_only_arrays(data):
     np.testing.assert_array_equal(x, [[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
     np.testing.assert_array_equal(y, [0.0, 1.0, 1.0])
     assert not x.flags.writeable and not y.flags.writeable
+    assert x.base.flags.writeable and x.base.nbytes == x.nbytes  # the reader's own base, for zero-copy tensors
     x2, _ = reader.load_partition(data.uri, "train", 1, [1, 2])  # another shape: a view of the cached rows
     assert x2.shape == (3, 1, 2) and np.shares_memory(x, x2)
 
