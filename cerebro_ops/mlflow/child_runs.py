@@ -86,19 +86,13 @@ class ChildRuns:
         self._call(self._log_epoch, logged, store)
 
     def _log_epoch(self, e: dict, store) -> None:
-        child, epoch, ckpt = e["child"], e["epoch"], e["ckpt"]
-        self.tracker.log_epoch(child, epoch, e["metrics"])
-        if e["best"] is not None:
-            metric, value, best_epoch = e["best"]
-            self.tracker.log_best(child, metric, value, best_epoch, epoch)
-        if not child or not ckpt:
-            return
-        try:
-            data = store.read_blob(ckpt["ckpt"], ckpt["sha256"])
-        except Exception as exc:  # noqa: BLE001 - tracking never stops training; the next epoch repairs a bad file
-            log.warning("checkpoint %s of %s not logged to MLflow: %s", ckpt["ckpt"], e["model_id"], exc)
-            return
-        self.tracker.log_checkpoint(child, epoch, data, ckpt["sha256"])
+        child, ckpt, logged = e["child"], e["ckpt"], None
+        if child and ckpt:
+            try:
+                logged = (store.read_blob(ckpt["ckpt"], ckpt["sha256"]), ckpt["sha256"])
+            except Exception as exc:  # noqa: BLE001 - tracking never stops training; the next epoch repairs a bad file
+                log.warning("checkpoint %s of %s not logged to MLflow: %s", ckpt["ckpt"], e["model_id"], exc)
+        self.tracker.log_epoch_result(child, e["epoch"], e["metrics"], e["best"], logged)
 
     def end(self, rec: ModelRecord, tags: dict | None = None) -> None:
         """End the config's child run with its status (as a tag too)."""

@@ -316,14 +316,7 @@ class Tracker:
     @_never_raise()
     def log_epoch(self, child_id: str, epoch: int, metrics: dict[str, float]) -> None:
         """Metrics at step=epoch. Non-finite values are skipped and noted in tag ``cerebro.nonfinite.e<epoch>``."""
-        good, bad = [], []
-        for k, v in metrics.items():
-            f = _as_finite(v)
-            if f is None:
-                bad.append(f"{k}={v}")
-            else:
-                good.append((k, f, epoch))
-        tags = {f"cerebro.nonfinite.e{epoch}": ",".join(bad)} if bad else {}
+        tags, good = _epoch_batch(epoch, metrics)
         if good or tags:
             self._log(child_id, tags=tags, metrics=good)
 
@@ -332,14 +325,41 @@ class Tracker:
         """The best epoch so far of one config: metric ``best_<metric>`` and ``best_epoch`` (also a tag), at
         step=epoch. The champion is chosen on its best epoch, not its last one, so sorting the runs table
         by ``best_<metric>`` puts the config the register step picks first."""
-        self._log(child_id, tags={BEST_EPOCH_TAG: str(best_epoch)},
-                  metrics=[(f"best_{metric}", value, epoch), ("best_epoch", best_epoch, epoch)])
+        tags, metrics = _best_batch(metric, value, best_epoch, epoch)
+        self._log(child_id, tags=tags, metrics=metrics)
 
     @_never_raise()
     def log_checkpoint(self, child_id: str, epoch: int, data: bytes, sha256: str) -> str | None:
         """The config's checkpoint at the end of ``epoch`` (weights and optimizer state, the store's bytes) as
         artifact ``checkpoints/epoch_<epoch>.ckpt`` of its child run, its sha256 as tag
         ``cerebro.ckpt.e<epoch>.sha256``. Returns the artifact path (re-logging an epoch overwrites it)."""
+        name = self._upload_checkpoint(child_id, epoch, data)
+        self._log(child_id, tags={_ckpt_sha_tag(epoch): sha256})
+        return name
+
+    # shape: one config's whole epoch: its run, the epoch, its metrics, its best so far, its checkpoint.
+    @_never_raise()
+    def log_epoch_result(self, child_id: str, epoch: int, metrics: dict[str, float],
+                         best: tuple[str, float, int] | None = None, ckpt: tuple[bytes, str] | None = None) -> None:
+        """What log_epoch, log_best (`best` = (metric, value, best epoch)) and log_checkpoint (`ckpt` = (bytes,
+        sha256)) log, in one MLflow batch after the checkpoint's upload: a database store commits per batch,
+        and three batches per config made the epoch's tail. A failed upload leaves out only its sha256 tag."""
+        tags, batch = _epoch_batch(epoch, metrics)
+        if best is not None:
+            best_tags, best_metrics = _best_batch(*best, epoch)
+            tags.update(best_tags)
+            batch += best_metrics
+        if ckpt is not None:
+            try:
+                self._upload_checkpoint(child_id, epoch, ckpt[0])
+                tags[_ckpt_sha_tag(epoch)] = ckpt[1]
+            except Exception as exc:  # noqa: BLE001 - the metrics are still logged
+                log.warning("checkpoint of epoch %d not logged to MLflow run %s: %s: %s", epoch, child_id,
+                            type(exc).__name__, exc)
+        if batch or tags:
+            self._log(child_id, tags=tags, metrics=batch)
+
+    def _upload_checkpoint(self, child_id: str, epoch: int, data: bytes) -> str:
         import tempfile
 
         name = checkpoint_artifact(epoch)
@@ -347,7 +367,6 @@ class Tracker:
             local = Path(tmp) / name.rsplit("/", 1)[1]
             local.write_bytes(data)
             self.client.log_artifact(child_id, str(local), CHECKPOINT_DIR)
-        self._log(child_id, tags={f"cerebro.ckpt.e{epoch}.sha256": sha256})
         return name
 
     @_never_raise()
@@ -597,6 +616,27 @@ def preload_mlflow(tracking_uri: str) -> threading.Thread:
     thread = threading.Thread(target=load, name="mlflow-preload", daemon=True)
     thread.start()
     return thread
+
+
+def _epoch_batch(epoch: int, metrics: Mapping[str, Any]) -> tuple[dict, list]:
+    """(tags, metrics) of one epoch's metrics at step=epoch: the non-finite ones only named in a tag."""
+    good, bad = [], []
+    for k, v in metrics.items():
+        f = _as_finite(v)
+        if f is None:
+            bad.append(f"{k}={v}")
+        else:
+            good.append((k, f, epoch))
+    return ({f"cerebro.nonfinite.e{epoch}": ",".join(bad)} if bad else {}), good
+
+
+def _best_batch(metric: str, value: float, best_epoch: int, epoch: int) -> tuple[dict, list]:
+    return ({BEST_EPOCH_TAG: str(best_epoch)},
+            [(f"best_{metric}", value, epoch), ("best_epoch", best_epoch, epoch)])
+
+
+def _ckpt_sha_tag(epoch: int) -> str:
+    return f"cerebro.ckpt.e{int(epoch)}.sha256"
 
 
 def checkpoint_artifact(epoch: int) -> str:

@@ -25,14 +25,8 @@ class RecordingTracker:
         self.threads.add(threading.current_thread().name)
         self.calls.append(call)
 
-    def log_epoch(self, child, epoch, metrics):
-        self._note("epoch", child, epoch, metrics["val_loss"])
-
-    def log_best(self, child, metric, value, best_epoch, epoch):
-        self._note("best", child, value, best_epoch, epoch)
-
-    def log_checkpoint(self, child, epoch, data, sha):
-        self._note("ckpt", child, epoch, data)
+    def log_epoch_result(self, child, epoch, metrics, best, ckpt):
+        self._note("epoch", child, epoch, metrics["val_loss"], best, ckpt[0] if ckpt else None)
 
     def end_config(self, child, status, tags):
         if status == "BOOM":
@@ -62,8 +56,8 @@ def test_background_logging_is_in_order_off_the_callers_thread_and_logs_the_epoc
     assert tracker.calls == []  # nothing logged on the caller's thread
     gate.set()
     queue.close()
-    assert tracker.calls == [("epoch", "child-1", 2, 0.4), ("best", "child-1", 0.4, 2, 2),
-                             ("ckpt", "child-1", 2, b"weights2"), ("end", "child-1", "FINISHED")]
+    assert tracker.calls == [("epoch", "child-1", 2, 0.4, ("val_loss", 0.4, 2), b"weights2"),
+                             ("end", "child-1", "FINISHED")]
     assert tracker.threads == {"mlflow-logging"}
 
 
@@ -81,5 +75,15 @@ def test_without_a_queue_the_calls_run_inline(tmp_path):
     store = Store(tmp_path.as_uri())
     tracker = RecordingTracker()
     ChildRuns(tracker, "parent").epoch_done(_record(store), SPEC, store, 2)
-    assert [c[0] for c in tracker.calls] == ["epoch", "best", "ckpt"]
+    assert tracker.calls == [("epoch", "child-1", 2, 0.4, ("val_loss", 0.4, 2), b"weights2")]
     assert tracker.threads == {threading.current_thread().name}
+
+
+def test_an_unreadable_checkpoint_still_logs_the_epochs_metrics(tmp_path, caplog):
+    store = Store(tmp_path.as_uri())
+    rec = _record(store)
+    store.write_bytes(rec.ckpt["ckpt"], b"corrupted")  # its sha256 no longer matches
+    tracker = RecordingTracker()
+    ChildRuns(tracker, "parent").epoch_done(rec, SPEC, store, 2)
+    assert tracker.calls == [("epoch", "child-1", 2, 0.4, ("val_loss", 0.4, 2), None)]
+    assert "not logged to MLflow" in caplog.text

@@ -296,6 +296,35 @@ def test_checkpoint_artifact_and_hop_table(study, uri, tmp_path):
     assert {"path": HOP_TABLE, "type": "table"} in logged
 
 
+def test_an_epoch_result_is_one_batch_after_its_checkpoint(study, uri, tmp_path, monkeypatch):
+    """log_epoch_result logs what log_epoch + log_best + log_checkpoint log, with one log_batch per call."""
+    from cerebro_ops.store import sha256
+
+    _, tr, _, kids = study
+    batches = []
+    real = tr.client.log_batch
+    monkeypatch.setattr(tr.client, "log_batch", lambda *a, **k: (batches.append(k), real(*a, **k))[1])
+    blob = b"state-of-epoch-2" * 100
+    tr.log_epoch_result(kids["c0"], 2, {"train_loss": 0.3, "val_auc": float("nan")}, ("val_loss", 0.45, 1),
+                        (blob, sha256(blob)))
+    assert len(batches) == 1
+    run = MlflowClient(uri).get_run(kids["c0"])
+    assert run.data.metrics["train_loss"] == 0.3 and "val_auc" not in run.data.metrics
+    assert run.data.tags["cerebro.nonfinite.e2"] == "val_auc=nan"
+    assert run.data.metrics["best_val_loss"] == 0.45 and run.data.tags["best_epoch"] == "1"
+    assert run.data.tags["cerebro.ckpt.e2.sha256"] == sha256(blob)
+    got = MlflowClient(uri).download_artifacts(kids["c0"], "checkpoints/epoch_2.ckpt", str(tmp_path / "ck"))
+    assert open(got, "rb").read() == blob
+
+    def no_upload(*_a, **_k):
+        raise OSError("artifact store down")
+
+    monkeypatch.setattr(tr.client, "log_artifact", no_upload)  # the metrics still land; no sha tag claims a file
+    tr.log_epoch_result(kids["c1"], 3, {"train_loss": 0.2}, None, (blob, sha256(blob)))
+    run = MlflowClient(uri).get_run(kids["c1"])
+    assert run.data.metrics["train_loss"] == 0.2 and "cerebro.ckpt.e3.sha256" not in run.data.tags
+
+
 def test_registered_model_description_from_study(study, uri):
     keras = pytest.importorskip("keras")
     _, tr, _, kids = study
