@@ -3,8 +3,9 @@
 `up` starts, as separate processes watched by this one:
 - a Spark Connect server (unless --no-spark): every epoch task joins its one shared session, whose Python
   workers keep TensorFlow and the compiled models warm across tasks (AIRFLOW_CONN_SPARK_DEFAULT points at it);
-- the Airflow api-server (bound to 127.0.0.1), scheduler (LocalExecutor, parallelism = CPU count),
-  dag-processor and triggerer.
+- the Airflow api-server (bound to 127.0.0.1), scheduler (LocalExecutor whose task processes start with MLflow and
+  Spark Connect's client imported: cerebro_ops/airflow/executor.py; parallelism = CPU count), dag-processor and
+  triggerer.
 Login: user `admin`, password in $AIRFLOW_HOME/passwords.json: random, made and shown once on the first start
 (or $CEREBRO_AIRFLOW_PASSWORD). The Spark Connect server (127.0.0.1 only) takes only clients with the token in
 $AIRFLOW_HOME/spark_connect_token (SPARK_CONNECT_AUTHENTICATE_TOKEN in the components' environment): another
@@ -42,6 +43,8 @@ STOP_GRACE_S = 20.0
 KEEP_WARM_S = 30.0  # below Spark's one-minute idle timeout of Python workers
 TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"
 SIMPLE_AUTH = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+# LocalExecutor whose task processes start with MLflow and the Spark Connect client imported (executor.py)
+WARM_EXECUTOR = "cerebro_ops.airflow.executor.WarmLocalExecutor"
 BIN = Path(sys.executable).parent
 
 
@@ -92,7 +95,7 @@ def component_env(home: Path, port: int, spark_url: str | None, token: str) -> d
     passwords, jwt = ensure_secrets(home)
     env = dict(os.environ)
     defaults = {
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": WARM_EXECUTOR,
         "AIRFLOW__CORE__PARALLELISM": str(os.cpu_count() or 2),
         "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",

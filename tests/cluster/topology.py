@@ -54,7 +54,7 @@ AIRFLOW_DB = "airflow"
 MLFLOW_DB = "mlflow"
 
 # Airflow 3 components, one process (or container) each, LocalExecutor.
-AIRFLOW_EXECUTOR = "LocalExecutor"
+AIRFLOW_EXECUTOR = "cerebro_ops.airflow.executor.WarmLocalExecutor"  # LocalExecutor, task processes pre-warmed
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
