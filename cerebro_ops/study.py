@@ -27,7 +27,7 @@ from cerebro_ops.core.errors import DataError, StudyFailed
 from cerebro_ops.core.leaderboard import best_row, best_value, leaderboard_rows
 from cerebro_ops.core.prepare_summary import summary_lines
 from cerebro_ops.core.row_hashes import row_hashes
-from cerebro_ops.mlflow.child_runs import MLFLOW_END_STATUS, ChildRuns, TrackingQueue
+from cerebro_ops.mlflow.child_runs import MLFLOW_END_STATUS, ChildRuns, EarlyEpochLogs, TrackingQueue, epoch_metrics
 from cerebro_ops.mlflow.tracking import TRAIN_ROWS_COLUMNS_TAG, TRAIN_ROWS_SHA_TAG, preload_mlflow
 from cerebro_ops.core.run_state import (EpochEntry, ModelStatus, ReplayOf, RunRepository, RunState,
                                         effective_spec)
@@ -341,61 +341,87 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
     """Train batch `batch`'s live models one epoch with MOP (epochs of a batch count from 1).
 
     Idempotent: a finished epoch is not trained again; an epoch or batch beyond the run's (a run triggered
-    with fewer epochs or configs than the DAG has steps for) is a no-op."""
-    from cerebro_ops.mop.epoch import EpochContext, EpochDriver, FaultHooks, WorkerSession
-    from cerebro_ops.mop.hop_server import HopTimeouts
-
+    with fewer epochs or configs than the DAG has steps for) is a no-op. Each config's epoch is logged to
+    MLflow as soon as its result is final (EarlyEpochLogs), on the CLI's queue or on this step's own, which
+    is drained before the run state is saved: what the state says was trained is in MLflow."""
     repo, state, snapshot = open_run(spec, run_id)
     skip = _epoch_skip(state, epoch, batch)
     if skip is not None:
         log.info("epoch %d of batch %d: %s; nothing to do", epoch, batch, skip)
         return {"epoch": epoch, "batch": batch, "skipped": skip}
-    live = {m: state.models[m].ckpt for m in state.live_models()}
-    store = repo.store
     tracker = open_tracker(snapshot)
-    if live:
-        tracker.warm_up()  # a new task process opens MLflow while the epoch trains, not after it
-        if launcher is None:
-            from cerebro_ops.spark.epoch_job import spark_launcher
-            launcher = spark_launcher(spark_session(snapshot, spark), snapshot.train.workers)
-        train = snapshot.train
-        replayed = repository(spec, state.replay_of.run_id).store if state.replay_of else None
-        ctx = EpochContext(store, epoch, state.configs, live, snapshot.model_builder, snapshot.seed, train.workers,
-                           store.url("data"), state.meta, train.deterministic, snapshot.runtime.max_hop_retries,
-                           hop_order=train.hop_order, replay_store=replayed, validation="partitioned",
-                           memory_mb=snapshot.runtime.worker_memory_mb, local_dir=snapshot.runtime.local_dir)
-        timeouts = HopTimeouts(connect_s=snapshot.runtime.connect_timeout_s, lost_s=snapshot.runtime.worker_lost_s)
-        if kept is not None and kept.workers is None:
-            kept.workers = WorkerSession(launcher, timeouts=timeouts, keep_open=True)
-        result = EpochDriver(ctx, launcher, hooks=FaultHooks.from_env(), on_record=on_record, timeouts=timeouts,
-                             session=kept.workers if kept is not None else None).run()
-        models, wall = result.models, result.wall_s
-    else:
-        models, wall = {}, 0.0
-    children = ChildRuns(tracker, state.mlflow_parent, background=kept.tracking if kept is not None else None)
-    for m, res in models.items():
-        rec = state.models[m]
-        if res.status == ModelStatus.FAILED:
-            rec.status, rec.reason = ModelStatus.FAILED, res.reason
-            children.end(rec, {"cerebro.failure_reason": res.reason[:500], "failed_at_epoch": str(epoch)})
-            continue
-        metrics = {"train_loss": res.train_loss, **{f"val_{k}": v for k, v in res.val.items()}}
-        rec.ckpt = res.ckpt
-        rec.history.append(EpochEntry(epoch, metrics, res.ckpt))
-        children.epoch_done(rec, snapshot, store, epoch)
-    pruned = _prune(snapshot, state, epoch)
-    for m in pruned:
-        rec = state.models[m]
-        rec.status, rec.reason = ModelStatus.PRUNED, f"pruned by {snapshot.pruning.method} after epoch {epoch}"
-        children.end(rec, {"pruned_at_epoch": str(epoch)})
-    state.epochs_done = epoch
-    repo.save(state)
+    background = kept.tracking if kept is not None else TrackingQueue()
+    try:
+        children = ChildRuns(tracker, state.mlflow_parent, background=background)
+        logs = EarlyEpochLogs(children, state, snapshot, repo.store, epoch)
+        models, wall = _train_epoch(snapshot, state, repo, epoch, (spark, launcher, on_record, kept, logs))
+        pruned = _record_epoch(snapshot, state, repo, epoch, models, logs)
+        if kept is None:
+            background.drain()  # this step's MLflow calls, before the state says the epoch is done
+        state.epochs_done = epoch
+        repo.save(state)
+    finally:
+        if kept is None:
+            background.close()
     failed = state.with_status(ModelStatus.FAILED)
     if state.models and len(failed) == len(state.models):
         raise StudyFailed(f"every config of run {run_id} failed: " + "; ".join(
             f"{m}: {state.models[m].reason}" for m in failed))
     return {"epoch": epoch, "batch": batch, "wall_s": round(wall, 3), "live_models": len(state.live_models()),
             "pruned": sorted(pruned), "failed": failed}
+
+
+def _train_epoch(snapshot: StudySpec, state: RunState, repo: RunRepository, epoch: int, how: tuple) -> tuple:
+    """(model -> ModelResult, wall seconds) of the epoch's MOP pass over the live models ({} when none).
+    `how`: run_epoch's spark, launcher, on_record and kept, and the EarlyEpochLogs."""
+    from cerebro_ops.mop.epoch import EpochContext, EpochDriver, FaultHooks, WorkerSession
+    from cerebro_ops.mop.hop_server import HopTimeouts
+
+    spark, launcher, on_record, kept, logs = how
+    live = {m: state.models[m].ckpt for m in state.live_models()}
+    if not live:
+        return {}, 0.0
+    logs.children.tracker.warm_up()  # a new task process opens MLflow while the epoch trains, not after it
+    if launcher is None:
+        from cerebro_ops.spark.epoch_job import spark_launcher
+        launcher = spark_launcher(spark_session(snapshot, spark), snapshot.train.workers)
+    train, store = snapshot.train, repo.store
+    replayed = repository(snapshot, state.replay_of.run_id).store if state.replay_of else None
+    ctx = EpochContext(store, epoch, state.configs, live, snapshot.model_builder, snapshot.seed, train.workers,
+                       store.url("data"), state.meta, train.deterministic, snapshot.runtime.max_hop_retries,
+                       hop_order=train.hop_order, replay_store=replayed, validation="partitioned",
+                       memory_mb=snapshot.runtime.worker_memory_mb, local_dir=snapshot.runtime.local_dir)
+    timeouts = HopTimeouts(connect_s=snapshot.runtime.connect_timeout_s, lost_s=snapshot.runtime.worker_lost_s)
+    if kept is not None and kept.workers is None:
+        kept.workers = WorkerSession(launcher, timeouts=timeouts, keep_open=True)
+    result = EpochDriver(ctx, launcher, hooks=FaultHooks.from_env(), on_record=on_record, timeouts=timeouts,
+                         session=kept.workers if kept is not None else None, on_model_done=logs.model_done).run()
+    return result.models, result.wall_s
+
+
+# shape: the epoch's run (snapshot, state, repo, epoch), its results, and what was logged while it trained.
+def _record_epoch(snapshot: StudySpec, state: RunState, repo: RunRepository, epoch: int, models: dict,
+                  logs: EarlyEpochLogs) -> set[str]:
+    """The epoch's results into the run state and MLflow (failed configs end, the others log their epoch
+    unless it was logged early), then the pruning rule; returns the configs it pruned."""
+    children = logs.children
+    for m, res in models.items():
+        rec = state.models[m]
+        if res.status == ModelStatus.FAILED:
+            rec.status, rec.reason = ModelStatus.FAILED, res.reason
+            children.end(rec, {"cerebro.failure_reason": res.reason[:500], "failed_at_epoch": str(epoch)})
+            continue
+        metrics = epoch_metrics(res)
+        rec.ckpt = res.ckpt
+        rec.history.append(EpochEntry(epoch, metrics, res.ckpt))
+        if not logs.logged(m, metrics, res.ckpt):
+            children.epoch_done(rec, snapshot, repo.store, epoch)
+    pruned = _prune(snapshot, state, epoch)
+    for m in pruned:
+        rec = state.models[m]
+        rec.status, rec.reason = ModelStatus.PRUNED, f"pruned by {snapshot.pruning.method} after epoch {epoch}"
+        children.end(rec, {"pruned_at_epoch": str(epoch)})
+    return pruned
 
 
 def _prune(spec: StudySpec, state: RunState, epoch: int) -> set[str]:

@@ -11,9 +11,10 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 from cerebro_ops.core.leaderboard import best_value
-from cerebro_ops.core.run_state import ModelRecord, ModelStatus, RunState
+from cerebro_ops.core.run_state import EpochEntry, ModelRecord, ModelStatus, RunState
 from cerebro_ops.core.spec import StudySpec
 
 log = logging.getLogger("cerebro_ops.study")
@@ -105,3 +106,38 @@ class ChildRuns:
             rec = state.models[m]
             rec.status = ModelStatus.FINISHED
             self.end(rec)
+
+
+def epoch_metrics(result) -> dict:
+    """A model's epoch result (mop.epoch.ModelResult) as the metrics of its history entry and MLflow run."""
+    return {"train_loss": result.train_loss, **{f"val_{k}": v for k, v in result.val.items()}}
+
+
+class EarlyEpochLogs:
+    """An epoch's per-config MLflow logging, started as soon as a config's result is final.
+
+    The hop server calls `model_done` (from its thread) when a config's last unit of the epoch is in, while
+    the others still train; its metrics, best epoch and checkpoint go to the background queue then, as
+    ChildRuns.epoch_done would log them after the epoch. The epoch's end logs only what was not logged
+    early (`logged`). An Airflow epoch task so ends with its last configs' logging, not with every one's."""
+
+    def __init__(self, children: ChildRuns, state: RunState, spec: StudySpec, store, epoch: int):
+        self.children, self.state, self.spec, self.store, self.epoch = children, state, spec, store, epoch
+        self._logged: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+
+    def model_done(self, result) -> None:
+        if result.status is ModelStatus.FAILED or self.children.background is None:
+            return
+        rec = self.state.models[result.model_id]
+        metrics = epoch_metrics(result)
+        # the record itself changes only after the epoch, on the caller's thread: log a view of it
+        view = replace(rec, history=[*rec.history, EpochEntry(self.epoch, metrics, result.ckpt)], ckpt=result.ckpt)
+        self.children.epoch_done(view, self.spec, self.store, self.epoch)
+        with self._lock:
+            self._logged[result.model_id] = (metrics, result.ckpt)
+
+    def logged(self, model_id: str, metrics: dict, ckpt: dict | None) -> bool:
+        """Whether this very result of `model_id` was logged early."""
+        with self._lock:
+            return self._logged.get(model_id) == (metrics, ckpt)

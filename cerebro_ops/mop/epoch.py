@@ -216,9 +216,12 @@ class EpochPass:
     Models rolled back during the pass end up in `rollback` (model -> epoch of the invalidated hop).
     """
 
+    # shape: the epoch (ctx, model_set, records), the hooks, and whether a bad checkpoint rolls a model back.
     def __init__(self, ctx: EpochContext, model_set: list[str], records: RecordLog,
-                 on_record: RecordHook | None, can_roll_back: bool):
+                 on_record: RecordHook | None, can_roll_back: bool,
+                 on_model_done: Callable[[ModelResult], None] | None = None):
         self.ctx, self.log, self.on_record, self.can_roll_back = ctx, records, on_record, can_roll_back
+        self.on_model_done = on_model_done
         live = sorted(ctx.start_ckpt)
         previous = records.done(ctx.epoch, live)
         self.sched = MopScheduler(model_set, ctx.workers, ctx.epoch, ctx.seed, done=map(unit_of, previous),
@@ -274,6 +277,16 @@ class EpochPass:
         _log_hop(rec)
         if self.on_record:
             self.on_record(rec)
+        if self.on_model_done is not None and u.hop == self.ctx.workers - 1 + self.sched.evals:
+            self._model_done(u.model_id)  # its last unit of the epoch: its result is final
+
+    def _model_done(self, model_id: str) -> None:
+        """Hand a model's final epoch result out while the others still train (on the hop server's thread)."""
+        try:
+            self.on_model_done(self._result_of(replace(self.results[model_id])))
+        except Exception:  # noqa: BLE001 - a consumer's error never stops the epoch; summarise() still has it
+            log.warning("epoch %d: the early result of %s was not handed out", self.ctx.epoch, model_id,
+                        exc_info=True)
 
     def on_failed(self, worker: int, u: Unit, reason: str, config_failed: bool, ckpt_corrupt: bool = False) -> None:
         rec = {"epoch": self.ctx.epoch, "model_id": u.model_id, "partition": u.partition, "kind": u.kind,
@@ -307,12 +320,18 @@ class EpochPass:
                 res.status = ModelStatus.FAILED
                 res.reason = res.reason or "failed"
                 continue
-            ok = [r for r in self.records if r["model_id"] == m and r.get("status") == "ok"]
-            train = [r for r in ok if r["kind"] == TRAIN and r["n"]]  # an empty partition reports no loss
-            n = sum(r["n"] for r in train)
-            res.train_loss = sum(r["loss"] * r["n"] for r in train) / n if n else None
-            res.val = _val_metrics(ok)
-            res.ckpt = self.pointer[m]
+            self._result_of(res)
+
+    def _result_of(self, res: ModelResult) -> ModelResult:
+        """`res` filled from the model's finished records: train loss, validation metrics, checkpoint."""
+        m = res.model_id
+        ok = [r for r in self.records if r["model_id"] == m and r.get("status") == "ok"]
+        train = [r for r in ok if r["kind"] == TRAIN and r["n"]]  # an empty partition reports no loss
+        n = sum(r["n"] for r in train)
+        res.train_loss = sum(r["loss"] * r["n"] for r in train) / n if n else None
+        res.val = _val_metrics(ok)
+        res.ckpt = self.pointer[m]
+        return res
 
 
 def _val_metrics(ok: list[dict]) -> dict:
@@ -543,11 +562,12 @@ class EpochDriver:
     # kept open across the epochs of a CLI run (then launch, host and timeouts are its own).
     def __init__(self, ctx: EpochContext, launch: Callable[[EpochTask], None], *, hooks: FaultHooks = FaultHooks(),
                  on_record: RecordHook | None = None, host: str | None = None, timeouts: HopTimeouts = HopTimeouts(),
-                 session: WorkerSession | None = None):
+                 session: WorkerSession | None = None, on_model_done: Callable[[ModelResult], None] | None = None):
         self.ctx = ctx
         self.records = RecordLog(ctx.store, hooks.after_write)
         self.session = session or WorkerSession(launch, host, timeouts)
         self.on_record = on_record
+        self.on_model_done = on_model_done  # each model's result as soon as it is final (not in a repair pass)
 
     def run(self) -> EpochResult:
         t_start = time.time()
@@ -557,7 +577,8 @@ class EpochDriver:
     def run_pass(self, ctx: EpochContext, repairs: int, repair: bool) -> tuple[dict[str, ModelResult], list[dict]]:
         """A pass over ctx's models, then the repair (with one repair less) of each model it rolled back."""
         model_set = self.records.model_set(ctx.epoch, sorted(ctx.start_ckpt), repair)
-        hop_pass = EpochPass(ctx, model_set, self.records, self.on_record, can_roll_back=repairs > 0)
+        hop_pass = EpochPass(ctx, model_set, self.records, self.on_record, can_roll_back=repairs > 0,
+                             on_model_done=None if repair else self.on_model_done)
         if not hop_pass.sched.finished():
             self.session.serve(hop_pass)
         hop_pass.summarise()

@@ -293,3 +293,35 @@ def test_a_kept_session_repairs_a_corrupt_checkpoint_with_the_same_workers(tmp_p
     for r in results[-1].models.values():
         assert r.status == "RUNNING"
         assert _visits(store, r.ckpt) == [[0, 1, 2]] * 2
+
+
+@pytest.mark.parametrize("validation", ["whole", "partitioned"])
+def test_each_model_is_handed_out_once_as_soon_as_its_result_is_final(tmp_path, validation):
+    """on_model_done gets each model's result right after its last unit of the epoch (its evaluation), while
+    other models still train; it is the result the epoch ends with."""
+    events = []
+    store = Store((tmp_path / "run").as_uri())
+    ctx = EpochContext(store, 1, CONFIGS, {m: None for m in CONFIGS}, "x:y", 0, 3, "file:///d", {},
+                       validation=validation)
+    res = EpochDriver(ctx, fake_launcher(3), on_record=lambda r: events.append(("record", r["model_id"], r["hop"])),
+                      on_model_done=lambda r: events.append(("done", r.model_id, r))).run()
+    done = [e for e in events if e[0] == "done"]
+    assert sorted(m for _, m, _ in done) == sorted(CONFIGS)
+    last_hop = 2 + (2 if validation == "partitioned" else 0)  # 3 train hops, then 2 chained evaluations
+    for _, m, early in done:
+        final = res.models[m]
+        assert (early.train_loss, early.val, early.ckpt) == (final.train_loss, final.val, final.ckpt)
+        i = events.index(("done", m, early))
+        assert events[i - 1] == ("record", m, last_hop)  # right after its final record, not at the epoch's end
+    assert events.index(done[0]) < max(i for i, e in enumerate(events) if e[0] == "record")
+
+
+def test_a_failing_consumer_does_not_stop_the_epoch(tmp_path, caplog):
+    def broken(result):
+        raise RuntimeError("tracking down")
+
+    store = Store((tmp_path / "run").as_uri())
+    ctx = EpochContext(store, 1, CONFIGS, {m: None for m in CONFIGS}, "x:y", 0, 3, "file:///d", {})
+    res = EpochDriver(ctx, fake_launcher(3), on_model_done=broken).run()
+    assert all(r.status == "RUNNING" and r.val == {"loss": 3.0} for r in res.models.values())
+    assert "the early result of m0 was not handed out" in caplog.text
