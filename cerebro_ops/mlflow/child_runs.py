@@ -1,9 +1,10 @@
 """The MLflow child run of each config, over its life in a study run.
 
 Started with the config (prepare, or next_batch for a later TPE batch); after every epoch it trains, its
-metrics, best epoch so far and checkpoint; ended when the config fails, is pruned or finishes its batch,
-with its status as a tag too. Driver side, after the epoch's hops: the workers' hop path never waits for
-MLflow, and tracking never stops training (the Tracker's calls do not raise).
+metrics, best epoch so far and checkpoint, logged as soon as its epoch's result is final (EarlyEpochLogs);
+ended when the config fails, is pruned or finishes its batch, with its status as a tag too. Driver side, on
+a background thread: the workers' hop path never waits for MLflow, and tracking never stops training (the
+Tracker's calls do not raise).
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ MLFLOW_END_STATUS = {ModelStatus.FINISHED: "FINISHED", ModelStatus.FAILED: "FAIL
 
 
 class TrackingQueue:
-    """MLflow calls run in order on one background thread, so a CLI run's next epoch trains while the last
-    one's metrics and checkpoints are logged (the Airflow tasks, one process per step, log inline).
+    """MLflow calls run in order on one background thread, so training goes on while metrics and checkpoints
+    are logged: a CLI run keeps one across its steps, an Airflow epoch task has its own for its epoch.
     `drain()` waits until every submitted call has run: before a step that reads or writes the same runs."""
 
     def __init__(self):
