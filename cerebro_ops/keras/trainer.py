@@ -348,8 +348,8 @@ def _as_tensor(arr: np.ndarray):
 
     Shared: a read-only array (no caller changes it through this view) whose writable base holds exactly its
     bytes, C-contiguous and 64-byte aligned (TensorFlow's kernels abort on less) -- a partition as
-    data/reader.py keeps it. The copy costs more than its bytes: fresh pages fault in at ~5 ms/MB on a VM
-    that hands freed memory back to its host, 0.2-0.4 s of a worker's first hop on 42 MB; and a worker then
+    data/reader.py keeps it. The copy costs more than its bytes: a fresh 42 MB block (numpy asks for
+    transparent huge pages for it) took 0.2-0.4 s of a worker's first hop on a 2-CPU VM; and a worker then
     holds its partition once, not twice."""
     owner = _writable_owner(arr)
     if owner is None or arr.dtype != np.float32 or arr.size == 0 or arr.ctypes.data % 64:
