@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("airflow")
 
 # In a fresh interpreter (this one has imported half of them already): start an executor with one worker,
-# report which shared libraries the worker process maps, stop it.
+# write which shared libraries the worker process maps to a file (its worker logs to stdout), stop it.
 PROBE = """
 import json, sys
 from airflow.executors.local_executor import LocalExecutor
@@ -22,8 +22,9 @@ executor.start()
 try:
     (pid,) = executor.workers
     maps = open(f"/proc/{pid}/maps").read()
-    print(json.dumps({"fork": executor.is_mp_using_fork, "grpc": "cygrpc" in maps,
-                      "sqlalchemy": "sqlalchemy" in maps, "tensorflow": "_pywrap_tensorflow" in maps}))
+    with open(sys.argv[2], "w") as out:
+        json.dump({"fork": executor.is_mp_using_fork, "grpc": "cygrpc" in maps,
+                   "sqlalchemy": "sqlalchemy" in maps, "tensorflow": "_pywrap_tensorflow" in maps}, out)
 finally:
     for proc in executor.workers.values():
         proc.terminate()
@@ -31,15 +32,17 @@ finally:
 """
 
 
-def _worker_maps(kind: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", PROBE, kind], capture_output=True, text=True, timeout=120)
+def _worker_maps(kind: str, tmp_path) -> dict:
+    result = tmp_path / f"{kind}.json"
+    out = subprocess.run([sys.executable, "-c", PROBE, kind, str(result)], capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(result.read_text())
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/<pid>/maps")
-def test_workers_start_with_spark_connect_and_mlflow_imported_but_not_tensorflow():
-    warm, plain = _worker_maps("warm"), _worker_maps("plain")
+def test_workers_start_with_spark_connect_and_mlflow_imported_but_not_tensorflow(tmp_path):
+    warm, plain = _worker_maps("warm", tmp_path), _worker_maps("plain", tmp_path)
     assert warm["fork"] and plain["fork"]
     assert warm["grpc"] and warm["sqlalchemy"] and not warm["tensorflow"]
     assert not plain["grpc"]  # a plain LocalExecutor's worker imports them per task, as before
