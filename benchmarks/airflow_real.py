@@ -195,9 +195,11 @@ def main(argv=None) -> int:
         info = machine()
         airflow = run_airflow(spec_path, work, epochs, args.timeout)
         cli = run_cli(cli_copy(spec_path, work))
+        from scripts.airflow_local import WARM_EXECUTOR
         result = {
             "workload": args.workload, "epochs": epochs, "workers": spec["train"]["workers"],
             "configs": spec["search"].get("num_configs"), "machine": {**info, "loadavg_end": os.getloadavg()},
+            "executor": WARM_EXECUTOR.rsplit(".", 1)[-1],  # what scripts/airflow_local.py runs the tasks with
             "airflow": airflow, "cli": cli,
             "summary": {"airflow_epoch_task_mean_s": _mean(airflow["epoch_task_s"]),
                         "airflow_epoch_task_s": airflow["epoch_task_s"],

@@ -647,8 +647,8 @@ def _airflow_section(a: dict) -> list[str]:
     s, af, cli = a["summary"], a["airflow"], a["cli"]
     return ["## Real Airflow scheduler vs the CLI (`python -m benchmarks.airflow_real`)", "",
             f"Measured {_when(a)}, load average {_load(a)}; workload `{a['workload']}`, {a['epochs']} epochs, "
-            f"W = {a['workers']}, {a.get('configs')} configs; scheduler + LocalExecutor with a warm Spark Connect "
-            f"session (`make airflow-ui`'s setup), DAG run state {af['state']}.", "",
+            f"W = {a['workers']}, {a.get('configs')} configs; scheduler + {a.get('executor', 'LocalExecutor')} with "
+            f"a warm Spark Connect session (`make airflow-ui`'s setup), DAG run state {af['state']}.", "",
             "| | " + " | ".join(f"epoch {i + 1}" for i in range(len(s['cli_epoch_s']))) + " | mean |",
             "|---|" + "---|" * (len(s["cli_epoch_s"]) + 1),
             "| Airflow epoch task s | " + " | ".join(_f(x, "{:.1f}") for x in s["airflow_epoch_task_s"])
