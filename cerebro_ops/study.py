@@ -83,9 +83,8 @@ def open_tracker(spec: StudySpec):
 def spark_session(spec: StudySpec, spark):
     if spark is not None:
         return spark
-    from cerebro_ops.spark.session import get_spark, local_source_bytes
-    master = spec.runtime.spark_master
-    return get_spark(master, app_name=f"cerebro-{spec.name}", source_bytes=local_source_bytes(spec, master))
+    from cerebro_ops.spark.session import study_spark
+    return study_spark(spec, spec.runtime.spark_master)
 
 
 def provisional_shape(spec: StudySpec) -> tuple[int, ...]:
@@ -202,7 +201,7 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
     if partition_too:
         _track_while_partitioning(session, snapshot, repo, state, tags or {})
     else:
-        _start_tracking(snapshot, state, tags or {}, state.meta.get("summary"))
+        _start_tracking(snapshot, state, tags or {})
         state.prepared = True
         repo.save(state)
     log.info("prepared run %s: %d configs, %s rows", run_id, len(configs), state.meta.get("rows"))
@@ -240,11 +239,11 @@ def _prepare_data(session, snapshot: StudySpec, repo: RunRepository, check: Buil
     return meta
 
 
-def _start_tracking(snapshot: StudySpec, state: RunState, tags: dict, summary: dict | None) -> None:
+def _start_tracking(snapshot: StudySpec, state: RunState, tags: dict) -> None:
     """The parent MLflow run with the prepare summary, and a child run per config (their ids go into `state`)."""
     tracker = open_tracker(snapshot)
     state.mlflow_parent = tracker.start_study(snapshot, state.run_id, tags)
-    tracker.log_prepare_summary(state.mlflow_parent, summary)
+    tracker.log_prepare_summary(state.mlflow_parent, state.meta.get("summary"))
     children = ChildRuns(tracker, state.mlflow_parent)
     for rec in state.models.values():
         children.start(rec)
@@ -259,7 +258,7 @@ def _track_while_partitioning(session, snapshot: StudySpec, repo: RunRepository,
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1, thread_name_prefix="mlflow-start") as pool:
-        tracking = pool.submit(_start_tracking, snapshot, state, tags, state.meta.get("summary"))
+        tracking = pool.submit(_start_tracking, snapshot, state, tags)
         try:
             meta = _partition_data(session, snapshot, repo, state.meta)
         except Exception:
@@ -354,7 +353,8 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
     try:
         children = ChildRuns(tracker, state.mlflow_parent, background=background)
         logs = EarlyEpochLogs(children, state, snapshot, repo.store, epoch)
-        models, wall = _train_epoch(snapshot, state, repo, epoch, (spark, launcher, on_record, kept, logs))
+        models, wall = _train_epoch(snapshot, state, repo, epoch, logs, spark=spark, launcher=launcher,
+                                    on_record=on_record, kept=kept)
         pruned = _record_epoch(snapshot, state, repo, epoch, models, logs)
         if kept is None:
             background.drain()  # this step's MLflow calls, before the state says the epoch is done
@@ -371,13 +371,14 @@ def run_epoch(spec: StudySpec, run_id: str, epoch: int, batch: int = 0, spark=No
             "pruned": sorted(pruned), "failed": failed}
 
 
-def _train_epoch(snapshot: StudySpec, state: RunState, repo: RunRepository, epoch: int, how: tuple) -> tuple:
-    """(model -> ModelResult, wall seconds) of the epoch's MOP pass over the live models ({} when none).
-    `how`: run_epoch's spark, launcher, on_record and kept, and the EarlyEpochLogs."""
+# shape: the epoch's run (snapshot, state, repo, epoch) and its EarlyEpochLogs, then run_epoch's injection points.
+def _train_epoch(snapshot: StudySpec, state: RunState, repo: RunRepository, epoch: int, logs: EarlyEpochLogs, *,
+                 spark, launcher, on_record: Callable[[dict], None] | None,
+                 kept: KeptAcrossSteps | None) -> tuple:
+    """(model -> ModelResult, wall seconds) of the epoch's MOP pass over the live models ({} when none)."""
     from cerebro_ops.mop.epoch import EpochContext, EpochDriver, FaultHooks, WorkerSession
     from cerebro_ops.mop.hop_server import HopTimeouts
 
-    spark, launcher, on_record, kept, logs = how
     live = {m: state.models[m].ckpt for m in state.live_models()}
     if not live:
         return {}, 0.0

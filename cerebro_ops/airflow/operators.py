@@ -104,11 +104,11 @@ class SparkStepOperator(CerebroStepOperator):
     def spark(self, spec: Any):
         """This task's Spark session (reused if this process has one on the same master)."""
         from cerebro_ops.spark.job_tags import new_task_tag, tag_jobs
-        from cerebro_ops.spark.session import get_spark, local_source_bytes
+        from cerebro_ops.spark.session import study_spark
 
         master = self.resolve_master(spec)
         self.log.info("Spark master: %s", master.split(";", 1)[0])  # never log sc:// tokens
-        spark = get_spark(master, app_name=f"cerebro-{spec.name}", source_bytes=local_source_bytes(spec, master))
+        spark = study_spark(spec, master)
         self._job_tag = self._job_tag or new_task_tag()
         try:
             tag_jobs(spark, self._job_tag)  # on_kill cancels this tag, not the shared session's other jobs

@@ -102,6 +102,12 @@ def local_source_bytes(spec, master: str) -> int | None:
     return source_bytes(spec) if master.startswith("local") else None
 
 
+def study_spark(spec, master: str):
+    """The session a study's steps run on: on `master`, named after the study, a new local JVM sized to the
+    study's source (the CLI's spec master, or an Airflow task's resolved connection)."""
+    return get_spark(master, app_name=f"cerebro-{spec.name}", source_bytes=local_source_bytes(spec, master))
+
+
 def get_spark(master: str, app_name: str = "cerebro-ops", java_options: list[str] | None = None,
               source_bytes: int | None = None):
     """Return a session; reuses the active one in this process (one Spark session for all epochs).
