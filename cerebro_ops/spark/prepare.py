@@ -475,18 +475,23 @@ def _with_split(spec: StudySpec, df, names: dict[str, str], total: int):
     d = spec.data
     h, tie = _content_hashes(spec, df, names, "split")
     df = df.withColumn("_h", h).withColumn("_tie", tie)
-    df = df.withColumn("_copy", F.row_number().over(Window.partitionBy("_h", "_tie").orderBy("_h")) - 1)
     if d.validation_column:
+        df = df.withColumn("_copy", F.row_number().over(Window.partitionBy("_h", "_tie").orderBy("_h")) - 1)
         return df.withColumn("_is_val", F.col("_v")).drop("_tie", "_v")
     buckets = max(1, math.ceil(total / ROWS_PER_GROUP))
     stratum = F.col("_label") if d.stratify and d.task != "regression" else F.lit(0.0)
     df = df.withColumn("_stratum", stratum).withColumn("_bucket", F.pmod(F.col("_h"), F.lit(buckets)))
-    rank = F.row_number().over(Window.partitionBy("_stratum", "_bucket").orderBy("_h", "_tie", "_copy")) - 1
+    # One window (one shuffle and sort) gives both the rank and the copy ordinal: identical rows share their
+    # label and hash, so they sit together in one group, and rank() is the row number of the first of them.
+    group = Window.partitionBy("_stratum", "_bucket").orderBy("_h", "_tie")
+    df = df.withColumn("_rank", F.row_number().over(group) - 1)
+    df = df.withColumn("_copy", F.col("_rank") + 1 - F.rank().over(group))
+    rank = F.col("_rank")
     offset = F.pmod(F.xxhash64(F.lit(spec.seed), F.lit("offset"), "_stratum", "_bucket"),
                     F.lit(_HASH_BUCKETS)) / _HASH_BUCKETS
     f = F.lit(d.validation_fraction)
     is_val = F.floor(offset + (rank + 1) * f) > F.floor(offset + rank * f)
-    return df.withColumn("_is_val", is_val).drop("_tie", "_stratum", "_bucket")
+    return df.withColumn("_is_val", is_val).drop("_tie", "_stratum", "_bucket", "_rank")
 
 
 def _order_buckets(rows: dict) -> dict:

@@ -162,3 +162,19 @@ def test_order_is_dense_and_spreads_copies(spark):
     # 5 distinct feature rows x 2 labels: a shuffled order repeats the previous row ~1/7 of the time, a
     # sorted one almost always.
     assert same_as_next.mean() < 0.3
+
+
+def test_split_takes_one_shuffle_and_numbers_each_rows_copies(spark):
+    """The rank inside each (class, hash bucket) group and the copy ordinal come from one window: one shuffle
+    of the data. Copies of a row are numbered 0..k-1 (the shuffle order hashes that ordinal)."""
+    pdf = duplicate_heavy(np.random.default_rng(2), 7, 2000)
+    spec = make_spec("unused.parquet", ["a"], ["b"])
+    names = prep.internal_names(spec)
+    df = spark.createDataFrame(pdf.rename(columns=names))
+    df, _ = prep._encode_label(spec, df, "_y")
+    split = prep._with_split(spec, df, names, len(pdf))
+    plan = split._jdf.queryExecution().executedPlan().toString()
+    assert plan.count("Exchange hashpartitioning") == 1, plan
+    out = split.select("_y", "_n0", "_k0", "_copy").toPandas()
+    for _, copies in out.groupby(["_y", "_n0", "_k0"]):
+        assert sorted(copies["_copy"]) == list(range(len(copies)))
