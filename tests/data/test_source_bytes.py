@@ -61,6 +61,17 @@ def test_small_sources_get_a_short_lived_jit():
     assert "-XX:ReservedCodeCacheSize=240m" in small  # C1 alone would reserve 48 MB
 
 
+def test_a_new_driver_jvm_gets_the_throughput_collector_unless_a_collector_is_chosen(monkeypatch):
+    for name in session.JVM_ENV_OPTIONS:
+        monkeypatch.delenv(name, raising=False)
+    assert session.gc_options(["-XX:SharedArchiveFile=/a.jsa"]) == ["-XX:+UseParallelGC"]
+    assert session.gc_options(["-XX:+UseG1GC"]) == []  # the caller's own choice stands
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Xss4m -XX:+UseZGC")  # two collectors: the JVM would not start
+    assert session.gc_options([]) == []
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:-UseAdaptiveSizePolicy")  # a GC setting, not a collector
+    assert session.gc_options([]) == ["-XX:+UseParallelGC"]
+
+
 def test_a_local_study_session_is_told_its_source_size(tmp_path, monkeypatch):
     _frame(2000).to_parquet(tmp_path / "d.parquet")
     seen = {}

@@ -80,7 +80,9 @@ _MAPS = textwrap.dedent("""
     maps = open(f"/proc/{pid}/maps").read()
     print(json.dumps({"archive": str(archive_path()), "mapped": str(archive_path()) in maps,
                       "options": spark.sparkContext.getConf().get("spark.driver.extraJavaOptions"),
-                      "rows": spark.range(5).count()}))
+                      "rows": spark.range(5).count(),
+                      "gcs": [b.getName() for b in spark._jvm.java.lang.management.ManagementFactory
+                              .getGarbageCollectorMXBeans()]}))
 """)
 
 
@@ -116,4 +118,5 @@ def test_a_built_archive_is_mapped_by_a_new_local_session(tmp_path):
     assert f"-XX:SharedArchiveFile={archives[0]}" in seen["options"]
     assert seen["rows"] == 5
     assert "-XX:TieredStopAtLevel=1" in seen["options"]  # a small source: the JVM's JIT stops at C1
+    assert "PS Scavenge" in seen["gcs"]  # the throughput collector, with the archive built under it
     assert "shared archive" not in out.stdout + out.stderr  # no JVM warning reaches the user
