@@ -239,6 +239,22 @@ def test_binary_bool_label_and_array_column(logged, tmp_path):
     np.testing.assert_array_equal(out["prediction"], out["probability"] > 0.5)
 
 
+def test_predictions_in_batches_equal_keras_predict(logged, monkeypatch):
+    """predict_keras calls predict_on_batch per PREDICT_BATCH rows (no tf.data pipeline per call); the rows of
+    every batch, the last short one too, come back in order and as Keras's predict gives them."""
+    from cerebro_ops.keras import serving
+
+    monkeypatch.setattr(serving, "PREDICT_BATCH", 7)  # 25 rows: batches of 7, 7, 7 and 4
+    model, x = logged.model, logged.enc.encode(logged.rows)
+    sizes = []
+    real = model.predict_on_batch
+    monkeypatch.setattr(model, "predict_on_batch", lambda batch: sizes.append(len(batch)) or real(batch))
+    got = predict_keras(model, x, logged.enc.feature_spans)
+    assert sizes == [7, 7, 7, 4]
+    np.testing.assert_array_equal(got, model.predict(x, verbose=0))
+    assert predict_keras(model, x[:0], logged.enc.feature_spans).shape == (0, 1)
+
+
 def test_model_with_one_input_per_column(logged):
     """Named inputs (the columns' own names, dots and all) get their columns' slices, as in training."""
     from cerebro_ops.keras.trainer import model_inputs
