@@ -157,13 +157,13 @@ def check_model_builder(spec: StudySpec, params: dict) -> None:
     check_builder(spec.model_builder, params, provisional_info(spec), spec.train.metric)
 
 
-# shape: spec and run_id name the run; overrides/tags/replay_of are the trigger's; spark, builder_check and
-# partition_too are what the CLI injects (its session, the builder check it started before Spark was up, and
-# the partition step done here, beside the MLflow calls).
+# shape: spec and run_id name the run; overrides/tags/replay_of are the trigger's; spark and builder_check are
+# what the CLI injects (its session, and the builder check it started before Spark was up).
 def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = None,
             tags: dict | None = None, replay_of: RunState | None = None,
-            builder_check: BuilderCheck | None = None, partition_too: bool = False) -> RunState:
-    """Sample configs, open the MLflow runs, and prepare the data (clean, encode, split, shuffle).
+            builder_check: BuilderCheck | None = None) -> RunState:
+    """Sample configs, open the MLflow runs, and prepare the data (clean, encode, split, shuffle) into the
+    workers' partitions: the run is then partitioned too, and the partition step has nothing to do.
 
     The effective spec (`spec` with the validated `overrides`) is snapshotted in the run state: every later
     step uses it. `replay_of`: the state of an earlier run whose recorded configs (and TPE batches) are used
@@ -198,13 +198,13 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
     session = spark_session(snapshot, spark)
     state.meta = _prepare_data(session, snapshot, repo, check, "source" in overrides)
     preloading.join()
-    if partition_too:
-        _track_while_partitioning(session, snapshot, repo, state, tags or {})
-    else:
-        _start_tracking(snapshot, state, tags or {})
-        state.prepared = True
-        repo.save(state)
+    _start_tracking(snapshot, state, tags or {})
+    state.prepared = True
+    state.partitioned = state.meta.get("workers") == snapshot.train.workers
+    repo.save(state)
     log.info("prepared run %s: %d configs, %s rows", run_id, len(configs), state.meta.get("rows"))
+    if state.partitioned:
+        _log_memory_plan(snapshot, state.meta)
     for line in summary_lines(state.meta.get("summary") or {}):
         log.info("data: %s", line)
     return state
@@ -249,41 +249,30 @@ def _start_tracking(snapshot: StudySpec, state: RunState, tags: dict) -> None:
         children.start(rec)
 
 
-def _track_while_partitioning(session, snapshot: StudySpec, repo: RunRepository, state: RunState,
-                              tags: dict) -> None:
-    """_start_tracking on a thread while this one partitions: the MLflow calls (about 1 s, its database's
-    schema on a first study) wait for SQLite, the partition for Spark. The run is saved as after the two
-    steps one after the other: prepared once its MLflow runs exist, partitioned if that finished too. An
-    MLflow error is raised first, as when it came before the partition, and then no state is saved."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1, thread_name_prefix="mlflow-start") as pool:
-        tracking = pool.submit(_start_tracking, snapshot, state, tags)
-        try:
-            meta = _partition_data(session, snapshot, repo, state.meta)
-        except Exception:
-            tracking.result()  # an MLflow error wins
-            state.prepared = True
-            repo.save(state)
-            raise
-        tracking.result()
-    state.meta, state.prepared, state.partitioned = meta, True, True
-    repo.save(state)
-
-
 def _partition_data(session, snapshot: StudySpec, repo: RunRepository, meta: dict) -> dict:
-    from cerebro_ops.data.estimate import check_prepared
     from cerebro_ops.spark import prepare as prep
+
+    _log_memory_plan(snapshot, meta)
+    return prep.partition(session, snapshot, repo.store.sub("data"), snapshot.train.workers)
+
+
+def _log_memory_plan(snapshot: StudySpec, meta: dict) -> None:
+    from cerebro_ops.data.estimate import check_prepared
 
     for line in check_prepared(snapshot, meta):
         log.info(line)  # cached or streamed, per worker, from the prepared row counts
-    return prep.partition(session, snapshot, repo.store.sub("data"), snapshot.train.workers)
 
 
 def _raise_builder_error(check: BuilderCheck) -> None:
     error = check.error()
     if error is not None:
         raise error
+
+
+def needs_partitioning(spec: StudySpec, run_id: str) -> bool:
+    """Whether partition() has work (and so needs Spark): only for a run prepared by an earlier version, whose
+    prepare did not write the workers' partitions."""
+    return not load_run(spec, run_id).partitioned
 
 
 def partition(spec: StudySpec, run_id: str, spark=None) -> RunState:
@@ -579,8 +568,7 @@ def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = Non
     from cerebro_ops.core.plan import build_plan, step_call
 
     run_id = run_id or new_run_id()
-    state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of, builder_check=builder_check,
-                    partition_too=True)  # the plan's partition step then finds the run partitioned
+    state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of, builder_check=builder_check)
     snapshot = run_spec(spec, state)
     spark = spark if launcher is not None else spark_session(snapshot, spark)
     kept = KeptAcrossSteps()  # an epoch's MLflow logging overlaps the next epoch; the workers stay up

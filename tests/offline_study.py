@@ -57,7 +57,11 @@ def go_offline(monkeypatch) -> dict:
     monkeypatch.setattr(study, "check_model_builder", lambda spec, params: None)
     monkeypatch.setattr(study, "spark_session", lambda spec, spark: None)
     monkeypatch.setattr(study, "open_tracker", lambda spec: RecordingTracker(seen["tracker"]))
-    monkeypatch.setattr(prep, "prepare", lambda spark, spec, store: {"rows": 20})
+    def prepare(spark, spec, store):  # as prepare does: the data written into the workers' partitions
+        seen["partition_workers"].append(spec.train.workers)
+        return {"rows": 20, "workers": spec.train.workers}
+
+    monkeypatch.setattr(prep, "prepare", prepare)
 
     def partition(spark, spec, store, workers):
         seen["partition_workers"].append(workers)

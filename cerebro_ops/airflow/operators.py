@@ -149,10 +149,15 @@ class CerebroPrepareOperator(SparkStepOperator):
 
 
 class CerebroPartitionOperator(SparkStepOperator):
+    """The workers' partitions. prepare writes them, so this joins Spark only for a run prepared by an earlier
+    version (which left its encoded rows unsplit)."""
+
     kind = "partition"
 
     def step_kwargs(self, spec: Any, run_id: str, context: Any) -> dict:
-        return {"spark": self.spark(spec)}
+        from cerebro_ops import study
+
+        return {"spark": self.spark(spec) if study.needs_partitioning(spec, run_id) else None}
 
     def run_step(self, spec: Any, run_id: str, context: Any) -> Any:
         super().run_step(spec, run_id, context)

@@ -104,7 +104,7 @@ def _prepare(spark, spec: StudySpec, data: Store) -> dict:
                                                         missing_slots)
         raw = _raw_columns(spec, names, raw_dtypes)
         split = (df, sizes, _bucket_sizes(got["extra"], candidates, sizes))
-        _write_splits(data, split, spec.seed, features, raw, got["label_stats"])
+        _write_splits(data, split, (spec.seed, spec.train.workers), features, raw, got["label_stats"])
     finally:
         df.unpersist()
     meta = {
@@ -131,6 +131,8 @@ def _prepare(spark, spec: StudySpec, data: Store) -> dict:
         "source": source_uri(d.source),
         "rows": rows,
         "missing": d.missing,
+        "workers": spec.train.workers,
+        "counts": {split: partition_counts(n, spec.train.workers) for split, n in rows.items()},
     }
     meta["summary"] = build_summary(spec, counts, dropped, rows, stats, indicators, missing_slots, got["cardinality"])
     data.write_json("meta.json", meta)
@@ -158,16 +160,20 @@ def _check_split_sizes(spec: StudySpec, rows: dict, total: int) -> None:
                             "use more data or a validation_fraction nearer 0.2")
 
 
-# shape: the split frame with its sizes, the seed, and the column expressions that write it.
-def _write_splits(data: Store, split: tuple, seed: int, features, raw: list, label_stats: dict | None) -> None:
-    """prepared/<split> (encoded) and raw/<split> (the user's rows) of both splits, each split in its own
-    shuffle order (one window over both; split: (frame, {split: rows}, the order's bucket sizes or None)). A
-    regression label is written standardised (label_stats: the train split's mean and std).
+# shape: the split frame with its sizes, the seed and workers, and the column expressions that write it.
+def _write_splits(data: Store, split: tuple, layout: tuple[int, int], features, raw: list,
+                  label_stats: dict | None) -> None:
+    """<split>/_partition=<w> (encoded, for the W workers) and raw/<split> (the user's rows) of both splits, each
+    split in its own shuffle order (one window over both; split: (frame, {split: rows}, the order's bucket sizes
+    or None); layout: (seed, W)). A regression label is written standardised (label_stats: the train split's
+    mean and std).
 
-    The ordered frame is cached: the first write computes the order of both splits, the other three read it."""
+    The ordered frame is cached: the first write computes the order of both splits, the other three read it.
+    The encoded rows go straight into the workers' partitions: written once, never read back to be split."""
     from pyspark.sql import functions as F
 
     df, sizes, buckets = split
+    seed, workers = layout
     label = F.col("_label").cast("double")
     if label_stats:
         label = (label - F.lit(label_stats["mean"])) / F.lit(label_stats["std"])
@@ -175,11 +181,28 @@ def _write_splits(data: Store, split: tuple, seed: int, features, raw: list, lab
     try:
         for split_name, is_val in (("train", False), ("val", True)):
             part = ordered.filter(F.col("_is_val") == F.lit(is_val))
-            part.select(features.alias("features"), label.alias("label"), "_order") \
-                .write.mode("overwrite").parquet(data.engine_url("prepared", split_name))
+            _write_partitioned(part.select(features.alias("features"), label.alias("label"), "_order"),
+                               data.engine_url(split_name), workers)
             part.select(*raw, "_order").write.mode("overwrite").parquet(data.engine_url("raw", split_name))
     finally:
         ordered.unpersist()
+
+
+def _write_partitioned(df, url: str, workers: int) -> None:
+    """`df` (features, label, _order) as `workers` Parquet partitions: row i to partition i % W, one file per
+    partition directory, its rows in _order, so a reader takes them as they are (no reordering copy). The
+    writer of a partitioned table sorts by the partition column unless the rows already are: sorted by _order
+    alone, they were re-sorted by _partition only, and _order was lost."""
+    from pyspark.sql import functions as F
+
+    df = df.withColumn("_partition", (F.col("_order") % F.lit(workers)).cast("int"))
+    (df.repartition(workers, "_partition").sortWithinPartitions("_partition", "_order")
+       .write.mode("overwrite").partitionBy("_partition").parquet(url))
+
+
+def partition_counts(rows: int, workers: int) -> list[int]:
+    """Rows per partition of a split of `rows` rows (_order 0..rows-1; partition w holds the i with i % W == w)."""
+    return [rows // workers + (1 if w < rows % workers else 0) for w in range(workers)]
 
 
 def internal_names(spec: StudySpec) -> dict[str, str]:
@@ -648,32 +671,31 @@ def _input_shape(spec: StudySpec, n_features: int) -> list[int]:
 # ============================================================================ partition (Spark)
 
 def partition(spark, spec: StudySpec, data: Store, workers: int) -> dict:
-    """Split prepared train/val into `workers` balanced Parquet partitions (row i → partition i % W)."""
+    """The prepared data's meta with `workers` balanced Parquet partitions per split (row i → partition i % W).
+    prepare writes them: this runs no Spark job then. A run prepared by an earlier version (encoded rows in
+    prepared/<split>) is split here."""
     if workers < 1:
         raise DataError("train.workers", f"{workers} workers", "use at least one worker")
+    meta = data.read_json("meta.json")
+    if meta.get("workers") == workers:
+        return meta
+    if meta.get("workers") is not None:
+        raise DataError("train.workers", f"{workers} workers, but this run's data was prepared for "
+                        f"{meta['workers']}", f"start a new run, or set train.workers: {meta['workers']}")
     with _sql_conf(spark, PREPARE_SQL_CONF):
-        return _partition(spark, data, workers)
+        return _partition(spark, data, workers, meta)
 
 
-# The columns of prepared/<split>, as _write_splits writes them (Spark writes every column nullable).
+# The columns of prepared/<split>, as prepare wrote them before it wrote the workers' partitions.
 PREPARED_SCHEMA = "features array<float>, label double, _order long"
 
 
-def _partition(spark, data: Store, workers: int) -> dict:
-    from pyspark.sql import functions as F
-
-    meta = data.read_json("meta.json")
+def _partition(spark, data: Store, workers: int, meta: dict) -> dict:
     counts = {}
     for split in ("train", "val"):  # the schema prepare wrote: reading it needs no Spark job
         df = spark.read.schema(PREPARED_SCHEMA).parquet(data.engine_url("prepared", split))
-        df = df.withColumn("_partition", (F.col("_order") % F.lit(workers)).cast("int"))
-        # One file per partition directory, rows in _order, so a reader takes them as they are (no reordering
-        # copy). The writer of a partitioned table sorts by the partition column unless the rows already are:
-        # sorted by _order alone, they were re-sorted by _partition only, and _order was lost.
-        (df.repartition(workers, "_partition").sortWithinPartitions("_partition", "_order")
-           .write.mode("overwrite").partitionBy("_partition").parquet(data.engine_url(split)))
-        n = int(meta["rows"][split])  # _order is 0..n-1: partition w holds the i with i % W == w
-        counts[split] = [n // workers + (1 if w < n % workers else 0) for w in range(workers)]
+        _write_partitioned(df, data.engine_url(split), workers)
+        counts[split] = partition_counts(int(meta["rows"][split]), workers)
     meta.update({"workers": workers, "counts": counts})
     data.write_json("meta.json", meta)
     return meta

@@ -20,8 +20,11 @@ def make(calls: list) -> types.ModuleType:
         calls.append(("prepare", run_id, spark, overrides, tags))
         eff = spec.with_overrides(**(overrides or {}))
         batches = searcher_for(eff).num_batches
-        runs[run_id] = {"epochs": eff.train.epochs, "batches": batches}
+        runs[run_id] = {"epochs": eff.train.epochs, "batches": batches, "partitioned": True}
         return {"run_id": run_id, "configs": {"m1": {}}, "big": list(range(1000))}
+
+    def needs_partitioning(spec, run_id):  # a run this fake did not prepare: as if an earlier version had
+        return not runs.get(run_id, {}).get("partitioned")
 
     def partition(spec, run_id, spark=None):
         calls.append(("partition", run_id, spark))
@@ -52,7 +55,7 @@ def make(calls: list) -> types.ModuleType:
         calls.append(("register", run_id))
         return {"model_id": "m1", "promoted": True}
 
-    for f in (prepare, partition, epoch_needs_training, run_epoch, next_batch, select, register):
+    for f in (prepare, needs_partitioning, partition, epoch_needs_training, run_epoch, next_batch, select, register):
         setattr(mod, f.__name__, f)
     return mod
 

@@ -152,9 +152,16 @@ def test_select_and_register_need_no_spark(spec_path, fake_study, fake_spark, co
     assert fake_spark == []
 
 
-def test_partition_uses_spark(spec_path, fake_study, fake_spark, connections):
-    _ops().CerebroPartitionOperator(task_id="partition", spec_path=spec_path).execute(_ctx())
+def test_partition_joins_spark_only_for_a_run_prepare_did_not_partition(spec_path, fake_study, fake_spark,
+                                                                         connections):
+    ops = _ops()
+    ops.CerebroPartitionOperator(task_id="partition", spec_path=spec_path).execute(_ctx())  # an older run
     assert fake_study == [("partition", "manual__1", "spark<local[2]>")]
+    fake_study.clear()
+    ops.CerebroPrepareOperator(task_id="prepare", spec_path=spec_path).execute(_ctx(run_id="manual__2"))
+    ops.CerebroPartitionOperator(task_id="partition", spec_path=spec_path).execute(_ctx(run_id="manual__2"))
+    assert fake_study[1] == ("partition", "manual__2", None)
+    assert fake_spark == ["local[2]", "local[2]"]  # the older run's partition and the prepare, nothing after
 
 
 def test_every_plan_kind_has_its_own_operator():

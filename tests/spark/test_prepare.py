@@ -1,6 +1,7 @@
 """prepare + partition on the example datasets, read back through the Petastorm reader."""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 from cerebro_ops.data import reader
 from cerebro_ops.example_data import make_example_data
+from cerebro_ops.core.errors import DataError
 from cerebro_ops.spark.prepare import partition, prepare
 from cerebro_ops.core.spec import parse_spec
 from cerebro_ops.store import Store
@@ -43,6 +45,8 @@ def dummy_spec(source, seed=0, **data):
 
 
 def run(spark, spec, root, workers=2):
+    """prepare and partition for `workers` workers (the spec's train.workers: prepare writes their partitions)."""
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, workers=workers))
     store = Store(root.as_uri())
     prepare(spark, spec, store)
     return store, partition(spark, spec, store, workers)
@@ -162,14 +166,15 @@ def test_same_seed_same_partitions_other_seed_differs(spark, dummy, data_dir, tm
     assert len(va & vo) < 0.5 * len(va)  # mostly different validation rows
 
 
-def test_partition_rerun_is_idempotent_and_rebalances(spark, data_dir, tmp_path):
+def test_partition_rerun_is_idempotent_and_refuses_other_workers(spark, data_dir, tmp_path):
     spec = dummy_spec(data_dir / "dummy.parquet")
     store, meta3 = run(spark, spec, tmp_path / "s", workers=3)
-    assert len(meta3["counts"]["train"]) == 3
-    meta2 = partition(spark, spec, store, 2)
-    assert reader.list_partitions(store.url(), "train") == [0, 1]
-    assert sum(meta2["counts"]["train"]) == meta3["rows"]["train"]
-    assert store.read_json("meta.json")["workers"] == 2
+    assert len(meta3["counts"]["train"]) == 3 and sum(meta3["counts"]["train"]) == meta3["rows"]["train"]
+    assert reader.list_partitions(store.url(), "train") == [0, 1, 2]
+    assert partition(spark, spec, store, 3) == meta3
+    with pytest.raises(DataError, match="prepared for 3"):
+        partition(spark, spec, store, 2)
+    assert reader.list_partitions(store.url(), "train") == [0, 1, 2]  # nothing rewritten
 
 
 def test_csv_with_missing_values_and_string_labels(spark, data_dir, tmp_path):

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from cerebro_ops.core.spec import parse_spec
 from cerebro_ops.spark import learn as learn_mod
 from cerebro_ops.spark import missing
+from cerebro_ops.data import reader
 from cerebro_ops.spark import prepare as prep
 from cerebro_ops.store import Store
 from tests.prepared_rows import prepared_split
@@ -68,17 +69,20 @@ def prepared(store: Store, meta: dict) -> dict:
     return {split: prepared_split(store.url(), split, meta["input_shape"]) for split in ("train", "val")}
 
 
-def test_prepare_runs_seven_jobs_and_partition_two(spark, tmp_path):
+def test_prepare_runs_seven_jobs_and_partition_none(spark, tmp_path):
     """Reading the schema, counting rows and missing values, learning (statistics + categories + bucket
-    sizes), and the four writes; partition reads prepared/ with its known schema and writes both splits."""
+    sizes), and the four writes, two of them straight into the workers' partitions: partition has no job."""
     table(400).to_parquet(tmp_path / "t.parquet")
     spec = spec_for(tmp_path / "t.parquet")
     store = Store((tmp_path / "s").as_uri())
     meta, n_prepare = jobs_of(spark, lambda: prep.prepare(spark, spec, store))
-    meta, n_partition = jobs_of(spark, lambda: prep.partition(spark, spec, store, 3))
-    assert (n_prepare, n_partition) == (7, 2)
+    assert meta["workers"] == spec.train.workers
+    meta, n_partition = jobs_of(spark, lambda: prep.partition(spark, spec, store, spec.train.workers))
+    assert (n_prepare, n_partition) == (7, 0)
     assert meta["rows"]["train"] + meta["rows"]["val"] == 400
     assert sum(meta["counts"]["train"]) == meta["rows"]["train"]
+    assert reader.list_partitions(store.url(), "train") == list(range(spec.train.workers))
+    assert not store.exists("prepared")  # the encoded rows are written once, as the workers read them
 
 
 @pytest.mark.parametrize("split", [{}, {"validation_column": "holdout"}])
