@@ -1,9 +1,11 @@
 """Prepare and partition the study data: check, clean, encode, split, shuffle, W Parquet partitions.
 
 Store layout written here (see docs/architecture.md):
-    data/prepared/{train,val}/            features (array<float>), label (double), _order (long, 0..n-1)
-    data/{train,val}/_partition=<w>/      the same columns, row i of a split lands in partition i % W
+    data/{train,val}/_partition=<w>/      features (array<float>), label (double), _order (long, 0..n-1):
+                                          row i of a split lands in partition i % W, each file in _order
+    data/raw/{train,val}/                 the same rows as the user has them, with _order
     data/meta.json                        what the trainer needs to rebuild shapes and decode labels
+(A run prepared by an older version has its encoded rows in data/prepared/{train,val}; partition splits them.)
 
 Determinism: the split and the shuffle come from a seeded hash of each row's content, not from
 ``rand()``, because ``rand()`` depends on how Spark happened to split the input files (core count,
@@ -131,9 +133,7 @@ def _prepare(spark, spec: StudySpec, data: Store) -> dict:
         "source": source_uri(d.source),
         "rows": rows,
         "missing": d.missing,
-        "workers": spec.train.workers,
-        "counts": {split: partition_counts(n, spec.train.workers) for split, n in rows.items()},
-    }
+        **partition_layout(rows, spec.train.workers)}
     meta["summary"] = build_summary(spec, counts, dropped, rows, stats, indicators, missing_slots, got["cardinality"])
     data.write_json("meta.json", meta)
     return meta
@@ -200,9 +200,12 @@ def _write_partitioned(df, url: str, workers: int) -> None:
        .write.mode("overwrite").partitionBy("_partition").parquet(url))
 
 
-def partition_counts(rows: int, workers: int) -> list[int]:
-    """Rows per partition of a split of `rows` rows (_order 0..rows-1; partition w holds the i with i % W == w)."""
-    return [rows // workers + (1 if w < rows % workers else 0) for w in range(workers)]
+def partition_layout(rows: dict, workers: int) -> dict:
+    """meta.json's "workers" and "counts" ({split: rows per partition}) for splits of {split: rows} rows: _order
+    runs 0..n-1 and partition w holds the i with i % W == w."""
+    return {"workers": workers,
+            "counts": {split: [n // workers + (1 if w < n % workers else 0) for w in range(workers)]
+                       for split, n in rows.items()}}
 
 
 def internal_names(spec: StudySpec) -> dict[str, str]:
@@ -691,11 +694,9 @@ PREPARED_SCHEMA = "features array<float>, label double, _order long"
 
 
 def _partition(spark, data: Store, workers: int, meta: dict) -> dict:
-    counts = {}
     for split in ("train", "val"):  # the schema prepare wrote: reading it needs no Spark job
         df = spark.read.schema(PREPARED_SCHEMA).parquet(data.engine_url("prepared", split))
         _write_partitioned(df, data.engine_url(split), workers)
-        counts[split] = partition_counts(int(meta["rows"][split]), workers)
-    meta.update({"workers": workers, "counts": counts})
+    meta.update(partition_layout({split: int(meta["rows"][split]) for split in ("train", "val")}, workers))
     data.write_json("meta.json", meta)
     return meta
