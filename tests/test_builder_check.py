@@ -141,7 +141,7 @@ def test_prepare_interrupts_its_data_work_when_the_builder_is_broken(tmp_path, m
     monkeypatch.setattr(study, "spark_session", lambda spec, spark: session)
     monkeypatch.setattr(study, "check_model_builder", lambda spec, params: failing_after(gate)())
 
-    def data_work(spark, spec, data):
+    def data_work(spark, spec, data, on_checked=None):
         data.write_json("meta.json", {"rows": 20})  # something written before the interrupt
         gate.set()
         spark.job()
@@ -169,7 +169,7 @@ def test_on_classic_spark_prepare_checks_the_builder_before_its_data_work(tmp_pa
         time.sleep(0.2)
         order.append("check")
 
-    def data_work(spark, spec, data):
+    def data_work(spark, spec, data, on_checked=None):
         order.append("data")
         return {"rows": 20}
 
@@ -197,7 +197,7 @@ def test_prepare_reports_the_builder_error_when_the_data_is_bad_too(tmp_path, mo
     gate = threading.Event()
     monkeypatch.setattr(study, "check_model_builder", lambda spec, params: failing_after(gate)())
 
-    def bad_data(spark, spec, data):
+    def bad_data(spark, spec, data, on_checked=None):
         data.write_json("meta.json", {"rows": 20})
         gate.set()
         raise DataError("data.label", "the label has no values", "pick another label")
@@ -220,7 +220,7 @@ def test_prepare_waits_for_a_slow_check_that_fails_after_the_data_is_written(tmp
 
     monkeypatch.setattr(study, "check_model_builder", slow_broken)
 
-    def data_work(spark, spec, data):
+    def data_work(spark, spec, data, on_checked=None):
         data.write_json("meta.json", {"rows": 20})
         return {"rows": 20}
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any
+from typing import Any, Callable
 
 from cerebro_ops.core.encoding import NA_TOKENS
 from cerebro_ops.core.errors import DataError
@@ -33,14 +33,16 @@ _HASH_BUCKETS = 1_000_000_007  # prime modulus turning a 64-bit hash into a unif
 
 # ============================================================================ prepare (Spark)
 
-def prepare(spark, spec: StudySpec, data: Store) -> dict:
-    """Clean, encode, split and shuffle the source; write prepared/{train,val}, raw/{train,val} and meta.json.
+def prepare(spark, spec: StudySpec, data: Store, on_checked: Callable[[], None] = lambda: None) -> dict:
+    """Clean, encode, split and shuffle the source; write the workers' partitions of both splits,
+    raw/{train,val} and meta.json. `on_checked()` is called once the data passed every check, before the
+    splits are written: the caller may then start what must not exist for bad data.
 
     Missing values are data (data.missing: impute): only rows without a label are dropped, and meta.json's
     `summary` counts every row read, dropped (and why), imputed or folded into another slot."""
     spark.conf.set("spark.sql.session.timeZone", "UTC")  # datetime parts as pandas computes them at serving
     with _sql_conf(spark, PREPARE_SQL_CONF):
-        return _prepare(spark, spec, data)
+        return _prepare(spark, spec, data, on_checked)
 
 
 # Whole-stage code generation: the feature vector is one expression of a slot per numeric, datetime part and
@@ -77,7 +79,7 @@ def _sql_conf(spark, conf: dict[str, str]):
                 pass
 
 
-def _prepare(spark, spec: StudySpec, data: Store) -> dict:
+def _prepare(spark, spec: StudySpec, data: Store, on_checked: Callable[[], None]) -> dict:
     d = spec.data
     source = _read_spark(spark, spec)
     _check_spark_schema(spec, source)
@@ -86,10 +88,7 @@ def _prepare(spark, spec: StudySpec, data: Store) -> dict:
     df = _select_and_cast(spec, source, names)
     counts = missing.count_missing(spec, df, names)
     df, dropped = missing.apply_policy(spec, df, names, counts)
-    total = counts["rows"] - sum(dropped.values())
-    if total == 0:
-        raise DataError("data.label", f"no row of {d.source!r} has a label ({counts['rows']} rows read)",
-                        f"point data.label at the column that holds the target (now {d.label!r})")
+    total = _labelled_rows(spec, counts, dropped)
     _check_array_shapes(spec, df, names)
     df = missing.fill_arrays(spec, df, names)
     df, label_classes = _encode_label(spec, df, names[d.label], counts["classes"])
@@ -106,6 +105,7 @@ def _prepare(spark, spec: StudySpec, data: Store) -> dict:
                                                         missing_slots)
         raw = _raw_columns(spec, names, raw_dtypes)
         split = (df, sizes, _bucket_sizes(got["extra"], candidates, sizes))
+        on_checked()
         _write_splits(data, split, (spec.seed, spec.train.workers), features, raw, got["label_stats"])
     finally:
         df.unpersist()
@@ -137,6 +137,15 @@ def _prepare(spark, spec: StudySpec, data: Store) -> dict:
     meta["summary"] = build_summary(spec, counts, dropped, rows, stats, indicators, missing_slots, got["cardinality"])
     data.write_json("meta.json", meta)
     return meta
+
+
+def _labelled_rows(spec: StudySpec, counts: dict, dropped: dict) -> int:
+    """The rows left after the missing-value policy; none at all is an error naming the label."""
+    total = counts["rows"] - sum(dropped.values())
+    if total == 0:
+        raise DataError("data.label", f"no row of {spec.data.source!r} has a label ({counts['rows']} rows read)",
+                        f"point data.label at the column that holds the target (now {spec.data.label!r})")
+    return total
 
 
 def _raw_columns(spec: StudySpec, names: dict[str, str], raw_dtypes: dict[str, str]) -> list:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cerebro_ops.core.errors import DataError
 from cerebro_ops.core.spec import parse_spec
 from cerebro_ops.spark import learn as learn_mod
 from cerebro_ops.spark import missing
@@ -83,6 +84,24 @@ def test_prepare_runs_seven_jobs_and_partition_none(spark, tmp_path):
     assert sum(meta["counts"]["train"]) == meta["rows"]["train"]
     assert reader.list_partitions(store.url(), "train") == list(range(spec.train.workers))
     assert not store.exists("prepared")  # the encoded rows are written once, as the workers read them
+
+
+def test_on_checked_comes_after_every_check_and_before_any_write(spark, tmp_path):
+    """prepare's hook for what must not exist for bad data (the study opens MLflow there): called once the
+    data passed its checks, while nothing is written yet; never for data that fails them."""
+    table(300).to_parquet(tmp_path / "t.parquet")
+    store = Store((tmp_path / "s").as_uri())
+    seen = []
+    written = lambda: tuple(store.exists(p) for p in ("train", "raw", "meta.json"))  # noqa: E731
+    prep.prepare(spark, spec_for(tmp_path / "t.parquet"), store, on_checked=lambda: seen.append(written()))
+    assert seen == [(False, False, False)]
+    assert store.exists("train") and store.exists("meta.json")
+    unlabelled = table(50).assign(label=None)
+    unlabelled.to_parquet(tmp_path / "u.parquet")
+    with pytest.raises(DataError, match="data.label"):
+        prep.prepare(spark, spec_for(tmp_path / "u.parquet"), Store((tmp_path / "u").as_uri()),
+                     on_checked=lambda: seen.append("bad data"))
+    assert seen == [(False, False, False)]
 
 
 @pytest.mark.parametrize("split", [{}, {"validation_column": "holdout"}])

@@ -2,11 +2,13 @@
 partition step has nothing to do, and a failure in either half leaves no run state behind."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 import cerebro_ops.spark.prepare as prep
 from cerebro_ops import study
-from cerebro_ops.core.errors import DataError
+from cerebro_ops.core.errors import DataError, SpecError
 from cerebro_ops.core.spec import load_spec
 from tests.offline_study import RecordingTracker, go_offline, raw_spec, scoring_launcher, write_spec
 
@@ -34,7 +36,7 @@ def test_prepare_leaves_the_run_partitioned_and_the_partition_step_idle(spec, of
 
 def test_a_run_prepared_without_partitions_is_partitioned_by_its_step(spec, offline, monkeypatch):
     """A run prepared by an earlier version (encoded rows not yet split): the partition step splits them."""
-    monkeypatch.setattr(prep, "prepare", lambda spark, spec, store: {"rows": 20})
+    monkeypatch.setattr(prep, "prepare", lambda spark, spec, store, on_checked: {"rows": 20})
     state = study.prepare(spec, "r")
     assert state.prepared and not state.partitioned
     assert study.needs_partitioning(spec, "r")
@@ -42,6 +44,33 @@ def test_a_run_prepared_without_partitions_is_partitioned_by_its_step(spec, offl
     assert state.partitioned and state.meta["workers"] == 2
     assert offline["partition_workers"] == [2]
     assert not study.needs_partitioning(spec, "r")
+
+
+class OpeningTracker(RecordingTracker):
+    """Records when prepare asks it to open MLflow's store (Tracker.warm_up)."""
+
+    def __init__(self, calls):
+        super().__init__(calls)
+        self.opened = threading.Event()
+
+    def warm_up(self):
+        self.opened.set()
+
+
+def test_mlflow_opens_beside_the_writes_only_for_checked_data_and_builder(spec, monkeypatch):
+    trackers = []
+    monkeypatch.setattr(study, "open_tracker", lambda spec: trackers.append(OpeningTracker([])) or trackers[-1])
+    study.prepare(spec, "good")
+    assert trackers[0].opened.wait(5)
+    assert trackers[0].calls[0][0] == "start_study"  # the same tracker then starts the runs
+
+    def broken(spec, params):
+        raise SpecError("model.builder", "broken on purpose", "fix it")
+
+    monkeypatch.setattr(study, "check_model_builder", broken)
+    with pytest.raises(SpecError, match="broken on purpose"):
+        study.prepare(spec, "bad-builder")
+    assert not trackers[1].opened.wait(0.5)  # no MLflow database for a study that never starts
 
 
 def test_an_mlflow_error_saves_no_run(spec, monkeypatch):
