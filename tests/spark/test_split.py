@@ -36,12 +36,18 @@ def make_spec(source, numeric, categorical=(), label="label", task="binary", see
                        "search": {"method": "grid", "space": {"learning_rate": [0.01]}}})
 
 
-def split_of(spark, spec, pdf: pd.DataFrame) -> pd.DataFrame:
-    """The pure split step on an in-memory table: the source rows with their `_is_val` flag."""
+def split_frame(spark, spec, pdf: pd.DataFrame):
+    """The split step's Spark frame over an in-memory table (internal column names, `_is_val`, `_copy`)."""
     names = prep.internal_names(spec)
     df = spark.createDataFrame(pdf.rename(columns=names))
     df, _ = prep._encode_label(spec, df, "_y")
-    out = prep._with_split(spec, df, names, len(pdf)).select(*names.values(), "_is_val").toPandas()
+    return prep._with_split(spec, df, names, len(pdf))
+
+
+def split_of(spark, spec, pdf: pd.DataFrame) -> pd.DataFrame:
+    """The pure split step on an in-memory table: the source rows with their `_is_val` flag."""
+    names = prep.internal_names(spec)
+    out = split_frame(spark, spec, pdf).select(*names.values(), "_is_val").toPandas()
     return out.rename(columns={i: c for c, i in names.items()})
 
 
@@ -147,10 +153,7 @@ def test_order_is_dense_and_spreads_copies(spark):
     """The shuffle order is 0..n-1 without a global window, and copies of one row do not sit together."""
     pdf = duplicate_heavy(np.random.default_rng(1), 5, 3000)
     spec = make_spec("unused.parquet", ["a"], ["b"])
-    names = prep.internal_names(spec)
-    df = spark.createDataFrame(pdf.rename(columns=names))
-    df, _ = prep._encode_label(spec, df, "_y")
-    df = prep._with_split(spec, df, names, len(pdf))
+    df = split_frame(spark, spec, pdf)
     from pyspark.sql import functions as F
 
     ordered = prep._with_orders(df.withColumn("_is_val", F.lit(False)), spec.seed, {"train": len(pdf), "val": 0})
@@ -168,11 +171,7 @@ def test_split_takes_one_shuffle_and_numbers_each_rows_copies(spark):
     """The rank inside each (class, hash bucket) group and the copy ordinal come from one window: one shuffle
     of the data. Copies of a row are numbered 0..k-1 (the shuffle order hashes that ordinal)."""
     pdf = duplicate_heavy(np.random.default_rng(2), 7, 2000)
-    spec = make_spec("unused.parquet", ["a"], ["b"])
-    names = prep.internal_names(spec)
-    df = spark.createDataFrame(pdf.rename(columns=names))
-    df, _ = prep._encode_label(spec, df, "_y")
-    split = prep._with_split(spec, df, names, len(pdf))
+    split = split_frame(spark, make_spec("unused.parquet", ["a"], ["b"]), pdf)
     plan = split._jdf.queryExecution().executedPlan().toString()
     assert plan.count("Exchange hashpartitioning") == 1, plan
     out = split.select("_y", "_n0", "_k0", "_copy").toPandas()
