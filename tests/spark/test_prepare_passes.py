@@ -175,3 +175,33 @@ def test_order_candidates_hold_the_bucket_numbers_of_any_seeded_split(total, fra
     assert candidates is not None
     for split, b in prep._order_buckets({"train": total - val, "val": val}).items():
         assert b == 1 or b in candidates[split], (split, b, candidates)
+
+
+def test_prepare_builds_its_columns_without_asking_the_jvm_for_call_sites(spark, tmp_path, monkeypatch):
+    """The session turns pyspark's DataFrame debugging off: with it on, every function that builds a column
+    first asks the JVM for the active session, a setting and the origin of the call (about 8 py4j round trips),
+    more than half of prepare's calls."""
+    from py4j.clientserver import ClientServerConnection
+    import pyspark.errors.utils as debugging
+
+    table(400).to_parquet(tmp_path / "t.parquet")
+    spec = spec_for(tmp_path / "t.parquet")
+    calls = {"n": 0}
+    send = ClientServerConnection.send_command
+
+    def counted(self, command):
+        calls["n"] += 1
+        return send(self, command)
+
+    def round_trips() -> int:
+        calls["n"] = 0
+        prep.prepare(spark, spec, Store((tmp_path / f"s{time.time_ns()}").as_uri()))
+        return calls["n"]
+
+    monkeypatch.setattr(ClientServerConnection, "send_command", counted)
+    assert spark.conf.get("spark.python.sql.dataFrameDebugging.enabled") == "false"
+    monkeypatch.setattr(debugging, "_enable_debugging_cache", None)  # read again from this session
+    quiet = round_trips()
+    monkeypatch.setattr(debugging, "_enable_debugging_cache", True)
+    debugged = round_trips()
+    assert debugging.is_debugging_enabled() and quiet < 0.6 * debugged
