@@ -15,6 +15,7 @@ rate is an optimizer variable, so it is state like the weights and comes with th
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from typing import Any, Mapping
@@ -141,7 +142,8 @@ class CompiledLoop:
     def train(self, x: tf.Tensor, y: tf.Tensor, order: np.ndarray, batch_size: int) -> float:
         """One pass over the rows x[order] in batches of `batch_size`; the mean loss over the pass (as fit
         reports it: batch losses weighted by batch size)."""
-        logs = self._train(x, y, tf.constant(order, tf.int32), tf.constant(int(batch_size), tf.int32))
+        with loss_only(self.model):
+            logs = self._train(x, y, tf.constant(order, tf.int32), tf.constant(int(batch_size), tf.int32))
         return float(logs["loss"])
 
     def evaluate(self, x: tf.Tensor, y: tf.Tensor, batch_size: int = EVAL_BATCH) -> dict[str, float]:
@@ -191,6 +193,22 @@ class CompiledLoop:
             end = tf.minimum(start + batch_size, n)
             model.test_step((self.route(x[start:end]), y[start:end]))
         return model.get_metrics_result()
+
+
+@contextlib.contextmanager
+def loss_only(model: keras.Model):
+    """The model without its compiled metrics for the block, which traces the train loop: a hop reports only its
+    loss, and the metrics' update on every training batch was work nobody read (Keras's binary accuracy and
+    200-threshold AUC: 9-15% of a small MLP's training time and 0.07 s of each trace). Evaluation keeps them.
+    Only for Keras's own train_step: an overridden one may use its metrics as it likes."""
+    if type(model).train_step is not keras.Model.train_step or not hasattr(model, "_compile_metrics"):
+        yield
+        return
+    metrics, model._compile_metrics = model._compile_metrics, None
+    try:
+        yield
+    finally:
+        model._compile_metrics = metrics
 
 
 def row_order(n: int, seed: int) -> np.ndarray:

@@ -330,3 +330,45 @@ def test_a_config_passed_on_by_another_worker_trains_without_a_build_and_the_sam
     assert _max_diff(_arrays(hinted), _arrays(expected)) == 0.0
     assert not b.know_config(TINY, slow_lr, "another-arch", 0.5), "a config B knows keeps what B knows"
     assert b.config_of(TINY, slow_lr) == told
+
+
+class OwnTrainStep(keras.Model):
+    """A functional model whose train_step is its own (here Keras's, called through super())."""
+
+    def train_step(self, data):
+        return super().train_step(data)
+
+
+def _compiled_loop(model):
+    from cerebro_ops.keras.train_loop import CompiledLoop, route
+
+    x, y = PARTS[0]
+    loop = CompiledLoop(model, INFO.input_shape, route(model, None, [], {}))
+    loop.build(x[:1], y[:1])
+    return loop, x, y
+
+
+def _metric_totals(model) -> list[float]:
+    """The summed variables of each compiled metric (accuracy, AUC), the loss tracker left out."""
+    return [float(sum(np.sum(keras.ops.convert_to_numpy(v)) for v in m.variables))
+            for m in model._compile_metrics.metrics]
+
+
+@pytest.mark.parametrize("own_step", [False, True])
+def test_training_updates_no_compiled_metric_and_evaluation_all(own_step):
+    """A hop reports its loss only: the train loop is traced without the compiled metrics (accuracy and AUC
+    were updated on every training batch for nothing). Evaluation still computes them; a model with its own
+    train_step keeps what that step does."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input(shape=INFO.input_shape)
+    out = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Dense(8, activation="relu")(inputs))
+    model = (OwnTrainStep if own_step else keras.Model)(inputs, out)
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", keras.metrics.AUC(name="auc")])
+    loop, x, y = _compiled_loop(model)
+    loss = loop.train(x, y, row_order(len(x), 11), 32)
+    assert np.isfinite(loss) and model._compile_metrics is not None
+    trained = _metric_totals(model)
+    assert all(t > 0 for t in trained) if own_step else trained == [0.0, 0.0]
+    metrics = loop.evaluate(x, y)
+    assert set(metrics) == {"loss", "accuracy", "auc"} and 0.0 < metrics["auc"] <= 1.0
+    assert all(t > 0 for t in _metric_totals(model))
