@@ -105,6 +105,39 @@ def hop_metrics(records: list[dict], workers: int, epoch_starts: dict[int, float
     }
 
 
+def limits(records: list[dict], workers: int) -> dict:
+    """What this hop log allows at best, for the targets that cannot be read from the log alone.
+
+    - share_ceiling: the training share (Σ train_s / (W × makespan)) if no worker ever idled or spent a second
+      on anything but training and evaluation: Σ train_s / (Σ train_s + Σ eval_s). Evaluation is work a study
+      must do (every model, every epoch), yet it is not training.
+    - makespan_floor_s: every worker traces each architecture it meets (MOP sends every model to every worker),
+      and no other worker can take those seconds over: the longest worker's trace seconds (the extra of its
+      traced hops over the same model's untraced ones) plus the rest of the work spread evenly over W."""
+    ok = [r for r in records if r.get("status", "ok") == "ok"]
+    train = [r for r in ok if r["kind"] == "train"]
+    evals = [r for r in ok if r["kind"] == "eval"]
+    sum_train = sum(r.get("train_s") or 0.0 for r in train)
+    eval_s = [r["eval_s"] for r in ok if r.get("eval_s") is not None]
+    sum_eval = sum(eval_s) + sum(_wall(r) for r in evals if r.get("eval_s") is None)
+    warm_train = defaultdict(list)
+    for r in train:
+        if not r.get("traced"):
+            warm_train[r["model_id"]].append(r.get("train_s") or 0.0)
+    warm_eval = [r["eval_s"] for r in ok if r.get("eval_s") is not None and not r.get("eval_traced")]
+    trace_s = {w: 0.0 for w in sorted({r["worker"] for r in ok})}
+    for r in ok:
+        if r["kind"] == "train" and r.get("traced") and warm_train.get(r["model_id"]):
+            trace_s[r["worker"]] += max(0.0, r["train_s"] - statistics.median(warm_train[r["model_id"]]))
+        if r.get("eval_traced") and r.get("eval_s") is not None and warm_eval:
+            trace_s[r["worker"]] += max(0.0, r["eval_s"] - statistics.median(warm_eval))
+    rest = sum_train + sum_eval - sum(trace_s.values())
+    return {"sum_train_s": sum_train, "sum_eval_s": sum_eval,
+            "share_ceiling": sum_train / (sum_train + sum_eval) if sum_train + sum_eval else None,
+            "trace_s_per_worker": trace_s,
+            "makespan_floor_s": max(trace_s.values(), default=0.0) + rest / workers}
+
+
 def _wall(r: dict) -> float:
     return r["end"] - r["start"]
 

@@ -312,13 +312,13 @@ def _workload_values(v: dict, res: dict) -> None:
         s = ff["summary"]
         v["training_share"] = (s.get("training_share", s.get("efficiency")),
                                f"Σ train_s {ff['metrics']['sum_train_s']:.1f} s over W × makespan "
-                               f"{ff['metrics']['workers'] * s['makespan_s']:.1f} s")
+                               f"{ff['metrics']['workers'] * s['makespan_s']:.1f} s" + _share_ceiling(ff))
         if s.get("speedup_own") is not None:
             ceiling = s["task_parallel_speedup_own"]
             v["speedup_own"] = (s["speedup_own"], f"makespan {s['makespan_s']:.1f} s vs {s['T_own_seq']:.1f} s; task "
                                 f"parallel {ceiling:.2f}×" + (f", MOP = {s['share_of_task_parallel']:.0%} of it"
                                 if ceiling > 1 else " (below 1×: no CPU to spare for W processes at that load)")
-                                + f"; Keras fit {s['speedup']:.2f}×")
+                                + f"; Keras fit {s['speedup']:.2f}×" + _speedup_ceiling(s))
         w = s.get("hop_overhead_s")
         v["nontrain_ms"] = (None if w is None else w * 1000, f"{ff['metrics']['per_warm_hop']['n']} warm hops")
         if s.get("e2e_over_forloop") is not None:
@@ -334,7 +334,23 @@ def _workload_values(v: dict, res: dict) -> None:
         s = cnn["summary"]
         v["cnn_share"] = (s.get("training_share", s.get("efficiency")),
                           f"warm hop train_s {_f(cnn['metrics']['per_warm_hop']['train_s'])} s; MOP "
-                          f"{_f(s.get('speedup_own'))}× its own loop sequential")
+                          f"{_f(s.get('speedup_own'))}× its own loop sequential" + _share_ceiling(cnn))
+
+
+def _share_ceiling(r: dict) -> str:
+    """The training share this run's hop log allows at best (analysis.limits), when the results have it."""
+    s, lim = r["summary"], r["metrics"].get("limits") or {}
+    if s.get("share_ceiling") is None:
+        return ""
+    return (f"; at most {s['share_ceiling']:.2f} with no idle or overhead: evaluation took "
+            f"{lim['sum_eval_s']:.1f} s beside {lim['sum_train_s']:.1f} s of training")
+
+
+def _speedup_ceiling(s: dict) -> str:
+    """MOP's best speed-up over its own loop given this run's traces (analysis.limits)."""
+    if not s.get("speedup_own_ceiling"):
+        return ""
+    return f"; at most {s['speedup_own_ceiling']:.2f}× with each worker tracing each architecture"
 
 
 def _on_server(v: dict, key: str, r: dict) -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from .analysis import accuracy, gantt, hop_metrics, hop_summary, peak_rss, seed_spreads
+from .analysis import accuracy, gantt, hop_metrics, hop_summary, limits, peak_rss, seed_spreads
 from .common import LOGS, RESULTS, ROOT, WORKLOADS, env, machine, make_source, write_spec
 from .study_runs import run_cli, run_cli_on_server, run_mop
 
@@ -155,6 +155,9 @@ def summarize(mop: dict, metrics: dict, base: dict, loop: dict) -> dict:
     s["data_parallel_makespan_s"] = base.get("data_parallel", {}).get("makespan_s")
     s.update(hop_summary(metrics))
     s["nontrain_per_warm_hop_s"] = s["hop_overhead_s"]
+    bound = metrics.get("limits") or {}
+    s["share_ceiling"] = bound.get("share_ceiling")
+    s["speedup_own_ceiling"] = bound.get("makespan_floor_s") and own["T"] / bound["makespan_floor_s"]
     return s
 
 
@@ -166,6 +169,7 @@ def run_workload(name: str, wl: dict, work: Path, airflow: bool, on_server: bool
     W = wl["workers"]
     metrics = hop_metrics(mop["records"], W, mop["epoch_start"], mop["run_start"])
     metrics["rss"] = peak_rss(mop["records"])
+    metrics["limits"] = limits(mop["records"], W)
     print(f"[{name}] MOP makespan {metrics['makespan_s']:.1f}s share {metrics['efficiency']:.3f}; baselines ...",
           flush=True)
     pool = Pool(W)  # the study's Spark Python workers are idle now (no job runs) and take no CPU

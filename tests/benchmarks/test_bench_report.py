@@ -144,3 +144,32 @@ def test_report_writes_a_targets_table_from_the_json_files(tmp_path, monkeypatch
     line = next(l for l in text.splitlines() if l.startswith("| hop server"))
     assert "100 units/s" in line and "load 0.50 → 1.50" in line and report.NOT_MET in line
     assert "## Hop server load" in text
+
+
+def test_limits_count_evaluation_and_each_workers_traces():
+    """Two workers, two models: every worker traces once (worker 0 for 1.0 s, worker 1 for 0.5 s), each hop
+    trains 1 s warm, evaluation takes 0.5 s a model-epoch."""
+    from benchmarks.analysis import limits
+
+    def hop(worker, model, train, traced=False, eval_s=None, eval_traced=False):
+        return {"kind": "train", "status": "ok", "worker": worker, "model_id": model, "start": 0, "end": 1,
+                "train_s": train, "traced": traced, "eval_traced": eval_traced,
+                **({} if eval_s is None else {"eval_s": eval_s})}
+    records = [hop(0, "a", 2.0, traced=True), hop(1, "b", 1.5, traced=True),
+               hop(0, "b", 1.0, eval_s=0.5), hop(1, "a", 1.0, eval_s=0.5),
+               hop(0, "a", 1.0), hop(1, "b", 1.0), {"kind": "eval", "status": "ok", "worker": 1, "model_id": "a",
+                                                    "start": 5.0, "end": 5.25, "eval_s": 0.25}]
+    lim = limits(records, 2)
+    assert lim["sum_train_s"] == pytest.approx(7.5) and lim["sum_eval_s"] == pytest.approx(1.25)
+    assert lim["share_ceiling"] == pytest.approx(7.5 / 8.75)
+    assert lim["trace_s_per_worker"] == {0: pytest.approx(1.0), 1: pytest.approx(0.5)}
+    assert lim["makespan_floor_s"] == pytest.approx(1.0 + (8.75 - 1.5) / 2)
+    ff = {"summary": {"training_share": 0.6, "share_ceiling": lim["share_ceiling"], "speedup_own": 1.2,
+                      "speedup_own_ceiling": 1.55, "makespan_s": 4.0, "T_own_seq": 4.8,
+                      "task_parallel_speedup_own": 1.9, "share_of_task_parallel": 0.63, "speedup": 4.0},
+          "metrics": {"sum_train_s": 7.5, "workers": 2, "per_warm_hop": {"n": 4}, "limits": lim}}
+    rows = {r[0]: r for r in report.headline_rows({"flights_full": ff}, {})}
+    share = next(r for k, r in rows.items() if k.startswith("flights_full training share"))
+    assert "at most 0.86 with no idle or overhead: evaluation took 1.2 s beside 7.5 s of training" in share[3]
+    own = next(r for k, r in rows.items() if k.startswith("MOP (W = 2)"))
+    assert "at most 1.55× with each worker tracing each architecture" in own[3]
