@@ -204,11 +204,14 @@ def loss_only(model: keras.Model):
     if type(model).train_step is not keras.Model.train_step or not hasattr(model, "_compile_metrics"):
         yield
         return
-    metrics, model._compile_metrics = model._compile_metrics, None
+    # Past Keras's __setattr__, which would also track the restored metrics as the model's own (twice in
+    # model.metrics: a metric state another process could no longer load).
+    metrics = model._compile_metrics
+    object.__setattr__(model, "_compile_metrics", None)
     try:
         yield
     finally:
-        model._compile_metrics = metrics
+        object.__setattr__(model, "_compile_metrics", metrics)
 
 
 def row_order(n: int, seed: int) -> np.ndarray:

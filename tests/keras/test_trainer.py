@@ -365,8 +365,10 @@ def test_training_updates_no_compiled_metric_and_evaluation_all(own_step):
     model = (OwnTrainStep if own_step else keras.Model)(inputs, out)
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", keras.metrics.AUC(name="auc")])
     loop, x, y = _compiled_loop(model)
+    variables = len(loop.metric_state())
     loss = loop.train(x, y, row_order(len(x), 11), 32)
     assert np.isfinite(loss) and model._compile_metrics is not None
+    assert len(loop.metric_state()) == variables == 8  # loss (2), accuracy (2), AUC (4): each once
     trained = _metric_totals(model)
     assert all(t > 0 for t in trained) if own_step else trained == [0.0, 0.0]
     metrics = loop.evaluate(x, y)
