@@ -161,11 +161,13 @@ def _evaluate(trainer, msg: dict, ckpt: bytes | None, data) -> dict:
     """One link of a model's evaluation chain: this worker's validation rows added to the sums and counts
     of the partitions before; the chain's last link reports the metrics over all of them."""
     val = data.rows("val")
+    traces = trainer.traces()
     t0 = time.perf_counter()
     state, metrics = trainer.evaluate_part(msg["builder"], msg["params"], ckpt, data.eval_chunks(val),
                                            msg.get("val_state"))
     out = {"n": len(val.x), "val_state": state, "eval_s": time.perf_counter() - t0, "rows_from": val.rows_from,
-           "bytes_read": val.bytes_read, "val_rows_from": val.rows_from, "data_mode": data.plan.mode}
+           "bytes_read": val.bytes_read, "val_rows_from": val.rows_from, "data_mode": data.plan.mode,
+           "eval_traced": any(e > traces.get(arch, (0, 0))[1] for arch, (_, e) in trainer.traces().items())}
     if msg.get("val_final"):
         out["metrics"] = metrics
     return out

@@ -113,6 +113,12 @@ def test_an_epoch_streamed_with_partitioned_validation_equals_the_cached_epoch(d
         mine = [r["rows_from"] for r in train if r["partition"] == w]
         assert mine[0] == "store" and set(mine[1:]) == {"local_disk"}
     assert all(r["bytes_read"] > 0 for r in recs)
+    # Each worker (a thread of this epoch here) traces the one architecture's evaluation loop once, in its first
+    # link of a chain: a train hop's or an eval unit's record says so.
+    for e, w in ((e, w) for e in (1, 2) for w in range(W)):
+        links = sorted((r for r in recs if (r["epoch"], r["worker"]) == (e, w) and "eval_s" in r),
+                       key=lambda r: r["start"])
+        assert [r["eval_traced"] for r in links] == [True] + [False] * (len(links) - 1)
 
 
 def test_a_small_shuffle_buffer_gives_the_same_metrics_twice(data_root, monkeypatch, tmp_path):
