@@ -159,10 +159,11 @@ def check_model_builder(spec: StudySpec, params: dict) -> None:
 
 
 # shape: spec and run_id name the run; overrides/tags/replay_of are the trigger's; spark and builder_check are
-# what the CLI injects (its session, and the builder check it started before Spark was up).
+# what the CLI injects (its session, and the builder check it started before Spark was up); warm_workers is
+# run()'s, whose epochs follow in this process.
 def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = None,
             tags: dict | None = None, replay_of: RunState | None = None,
-            builder_check: BuilderCheck | None = None) -> RunState:
+            builder_check: BuilderCheck | None = None, warm_workers: bool = False) -> RunState:
     """Sample configs, open the MLflow runs, and prepare the data (clean, encode, split, shuffle) into the
     workers' partitions: the run is then partitioned too, and the partition step has nothing to do.
 
@@ -170,7 +171,8 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
     step uses it. `replay_of`: the state of an earlier run whose recorded configs (and TPE batches) are used
     instead of sampling (``cerebro-ops replay``). The model builder is checked on a thread (builder_check.py),
     while a Spark Connect server prepares the data; a broken builder is still reported before any MLflow run
-    exists, and leaves no data behind."""
+    exists, and leaves no data behind. `warm_workers`: the session's Python workers start (TensorFlow imported)
+    while the data is prepared, for epochs that run on the same session."""
     from cerebro_ops.core.params import validate_overrides
 
     overrides = validate_overrides(spec, overrides or {})
@@ -197,6 +199,9 @@ def prepare(spec: StudySpec, run_id: str, spark=None, overrides: dict | None = N
     state.tpe = batch_record(searcher, [c.model_id for c in configs], state.replay_of)
     preloading = preload_mlflow(snapshot.runtime.tracking_uri)  # imports only, overlapping Spark's work below
     session = spark_session(snapshot, spark)
+    if warm_workers:
+        from cerebro_ops.spark.session import warm_up_workers
+        warm_up_workers(session)
     tracker = open_tracker(snapshot)
     state.meta = _prepare_data(session, snapshot, repo, check, "source" in overrides, tracker)
     preloading.join()
@@ -582,7 +587,10 @@ def run(spec: StudySpec, run_id: str | None = None, overrides: dict | None = Non
     from cerebro_ops.core.plan import build_plan, step_call
 
     run_id = run_id or new_run_id()
-    state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of, builder_check=builder_check)
+    # A session made here: its Python workers import TensorFlow during prepare, not when the first epoch starts
+    # (the CLI passes its session, already warming).
+    state = prepare(spec, run_id, spark=spark, overrides=overrides, replay_of=replay_of, builder_check=builder_check,
+                    warm_workers=spark is None and launcher is None)
     snapshot = run_spec(spec, state)
     spark = spark if launcher is not None else spark_session(snapshot, spark)
     kept = KeptAcrossSteps()  # an epoch's MLflow logging overlaps the next epoch; the workers stay up

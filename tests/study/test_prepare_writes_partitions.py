@@ -92,3 +92,25 @@ def test_data_prepared_for_other_workers_is_refused_by_name(tmp_path):
     assert prep.partition(None, None, data, 2)["workers"] == 2  # prepare wrote these: no Spark job
     with pytest.raises(DataError, match="train.workers.*prepared for 2"):
         prep.partition(None, None, data, 3)
+
+
+def test_run_warms_the_python_workers_of_a_session_it_makes(spec, offline, monkeypatch):
+    """study.run's own session starts its Python workers (TensorFlow's import) while prepare runs, as the CLI's
+    does; a session or launcher passed in is left as it is, and prepare alone (an Airflow task) warms nothing."""
+    import cerebro_ops.spark.session as session
+
+    warmed = []
+    monkeypatch.setattr(session, "warm_up_workers", warmed.append)
+    study.prepare(spec, "r", warm_workers=True)
+    study.prepare(spec, "r2")
+    assert warmed == [None]  # the offline session of go_offline
+    asked = []
+
+    def stop(*args, **kwargs):
+        asked.append(kwargs["warm_workers"])
+        raise RuntimeError("prepare reached")
+    monkeypatch.setattr(study, "prepare", stop)
+    for injected in ({}, {"launcher": scoring_launcher(2)}, {"spark": object()}):
+        with pytest.raises(RuntimeError, match="prepare reached"):
+            study.run(spec, **injected)
+    assert asked == [True, False, False]
