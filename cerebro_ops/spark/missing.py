@@ -37,8 +37,9 @@ def _missing_flag(spec: StudySpec, names: dict[str, str], column: str):
 def count_missing(spec: StudySpec, df, names: dict[str, str]) -> dict:
     """{"rows": rows read, "label": rows without a label, "columns": {feature: labelled rows missing it},
     "any": labelled rows missing any feature, "classes": the label values of the rows that apply_policy
-    keeps (None for regression, or when there are more than MAX_CLASSES)}, in one aggregation: per label
-    value for a classifier, so that its classes come from the same pass."""
+    keeps (None for regression, or when there are more than MAX_CLASSES), "wrong_shape": {array column:
+    labelled rows whose array has another number of elements than its declared shape}}, in one aggregation: per
+    label value for a classifier, so that its classes come from the same pass."""
     from pyspark.sql import functions as F
 
     from cerebro_ops.data.source import MAX_CLASSES
@@ -53,6 +54,10 @@ def count_missing(spec: StudySpec, df, names: dict[str, str]) -> dict:
     aggs = [F.count(F.lit(1)).alias("rows"), F.count(F.when(~labelled, 1)).alias("label")]
     aggs += [F.count(F.when(labelled & flag, 1)).alias(f"c{i}") for i, flag in enumerate(flags.values())]
     aggs.append(F.count(F.when(labelled & any_missing, 1)).alias("any"))
+    for i, a in enumerate(d.arrays):
+        c = F.col(names[a.name])
+        aggs.append(F.count(F.when(labelled & c.isNotNull() & (F.size(c) != math.prod(a.shape)), 1)).alias(f"s{i}"))
+    shapes = [f"s{i}" for i in range(len(d.arrays))]
     groups, classes = None, None
     if d.task != "regression":
         aggs.append(F.count(F.when(~any_missing, 1)).alias("complete"))
@@ -64,9 +69,11 @@ def count_missing(spec: StudySpec, df, names: dict[str, str]) -> dict:
     else:
         keep = "complete" if d.missing == "drop" else "rows"
         classes = [g["_value"] for g in groups if g["_value"] is not None and g[keep]]
-    total = {k: sum(int(g[k]) for g in groups) for k in ["rows", "label", "any", *(f"c{i}" for i in range(len(flags)))]}
+    total = {k: sum(int(g[k]) for g in groups)
+             for k in ["rows", "label", "any", *(f"c{i}" for i in range(len(flags))), *shapes]}
     return {"rows": total["rows"], "label": total["label"], "any": total["any"],
-            "columns": {c: total[f"c{i}"] for i, c in enumerate(flags)}, "classes": classes}
+            "columns": {c: total[f"c{i}"] for i, c in enumerate(flags)}, "classes": classes,
+            "wrong_shape": {a.name: total[f"s{i}"] for i, a in enumerate(d.arrays)}}
 
 
 def apply_policy(spec: StudySpec, df, names: dict[str, str], counts: dict) -> tuple:

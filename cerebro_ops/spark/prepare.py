@@ -89,7 +89,7 @@ def _prepare(spark, spec: StudySpec, data: Store, on_checked: Callable[[], None]
     counts = missing.count_missing(spec, df, names)
     df, dropped = missing.apply_policy(spec, df, names, counts)
     total = _labelled_rows(spec, counts, dropped)
-    _check_array_shapes(spec, df, names)
+    _check_array_shapes(spec, df, names, counts["wrong_shape"])
     df = missing.fill_arrays(spec, df, names)
     df, label_classes = _encode_label(spec, df, names[d.label], counts["classes"])
     df = _with_split(spec, df, names, total).cache()
@@ -428,10 +428,15 @@ def _datetime_part(ts, part: str):
     return value.cast("double")
 
 
-def _check_array_shapes(spec: StudySpec, df, names: dict[str, str]) -> None:
+def _check_array_shapes(spec: StudySpec, df, names: dict[str, str], wrong: dict[str, int]) -> None:
+    """Refuse array columns whose rows (those kept) hold another number of elements than declared. `wrong`:
+    count_missing's labelled rows with such an array per column; only a column with some is looked into (the
+    sizes found, for the error), so well-shaped arrays cost no job of their own."""
     from pyspark.sql import functions as F
 
     for a in spec.data.arrays:
+        if not wrong.get(a.name):
+            continue
         want = math.prod(a.shape)
         bad = (df.filter(F.col(names[a.name]).isNotNull())
                  .groupBy(F.size(names[a.name]).alias("n")).count().filter(F.col("n") != want)

@@ -205,3 +205,18 @@ def test_prepare_builds_its_columns_without_asking_the_jvm_for_call_sites(spark,
     monkeypatch.setattr(debugging, "_enable_debugging_cache", True)
     debugged = round_trips()
     assert debugging.is_debugging_enabled() and quiet < 0.6 * debugged
+
+
+def test_well_shaped_arrays_add_no_job_and_a_wrong_shape_on_an_unlabelled_row_is_dropped_with_it(spark, tmp_path):
+    """The array sizes are counted in the missing values' pass: prepare of a table with an array column runs
+    the same seven jobs, and only a labelled row with another number of elements is an error (test_prepare_errors
+    has that one); an unlabelled row goes, whatever its array holds."""
+    rows = table(300)
+    rows["pixels"] = [np.arange(4.0) + i for i in range(len(rows))]
+    rows.loc[rows.index[:2], "label"] = None
+    rows.at[rows.index[0], "pixels"] = np.arange(3.0)
+    rows.to_parquet(tmp_path / "t.parquet")
+    spec = spec_for(tmp_path / "t.parquet", arrays={"pixels": [2, 2]})
+    meta, jobs = jobs_of(spark, lambda: prep.prepare(spark, spec, Store((tmp_path / "s").as_uri())))
+    assert jobs == 7
+    assert meta["rows"]["train"] + meta["rows"]["val"] == 298
