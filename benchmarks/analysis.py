@@ -60,8 +60,7 @@ def hop_metrics(records: list[dict], workers: int, epoch_starts: dict[int, float
         "efficiency": sum_train / (workers * makespan) if makespan > 0 else None,
         "busy_fraction": busy / (workers * makespan) if makespan > 0 else None,
         "idle_s": workers * makespan - busy,
-        # evaluation: inside the last train hops (eval_s), or older runs' eval units (their wall time)
-        "sum_eval_s": sum(r["eval_s"] for r in evaluated if r.get("eval_s") is not None) + sum(map(_wall, evals)),
+        "sum_eval_s": _eval_seconds(ok),
         "eval_per_model_epoch_s": _mean([r.get("eval_s") for r in evaluated] + [
             sum(map(_wall, g)) for g in _groups(evals, ("epoch", "model_id")).values()]),
         "traces": traces_per_architecture(train),
@@ -116,10 +115,8 @@ def limits(records: list[dict], workers: int) -> dict:
       traced hops over the same model's untraced ones) plus the rest of the work spread evenly over W."""
     ok = [r for r in records if r.get("status", "ok") == "ok"]
     train = [r for r in ok if r["kind"] == "train"]
-    evals = [r for r in ok if r["kind"] == "eval"]
     sum_train = sum(r.get("train_s") or 0.0 for r in train)
-    eval_s = [r["eval_s"] for r in ok if r.get("eval_s") is not None]
-    sum_eval = sum(eval_s) + sum(_wall(r) for r in evals if r.get("eval_s") is None)
+    sum_eval = _eval_seconds(ok)
     warm_train = defaultdict(list)
     for r in train:
         if not r.get("traced"):
@@ -136,6 +133,13 @@ def limits(records: list[dict], workers: int) -> dict:
             "share_ceiling": sum_train / (sum_train + sum_eval) if sum_train + sum_eval else None,
             "trace_s_per_worker": trace_s,
             "makespan_floor_s": max(trace_s.values(), default=0.0) + rest / workers}
+
+
+def _eval_seconds(ok: list[dict]) -> float:
+    """Evaluation seconds of a hop log: eval_s wherever a unit evaluated (a train hop's chained or final
+    evaluation, an eval unit), and the wall time of older runs' eval units, which did not record it."""
+    return (sum(r["eval_s"] for r in ok if r.get("eval_s") is not None)
+            + sum(_wall(r) for r in ok if r["kind"] == "eval" and r.get("eval_s") is None))
 
 
 def _wall(r: dict) -> float:

@@ -57,7 +57,8 @@ def go_offline(monkeypatch) -> dict:
     monkeypatch.setattr(study, "check_model_builder", lambda spec, params: None)
     monkeypatch.setattr(study, "spark_session", lambda spec, spark: None)
     monkeypatch.setattr(study, "open_tracker", lambda spec: RecordingTracker(seen["tracker"]))
-    def prepare(spark, spec, store, on_checked=lambda: None):  # as prepare does: the data written into the workers' partitions
+    # as prepare does: the data written into the workers' partitions
+    def prepare(spark, spec, store, on_checked=lambda: None):
         on_checked()
         seen["partition_workers"].append(spec.train.workers)
         return {"rows": 20, "workers": spec.train.workers}
