@@ -74,7 +74,9 @@ def load_verified(version: str, tags: Mapping[str, str], download: Download, tmp
 
 
 def _load_keras(path: str):
-    import keras
+    from cerebro_ops.keras.lean_import import import_keras
+
+    keras = import_keras()
 
     # safe_mode: a Lambda layer's bytecode (the one way a .keras file carries code) is refused, not run
     return keras.saving.load_model(path, safe_mode=True)

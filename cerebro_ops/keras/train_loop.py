@@ -20,9 +20,12 @@ import hashlib
 import json
 from typing import Any, Mapping
 
-import keras
 import numpy as np
-import tensorflow as tf
+
+from cerebro_ops.keras.lean_import import import_keras
+
+keras = import_keras()  # without the plotting and scikit-learn extras (lean_import.py)
+import tensorflow as tf  # noqa: E402
 
 EVAL_BATCH = 8192  # few steps: an evaluation step has a fixed cost
 

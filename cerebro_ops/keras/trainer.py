@@ -31,13 +31,14 @@ from cerebro_ops.core.encoding import in_label_units, loss_name
 from cerebro_ops.core.errors import ConfigFailed, DataError, SpecError, StoreError
 from cerebro_ops.core.output import load_notices_hidden, quiet_keras, quiet_libraries
 from cerebro_ops.core.spec import BUILDER_RE, TASKS
+from cerebro_ops.keras.lean_import import import_keras
 
 # Must be set before TensorFlow creates its runtime; harmless if it already has (see _configure_determinism).
 _THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 quiet_libraries()  # before TensorFlow starts: its C++ log level is read once; retracing warnings off
 with load_notices_hidden():
-    import keras  # noqa: E402
+    keras = import_keras()  # without the plotting and scikit-learn extras (lean_import.py)
     import tensorflow as tf  # noqa: E402
 
 quiet_keras()
