@@ -85,7 +85,7 @@ airflow-down:
 spark-connect: $(STAMP)
 	$(VENV)/bin/spark-submit --class org.apache.spark.sql.connect.service.SparkConnectServer \
 	  --master "local[2,4]" --conf spark.connect.grpc.binding.port=15002 \
-	  --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.sql.shuffle.partitions=8 \
+	  --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.sql.shuffle.partitions=2 \
 	  --conf spark.connect.session.manager.defaultSessionTimeout=-1 \
 	  --conf spark.python.sql.dataFrameDebugging.enabled=false \
 	  --conf spark.python.daemon.module=cerebro_ops.spark.warm_daemon spark-internal

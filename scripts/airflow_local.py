@@ -127,17 +127,17 @@ def component_env(home: Path, port: int, spark_url: str | None, token: str) -> d
 
 def spark_connect_command(port: int, cores: int) -> list[str]:
     """The Makefile's spark-connect server (local[cores] with task retries, sessions that never expire) on
-    loopback, with the settings cerebro_ops.spark.session gives a local session (8 shuffle partitions, not 200,
-    for data this size; Arrow; 2g driver; Python workers forked from a daemon that has imported TensorFlow; no
+    loopback, with the settings cerebro_ops.spark.session gives a local session (2 shuffle partitions, not
+    200; Arrow; 2g driver; Python workers forked from a daemon that has imported TensorFlow; no
     DataFrame debugging, which its clients then skip too) and its quiet log4j2 configuration; the JVM maps this
     install's class archive when one was built."""
     from cerebro_ops.spark.class_archive import java_options
-    from cerebro_ops.spark.session import NO_DATAFRAME_DEBUGGING, WARM_DAEMON, quiet_log4j2_file
+    from cerebro_ops.spark.session import NO_DATAFRAME_DEBUGGING, WARM_DAEMON, quiet_log4j2_file, shuffle_partitions
 
     confs = {"spark.connect.grpc.binding.port": port, "spark.connect.grpc.binding.address": "127.0.0.1",
              "spark.connect.session.manager.defaultSessionTimeout": -1, "spark.python.worker.reuse": "true",
              "spark.python.daemon.module": WARM_DAEMON,
-             "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": 8,
+             "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": shuffle_partitions(f"local[{cores}]"),
              "spark.sql.execution.arrow.pyspark.enabled": "true", "spark.driver.memory": "2g",
              NO_DATAFRAME_DEBUGGING[0]: NO_DATAFRAME_DEBUGGING[1],
              "spark.driver.extraJavaOptions": " ".join(

@@ -37,6 +37,7 @@ def test_components_get_the_spark_connect_token_in_their_environment_only(tmp_pa
     assert token not in " ".join(cmd), "a command line is readable by every local user"
     assert "spark.connect.grpc.binding.address=127.0.0.1" in cmd
     assert "spark.python.sql.dataFrameDebugging.enabled=false" in cmd  # as get_spark's sessions
+    assert "spark.sql.shuffle.partitions=2" in cmd  # as get_spark's local sessions
     assert json.loads(env["AIRFLOW_CONN_SPARK_DEFAULT"])["host"] == "sc://localhost"
 
 

@@ -86,6 +86,37 @@ def test_prepare_runs_seven_jobs_and_partition_none(spark, tmp_path):
     assert not store.exists("prepared")  # the encoded rows are written once, as the workers read them
 
 
+def test_a_local_session_shuffles_into_two_partitions_and_prepares_the_data_it_did_with_eight(spark, tmp_path):
+    """Fewer shuffle partitions only change how prepare's windows and counts are scheduled: the categories,
+    counts, split and order are those of the 8 partitions used before; the statistics' sums run over other
+    partitions, so they may differ in their last bits."""
+    table(700, seed=3).to_parquet(tmp_path / "t.parquet")
+    spec = spec_for(tmp_path / "t.parquet")
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
+    metas, rows = [], []
+    for n, partitions in enumerate(("2", "8")):
+        store = Store((tmp_path / f"s{n}").as_uri())
+        with prep._sql_conf(spark, {"spark.sql.shuffle.partitions": partitions}):
+            metas.append(prep.prepare(spark, spec, store))
+        rows.append(prepared(store, metas[-1]))
+    stats = [m.pop("numeric_stats") for m in metas]
+    assert metas[0] == metas[1] and metas[0]["categories"]["colour"]
+    assert stats[0].keys() == stats[1].keys() and len(stats[0]) >= 2
+    for column, got in stats[0].items():
+        for key, value in got.items():
+            assert value == pytest.approx(stats[1][column][key], rel=1e-12), (column, key)
+    for split in ("train", "val"):
+        np.testing.assert_array_equal(rows[0][split][1], rows[1][split][1])  # the labels, in the same order
+        np.testing.assert_allclose(rows[0][split][0], rows[1][split][0], rtol=1e-6)
+
+
+def test_shuffle_partitions_are_two_for_any_local_master_and_eight_elsewhere():
+    from cerebro_ops.spark.session import shuffle_partitions
+
+    assert {shuffle_partitions(m) for m in ("local", "local[3]", "local[2,4]", "local[*]", "local[*,2]")} == {2}
+    assert shuffle_partitions("spark://10.0.0.1:7077") == shuffle_partitions("yarn") == 8
+
+
 def test_on_checked_comes_after_every_check_and_before_any_write(spark, tmp_path):
     """prepare's hook for what must not exist for bad data (the study opens MLflow there): called once the
     data passed its checks, while nothing is written yet; never for data that fails them."""
