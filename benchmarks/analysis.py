@@ -135,6 +135,14 @@ def limits(records: list[dict], workers: int) -> dict:
             "makespan_floor_s": max(trace_s.values(), default=0.0) + rest / workers}
 
 
+def ceilings(lim: dict, t_own_seq: float | None) -> dict:
+    """The summary's bounds from limits(): the best training share, and the best speed-up over the own loop
+    run sequentially (`t_own_seq` s; None when that baseline or the floor is missing)."""
+    floor = lim.get("makespan_floor_s")
+    return {"share_ceiling": lim.get("share_ceiling"),
+            "speedup_own_ceiling": t_own_seq / floor if t_own_seq and floor else None}
+
+
 def _eval_seconds(ok: list[dict]) -> float:
     """Evaluation seconds of a hop log: eval_s wherever a unit evaluated (a train hop's chained or final
     evaluation, an eval unit), and the wall time of older runs' eval units, which did not record it."""

@@ -117,7 +117,7 @@ def _verdict(ok: bool | None) -> str:
 
 def load_results() -> tuple[dict, dict]:
     """Workload results (re-derived from their hop records, so analysis changes apply) and the others."""
-    from .analysis import hop_metrics, hop_summary, limits, peak_rss
+    from .analysis import ceilings, hop_metrics, hop_summary, limits, peak_rss
 
     res, extra = {}, {}
     for p in sorted(RESULTS.glob("*.json")):
@@ -129,10 +129,8 @@ def load_results() -> tuple[dict, dict]:
         r["metrics"] = hop_metrics(r["mop"]["records"], r["metrics"]["workers"], est, r["mop"]["run_start"])
         r["metrics"]["rss"] = peak_rss(r["mop"]["records"])
         r["summary"].update(hop_summary(r["metrics"]))
-        lim = r["metrics"]["limits"] = limits(r["mop"]["records"], r["metrics"]["workers"])
-        r["summary"]["share_ceiling"] = lim["share_ceiling"]
-        if r["summary"].get("T_own_seq") and lim["makespan_floor_s"]:
-            r["summary"]["speedup_own_ceiling"] = r["summary"]["T_own_seq"] / lim["makespan_floor_s"]
+        r["metrics"]["limits"] = limits(r["mop"]["records"], r["metrics"]["workers"])
+        r["summary"].update(ceilings(r["metrics"]["limits"], r["summary"].get("T_own_seq")))
         res[r["name"]] = r
     return res, extra
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from .analysis import accuracy, gantt, hop_metrics, hop_summary, limits, peak_rss, seed_spreads
+from .analysis import accuracy, ceilings, gantt, hop_metrics, hop_summary, limits, peak_rss, seed_spreads
 from .common import LOGS, RESULTS, ROOT, WORKLOADS, env, machine, make_source, write_spec
 from .study_runs import run_cli, run_cli_on_server, run_mop
 
@@ -155,9 +155,7 @@ def summarize(mop: dict, metrics: dict, base: dict, loop: dict) -> dict:
     s["data_parallel_makespan_s"] = base.get("data_parallel", {}).get("makespan_s")
     s.update(hop_summary(metrics))
     s["nontrain_per_warm_hop_s"] = s["hop_overhead_s"]
-    bound = metrics.get("limits") or {}
-    s["share_ceiling"] = bound.get("share_ceiling")
-    s["speedup_own_ceiling"] = bound.get("makespan_floor_s") and own["T"] / bound["makespan_floor_s"]
+    s.update(ceilings(metrics.get("limits") or {}, own["T"]))
     return s
 
 
