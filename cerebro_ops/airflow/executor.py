@@ -34,13 +34,16 @@ WARM_MODULES = (
 
 def preimport(modules=WARM_MODULES) -> list[str]:
     """Import `modules`; returns those that could not be imported (each logged, never raised)."""
+    from cerebro_ops.import_gc import importing
+
     missing = []
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001 - a task imports what it needs itself; this is a head start
-            log.warning("not preloaded for task processes: %s (%s: %s)", name, type(exc).__name__, exc)
-            missing.append(name)
+    with importing():  # and then frozen: the forked task processes neither walk nor copy these objects
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # noqa: BLE001 - a task imports what it needs itself; this is a head start
+                log.warning("not preloaded for task processes: %s (%s: %s)", name, type(exc).__name__, exc)
+                missing.append(name)
     return missing
 
 

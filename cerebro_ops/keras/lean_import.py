@@ -16,6 +16,8 @@ import sys
 import threading
 from types import ModuleType
 
+from cerebro_ops.import_gc import importing
+
 # Modules Keras imports only to offer them: none of its model building, training or saving reads them.
 DEFERRED = ("matplotlib.pyplot", "keras.wrappers")
 # What the import system set before running a module. Reading these does not run it: TensorFlow's autograph
@@ -113,6 +115,6 @@ def import_keras() -> ModuleType:
     """`keras`, imported here (with DEFERRED run on first use) unless this process imported it already."""
     with _IMPORTING:
         if "keras" not in sys.modules:
-            with deferring(DEFERRED):
+            with importing(), deferring(DEFERRED):  # importing: no full collections meanwhile (import_gc.py)
                 import keras  # noqa: F401
     return sys.modules["keras"]

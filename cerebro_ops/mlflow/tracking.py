@@ -605,11 +605,14 @@ def preload_mlflow(tracking_uri: str) -> threading.Thread:
     """Import MLflow's client (and, for a database URI, its SQL store) in a background thread (seconds in a
     new process), e.g. while a task joins Spark; a Tracker's first call then finds them imported. Never raises."""
     def load() -> None:
+        from cerebro_ops.import_gc import importing
+
         try:
-            from mlflow import MlflowClient  # noqa: F401
-            if tracking_uri.startswith(_DB_SCHEMES):  # the client opens both SQL stores for a database URI
-                import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
-                import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+            with importing():  # no full collections meanwhile (import_gc.py)
+                from mlflow import MlflowClient  # noqa: F401
+                if tracking_uri.startswith(_DB_SCHEMES):  # the client opens both SQL stores for a database URI
+                    import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
+                    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
         except Exception as exc:  # noqa: BLE001 - only a head start; the real call reports failures
             log.debug("MLflow preload failed: %s", exc)
 

@@ -8,6 +8,7 @@ derived from the server URL (or set with CEREBRO_SPARK_SESSION_ID), and the sess
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import uuid
@@ -35,15 +36,21 @@ def connect_session(url: str):
     shared = shared_session_url(url)
     spark = SparkSession.builder.remote(shared).getOrCreate()
     try:
-        spark.range(1).collect()
+        # Any RPC tells a closed session: a config read takes milliseconds, a query (range(1).collect()) 50-90 ms
+        spark.conf.get("spark.master", "")
         return spark
     except Exception as exc:  # [INVALID_HANDLE.SESSION_CLOSED] and friends: one cold epoch, then warm again
         if "SESSION_CLOSED" not in str(exc) and "INVALID_HANDLE" not in str(exc):
             raise
-        fresh = shared.split("session_id=")[0] + f"session_id={uuid.uuid4()}"
-        log.warning("shared Spark Connect session is closed; starting a new one")
-        try:
-            spark.stop()
-        except Exception:
-            pass
-        return SparkSession.builder.remote(fresh).getOrCreate()
+    log.warning("shared Spark Connect session is closed; starting a new one")
+    try:
+        spark.stop()
+    except Exception:
+        pass
+    # pyspark: a dropped session's __del__ shuts down the thread pool every session of this process releases its
+    # results on; collect the closed one now (outside the except block, whose traceback holds it), not amid the
+    # new session's first query, which then fails with "cannot schedule new futures after shutdown"
+    del spark
+    gc.collect()
+    fresh = shared.split("session_id=")[0] + f"session_id={uuid.uuid4()}"
+    return SparkSession.builder.remote(fresh).getOrCreate()

@@ -32,16 +32,19 @@ class SparkLauncher:
         self.spark = spark
         self.workers = workers
         self.tag = f"cerebro-epoch-{uuid.uuid4().hex[:12]}"
+        self._master: str | None = None
 
     # ------------------------------------------------------------------ what the driver asks
     def is_connect(self) -> bool:
         return type(self.spark).__module__.startswith("pyspark.sql.connect")
 
     def master(self) -> str:
-        try:
-            return self.spark.conf.get("spark.master", "") or ""
-        except Exception:  # a Spark Connect server may not expose it
-            return ""
+        if self._master is None:  # asked four times per launch: on Spark Connect each is a round trip
+            try:
+                self._master = self.spark.conf.get("spark.master", "") or ""
+            except Exception:  # a Spark Connect server may not expose it
+                self._master = ""
+        return self._master
 
     def task_slots(self) -> int | None:
         """How many tasks the application can run at once, if Spark says; None when it cannot be known."""

@@ -14,12 +14,17 @@ from __future__ import annotations
 
 def preload() -> bool:
     """Import what an epoch's workers need; False (and nothing raised) when that is not possible here."""
-    try:
-        from cerebro_ops.core.output import quiet_libraries
+    from cerebro_ops.import_gc import importing
 
-        quiet_libraries()  # TensorFlow reads its C++ log level at import
-        import cerebro_ops.keras.trainer  # noqa: F401 - TensorFlow, Keras and the hop trainer
-        import cerebro_ops.mop.worker  # noqa: F401
+    try:
+        # importing(): no full collections during the imports, then what they made is frozen, so neither this
+        # daemon's forked workers nor pyspark's collection after each of their tasks walks it again
+        with importing():
+            from cerebro_ops.core.output import quiet_libraries
+
+            quiet_libraries()  # TensorFlow reads its C++ log level at import
+            import cerebro_ops.keras.trainer  # noqa: F401 - TensorFlow, Keras and the hop trainer
+            import cerebro_ops.mop.worker  # noqa: F401
     except Exception:  # noqa: BLE001 - the daemon must start whatever this host lacks
         return False
     return True
