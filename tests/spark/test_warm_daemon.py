@@ -3,6 +3,7 @@ a worker starts with them (no per-worker import when an epoch reaches it) and a 
 from __future__ import annotations
 
 import builtins
+import sys
 
 import pandas as pd
 import pytest
@@ -54,3 +55,41 @@ def test_preload_imports_the_trainer():
 
     assert warm_daemon.preload() is True
     assert "cerebro_ops.keras.trainer" in sys.modules and "tensorflow" in sys.modules
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="Python 3.12 reads zip directories lazily by itself")
+def test_an_unchanged_zip_on_the_path_is_not_read_again_before_each_task(tmp_path, monkeypatch):
+    import importlib
+    import os
+    import zipfile
+    import zipimport
+
+    archive = tmp_path / "lib.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("zip_probe_a.py", "VALUE = 'a'\n")
+    monkeypatch.syspath_prepend(str(archive))
+    monkeypatch.setattr(zipimport.zipimporter, "invalidate_caches", zipimport.zipimporter.invalidate_caches)
+    for name in ("zip_probe_a", "zip_probe_b"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    import zip_probe_a
+
+    reads = []
+    read = zipimport._read_directory
+    monkeypatch.setattr(zipimport, "_read_directory", lambda path: reads.append(path) or read(path))
+    warm_daemon.reread_zips_only_when_changed()
+    warm_daemon.reread_zips_only_when_changed()  # a second call does not wrap it twice
+    importlib.invalidate_caches()
+    first = len(reads)
+    assert first >= 1  # the first call notes each archive as it is now
+    for _ in range(3):
+        importlib.invalidate_caches()  # pyspark's worker, before each task
+    assert len(reads) == first
+
+    with zipfile.ZipFile(archive, "a") as z:  # a job replaced the archive: read again, its new module found
+        z.writestr("zip_probe_b.py", "VALUE = 'b'\n")
+    os.utime(archive, ns=(1, os.stat(archive).st_mtime_ns + 10**9))
+    importlib.invalidate_caches()
+    assert reads[first:] == [str(archive)]
+    import zip_probe_b
+
+    assert (zip_probe_a.VALUE, zip_probe_b.VALUE) == ("a", "b")
