@@ -7,8 +7,8 @@ it again. Forked from this daemon, a worker starts with the imports done: the ho
 
 Importing is all this does before fork (and freezing what the imports made, and keeping pyspark's per-task
 cache invalidation from re-reading unchanged zip archives): TensorFlow creates its runtime (thread pools,
-devices) at the first op, which runs in the forked worker, not here. A host where the import fails (no TensorFlow) still serves
-plain Python workers: the daemon starts without it.
+devices) at the first op, which runs in the forked worker, not here. A host where the import fails (no
+TensorFlow) still serves plain Python workers: the daemon starts without it.
 """
 from __future__ import annotations
 
