@@ -6,7 +6,8 @@ its workers exist, every task process has: an epoch task then spends its seconds
 importing them again (about 0.3 s of pyspark's Connect client and our study code on the critical path, and a
 second of MLflow's import that otherwise runs beside the epoch's training on the same CPUs).
 
-Only imports: nothing here starts a thread, opens a connection or touches a database, so forking stays safe.
+Only imports (and then `gc.freeze` of what they made, import_gc.py, which the CPython docs recommend before a
+fork): nothing here starts a thread, opens a connection or touches a database, so forking stays safe.
 TensorFlow is not imported (the task processes that need it, select and register, import it themselves).
 Use it as ``AIRFLOW__CORE__EXECUTOR=cerebro_ops.airflow.executor.WarmLocalExecutor``; on a spawn start method
 it is LocalExecutor.
