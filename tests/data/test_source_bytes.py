@@ -61,6 +61,15 @@ def test_small_sources_get_a_short_lived_jit():
     assert "-XX:ReservedCodeCacheSize=240m" in small  # C1 alone would reserve 48 MB
 
 
+def test_only_smaller_sources_run_sql_stages_without_generated_code():
+    off = {"spark.sql.codegen.wholeStage": "false"}
+    assert session.sql_confs(240_000) == off
+    assert session.sql_confs(session.INTERPRETED_SQL_SOURCE_BYTES) == off
+    assert session.sql_confs(session.INTERPRETED_SQL_SOURCE_BYTES + 1) == {}  # still a short-lived JIT
+    assert session.jit_options(session.INTERPRETED_SQL_SOURCE_BYTES + 1) != []
+    assert session.sql_confs(None) == {}
+
+
 def test_a_new_driver_jvm_gets_the_throughput_collector_unless_a_collector_is_chosen(monkeypatch):
     for name in session.JVM_ENV_OPTIONS:
         monkeypatch.delenv(name, raising=False)
