@@ -29,7 +29,8 @@ from cerebro_ops.core.leaderboard import best_row, best_value, leaderboard_rows
 from cerebro_ops.core.prepare_summary import summary_lines
 from cerebro_ops.core.row_hashes import row_hashes
 from cerebro_ops.mlflow.child_runs import MLFLOW_END_STATUS, ChildRuns, EarlyEpochLogs, TrackingQueue, epoch_metrics
-from cerebro_ops.mlflow.tracking import TRAIN_ROWS_COLUMNS_TAG, TRAIN_ROWS_SHA_TAG, preload_mlflow
+from cerebro_ops.mlflow.tracking import (TRAIN_ROWS_COLUMNS_TAG, TRAIN_ROWS_SHA_TAG, index_installed_packages,
+                                         preload_mlflow)
 from cerebro_ops.core.run_state import (EpochEntry, ModelStatus, ReplayOf, RunRepository, RunState,
                                         effective_spec)
 from cerebro_ops.core.search import searcher_for
@@ -254,7 +255,10 @@ def _open_tracking_when_built(check: BuilderCheck, tracker) -> None:
     once the builder check passed too: for a bad builder no MLflow database may be created."""
     def run() -> None:
         if check.error() is None:
-            tracker.warm_up()
+            opening = tracker.warm_up()
+            if opening is not None:
+                opening.join()
+            index_installed_packages()  # MLflow's, for the model a CLI run's register step logs
 
     threading.Thread(target=run, name="mlflow-open", daemon=True).start()
 

@@ -467,13 +467,28 @@ def _slot_of(index: dict, kind: str, missing: int, other: int):
     return slot
 
 
+def _slots(s: pd.Series, slot) -> np.ndarray:
+    """slot(v) for every value of `s`. A text column is factorised first, so `slot` runs once per distinct value
+    instead of once per row (a Python call per row took 0.15 s for three columns of 65k rows); text equals
+    text only when it is the same text, so grouping by value cannot merge two values with different slots."""
+    values = s.to_numpy(dtype=object)
+    if len(values) < 64 or pd.api.types.infer_dtype(values, skipna=True) != "string":
+        return np.fromiter(map(slot, values), dtype=np.int64, count=len(values))
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    out = np.fromiter(map(slot, uniques), dtype=np.int64, count=len(uniques))[codes]
+    missing = codes < 0  # None, NaN, pd.NA ...: each as slot() sees it
+    if missing.any():
+        out[missing] = np.fromiter(map(slot, values[missing]), dtype=np.int64, count=int(missing.sum()))
+    return out
+
+
 def _one_hot(s: pd.Series, values: Sequence[Any], missing_slot: bool) -> np.ndarray:
     """One row per value: its category's slot, then the <missing> slot (if any), then <other>."""
     index, kind = _index_of(values), _kind(values)
     other = len(values) + int(missing_slot)
     missing = len(values) if missing_slot else other
     index.pop(None, None)
-    slots = np.fromiter(map(_slot_of(index, kind, missing, other), s), dtype=np.int64, count=len(s))
+    slots = _slots(s, _slot_of(index, kind, missing, other))
     out = np.zeros((len(s), other + 1), dtype=np.float64)
     out[np.arange(len(s)), slots] = 1.0
     return out

@@ -14,10 +14,22 @@ import numpy as np
 import pandas as pd
 
 
+def _text(v):
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+
+
 def _canonical(s: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         return s.astype(np.float64)
-    return s.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).astype(object)
+    if pd.api.types.infer_dtype(s, skipna=True) == "string":
+        # Text already (a categorical column as Parquet gives it back): only the missing values need _text, and
+        # mapping every value through Python took 0.3 s for three columns of 262k rows.
+        out = s.astype(object, copy=True)
+        missing = s.isna().to_numpy()
+        if missing.any():
+            out[missing] = [_text(v) for v in s[missing]]
+        return out
+    return s.map(_text).astype(object)
 
 
 def row_hashes(rows: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:

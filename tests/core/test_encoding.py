@@ -290,3 +290,26 @@ def test_one_hot_slots_equal_the_per_row_definition(values, which, missing_slot)
     assert got.shape == (len(values), other + 1)
     assert got.sum(axis=1).tolist() == [1.0] * len(values)
     assert got.argmax(axis=1).tolist() == expected
+
+
+TEXT_POOL = [None, float("nan"), np.nan, pd.NA, "NA", "", "true", " false ", "11", "2", "a", "b", "Türkis", "<other>",
+             "1", "n/a", "null"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.sampled_from(TEXT_POOL), min_size=64, max_size=300),
+       which=st.sampled_from(range(len(CATEGORY_LISTS))), missing_slot=st.booleans())
+def test_one_hot_of_a_text_column_equals_the_per_row_definition(values, which, missing_slot):
+    """A text column of 64 rows or more is factorised before its slots are looked up: the same slots as _key
+    gives row by row, missing tokens and NA objects included."""
+    from cerebro_ops.core import encoding as enc
+
+    cats = CATEGORY_LISTS[which]
+    index, kind = enc._index_of(cats), enc._kind(cats)
+    index.pop(None, None)
+    other = len(cats) + int(missing_slot)
+    missing = len(cats) if missing_slot else other
+    expected = [missing if (k := enc._key(v, kind)) is None else index.get(k, other) for v in values]
+    got = enc._one_hot(pd.Series(values, dtype=object), cats, missing_slot)
+    assert got.sum(axis=1).tolist() == [1.0] * len(values)
+    assert got.argmax(axis=1).tolist() == expected

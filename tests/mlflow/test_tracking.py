@@ -363,3 +363,20 @@ def test_warm_up_failure_only_warns(caplog):
     with caplog.at_level(logging.WARNING, logger="cerebro_ops.mlflow.tracking"):
         tr.warm_up().join(timeout=60)
     assert any("MLflow warm-up failed" in r.getMessage() for r in caplog.records)
+
+
+def test_index_installed_packages_leaves_mlflow_its_module_map(monkeypatch):
+    """The map MLflow builds when a model is logged (to compare its requirements with what is installed) is
+    built beforehand, and MLflow then reuses it instead of reading every distribution again."""
+    from mlflow.utils import requirements_utils
+
+    from cerebro_ops.mlflow.tracking import index_installed_packages
+
+    monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
+    index_installed_packages()
+    built = requirements_utils._MODULES_TO_PACKAGES
+    assert isinstance(built, dict) and "mlflow" in built["mlflow"] and "numpy" in built["numpy"]
+    calls = []
+    monkeypatch.setattr(requirements_utils.importlib_metadata, "packages_distributions", lambda: calls.append(1))
+    assert requirements_utils._check_requirement_satisfied("numpy>=1") is None
+    assert calls == [] and requirements_utils._MODULES_TO_PACKAGES is built
