@@ -116,12 +116,12 @@ def metric_of(model, encoding, rows, key: str) -> float:
     """The compiled metric `key` of `model` on raw `rows` (features and label), encoded by `encoding`."""
     from cerebro_ops.core.encoding import in_label_units, loss_name
     from cerebro_ops.keras.serving import keras_inputs
-    from cerebro_ops.keras.train_loop import evaluate_in_one_call
+    from cerebro_ops.keras.train_loop import evaluate_metrics
 
     if encoding.label not in rows.columns:
         raise DataError(encoding.label, "the validation rows have no label column", "score rows with their label")
     x = keras_inputs(model, encoding.encode(rows), encoding.feature_spans)
-    res = evaluate_in_one_call(model, x, encoding.encode_labels(rows[encoding.label]))
+    res = evaluate_metrics(model, x, encoding.encode_labels(rows[encoding.label]))
     res = in_label_units(res, encoding.label_stats["std"] if encoding.label_stats else None, loss_name(model))
     if key not in res:
         raise DataError("train.metric", f"model reports {sorted(res)}, not {key!r}", "pick one of those")

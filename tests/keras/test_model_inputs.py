@@ -157,22 +157,23 @@ def test_misnamed_model_fails_its_config_naming_the_input():
         t.train("tests.keras.test_model_inputs:misnamed", {}, state, *_data(10, 0), seed=1)
 
 
+@pytest.mark.parametrize("batch_size", [300, 30])  # 4 batches: eager; 34 batches: one traced graph call
 @pytest.mark.parametrize("builder", [PER_COLUMN, "tests.keras.test_model_inputs:single_dict_input",
                                      "tests.builders_for_tests:tiny"])
-def test_evaluate_in_one_call_gives_what_keras_evaluate_gives(builder):
-    """The register step's metric (champion_policy.metric_of) in one graph call: the same numbers as Keras's
-    evaluate, for a flat input, a dict of one input and one input per feature column; over more rows than one
-    evaluation batch, the last one short."""
-    from cerebro_ops.keras.train_loop import evaluate_in_one_call
+def test_evaluate_metrics_gives_what_keras_evaluate_gives(builder, batch_size):
+    """The register step's metric (champion_policy.metric_of) without Keras evaluate: the same numbers, for a
+    flat input, a dict of one input and one input per feature column; the last batch short."""
+    from cerebro_ops.keras import train_loop
 
+    assert -(-1000 // 300) <= train_loop.EAGER_EVAL_BATCHES < -(-1000 // 30)
     x, y = _data(1000, 3)
     trainer = HopTrainer(INFO, deterministic=False)
     ckpt = trainer.initial_checkpoint(builder, PARAMS, 0)
     ckpt, _ = trainer.train(builder, PARAMS, ckpt, x, y, seed=1)
     inputs = model_inputs(trainer.keras_model(builder, PARAMS, ckpt), x, SPANS)
-    expected = trainer.keras_model(builder, PARAMS, ckpt).evaluate(inputs, y, batch_size=300, verbose=0,
+    expected = trainer.keras_model(builder, PARAMS, ckpt).evaluate(inputs, y, batch_size=batch_size, verbose=0,
                                                                    return_dict=True)
-    got = evaluate_in_one_call(trainer.keras_model(builder, PARAMS, ckpt), inputs, y, batch_size=300)
+    got = train_loop.evaluate_metrics(trainer.keras_model(builder, PARAMS, ckpt), inputs, y, batch_size=batch_size)
     assert set(got) == set(expected) and "loss" in got
     assert got == pytest.approx(expected, rel=1e-6, abs=1e-7)
     assert 0.0 < got["loss"] < 5.0
