@@ -114,3 +114,25 @@ def test_run_warms_the_python_workers_of_a_session_it_makes(spec, offline, monke
         with pytest.raises(RuntimeError, match="prepare reached"):
             study.run(spec, **injected)
     assert asked == [True, False, False]
+
+
+@pytest.mark.parametrize("driver_idle", [True, False])
+def test_mlflow_package_index_is_built_only_while_the_driver_idles(monkeypatch, driver_idle):
+    """On Spark Connect the server runs prepare and the driver idles: MLflow's index of the installed packages
+    (for the model the register step logs) is built then; beside a classic session's py4j calls it is not."""
+    indexed, opened = threading.Event(), threading.Event()
+    monkeypatch.setattr(study, "index_installed_packages", indexed.set)
+
+    class Passed:
+        def error(self):
+            return None
+
+    class Tracker:
+        def warm_up(self):
+            thread = threading.Thread(target=opened.set)
+            thread.start()
+            return thread
+
+    study._open_tracking_when_built(Passed(), Tracker(), driver_idle)
+    assert opened.wait(5)
+    assert indexed.wait(2 if driver_idle else 0.5) is driver_idle
