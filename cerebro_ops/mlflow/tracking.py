@@ -544,16 +544,14 @@ class Tracker:
         """
         import mlflow
 
-        with self.mlflow_context():
-            mv = mlflow.register_model(model_uri, model_name, await_registration_for=60)
-        version = str(mv.version)
         version_tags = {**{str(k): _param_str(v) for k, v in (tags or {}).items()},
                         "cerebro.metric": metric_name, "cerebro.metric_value": repr(float(metric_value)),
                         "cerebro.replaced_version": replaced or "", "cerebro.decision": reason,
-                        "cerebro.mlflow_run_id": mv.run_id or "", "cerebro.model_uri": model_uri,
-                        **self._registration_tags(model_uri)}
-        for k, v in version_tags.items():
-            self.client.set_model_version_tag(model_name, version, k, v)
+                        "cerebro.model_uri": model_uri, **self._registration_tags(model_uri)}
+        with self.mlflow_context():  # the version is created with its tags: one registry call, not one per tag
+            mv = mlflow.register_model(model_uri, model_name, await_registration_for=60, tags=version_tags)
+        version = str(mv.version)
+        self.client.set_model_version_tag(model_name, version, "cerebro.mlflow_run_id", mv.run_id or "")
         if reason:
             self.client.update_model_version(model_name, version, description=reason)
         self.client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)

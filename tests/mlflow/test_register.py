@@ -143,6 +143,8 @@ def test_champion_and_challenger_each_scored_through_their_own_encoding(tmp_path
     assert len(mv.tags["cerebro.keras_sha256"]) == len(mv.tags["cerebro.encoding_sha256"]) == 64
     assert mv.tags["cerebro.metric"] == "val_loss" and mv.tags["cerebro.run_id"] == "run-2"
     assert float(mv.tags["cerebro.metric_value"]) == d2["challenger"] and mv.description == d2["reason"]
+    assert mv.tags["cerebro.mlflow_run_id"] == mv.run_id and mv.run_id  # the child run the model was logged in
+    assert mv.tags["cerebro.model_uri"].startswith("models:/")
 
     # run 3: untrained, it does not beat v3 (scored through run 2's encoding on run 3's rows)
     d3 = study.register(spec, "run-3")
