@@ -139,15 +139,20 @@ def evaluate_metrics(model: keras.Model, x, y: np.ndarray, batch_size: int = EVA
         m.reset_state()
 
     def run(x, y):
-        n = tf.shape(y)[0]
-        for i in tf.range((n + batch_size - 1) // batch_size):
-            start = i * batch_size
-            end = tf.minimum(start + batch_size, n)
-            model.test_step((tf.nest.map_structure(lambda a: a[start:end], x), y[start:end]))
+        test_batches(model, tf.shape(y)[0], batch_size,
+                     lambda start, end: (tf.nest.map_structure(lambda a: a[start:end], x), y[start:end]))
         return model.get_metrics_result()
 
     eager = -(-len(y) // batch_size) <= EAGER_EVAL_BATCHES
     return {k: float(v) for k, v in (run if eager else tf.function(run))(xt, yt).items()}
+
+
+def test_batches(model: keras.Model, n, batch_size, batch) -> None:
+    """Keras's test_step on rows [0, n) in batches of `batch_size`, `batch(start, end)` giving each (inputs,
+    labels): the metrics add them up. Traced inside a tf.function, or run eagerly."""
+    for i in tf.range((n + batch_size - 1) // batch_size):
+        start = i * batch_size
+        model.test_step(batch(start, tf.minimum(start + batch_size, n)))
 
 
 # --------------------------------------------------------------------------------------------- loops
@@ -222,11 +227,7 @@ class CompiledLoop:
     def _eval_body(self, x, y, batch_size):
         self.eval_traces += 1
         model = self.model  # the metrics are reset by evaluate(), not here: evaluate_more() adds to them
-        n = tf.shape(x)[0]
-        for i in tf.range((n + batch_size - 1) // batch_size):
-            start = i * batch_size
-            end = tf.minimum(start + batch_size, n)
-            model.test_step((self.route(x[start:end]), y[start:end]))
+        test_batches(model, tf.shape(x)[0], batch_size, lambda start, end: (self.route(x[start:end]), y[start:end]))
         return model.get_metrics_result()
 
 
