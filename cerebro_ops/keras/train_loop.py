@@ -139,7 +139,7 @@ def evaluate_metrics(model: keras.Model, x, y: np.ndarray, batch_size: int = EVA
         m.reset_state()
 
     def run(x, y):
-        test_batches(model, tf.shape(y)[0], batch_size,
+        evaluate_batches(model, tf.shape(y)[0], batch_size,
                      lambda start, end: (tf.nest.map_structure(lambda a: a[start:end], x), y[start:end]))
         return model.get_metrics_result()
 
@@ -147,7 +147,7 @@ def evaluate_metrics(model: keras.Model, x, y: np.ndarray, batch_size: int = EVA
     return {k: float(v) for k, v in (run if eager else tf.function(run))(xt, yt).items()}
 
 
-def test_batches(model: keras.Model, n, batch_size, batch) -> None:
+def evaluate_batches(model: keras.Model, n, batch_size, batch) -> None:
     """Keras's test_step on rows [0, n) in batches of `batch_size`, `batch(start, end)` giving each (inputs,
     labels): the metrics add them up. Traced inside a tf.function, or run eagerly."""
     for i in tf.range((n + batch_size - 1) // batch_size):
@@ -227,7 +227,7 @@ class CompiledLoop:
     def _eval_body(self, x, y, batch_size):
         self.eval_traces += 1
         model = self.model  # the metrics are reset by evaluate(), not here: evaluate_more() adds to them
-        test_batches(model, tf.shape(x)[0], batch_size, lambda start, end: (self.route(x[start:end]), y[start:end]))
+        evaluate_batches(model, tf.shape(x)[0], batch_size, lambda start, end: (self.route(x[start:end]), y[start:end]))
         return model.get_metrics_result()
 
 
