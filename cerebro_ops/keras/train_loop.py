@@ -2,9 +2,14 @@
 
 Adapter module (TensorFlow/Keras). Why not ``model.fit``: each fit call pays 80-340 ms of fixed setup
 (data adapter, callbacks, iterator) before its first batch; a hop is one fit call, so that setup was paid W
-times per model per epoch. Here the batches run inside one ``tf.function`` (a ``tf.range`` loop over Keras's
+times per model per epoch. Here the batches run inside one ``tf.function`` (a ``tf.while_loop`` over Keras's
 own ``train_step``/``test_step``, so the loss, gradients, optimizer update and metrics are Keras's), on data
 that is already a tensor, shuffled by a permutation drawn from the hop seed.
+
+Why the loops are written as ``tf.while_loop`` and traced with AutoGraph off: AutoGraph rewrote these
+functions from their source once per process (parse, transform, compile: ≈ 0.1 s of every worker's first
+hop, more than the trace itself on a small model), and Keras never runs ``train_step`` through AutoGraph
+either, so a custom train_step behaves here as it does in ``fit``.
 
 Why the loop takes the batch size and the data with an unknown number of rows: the graph is traced once per
 model architecture and serves every config of that architecture (batch sizes included) and every partition.
@@ -144,15 +149,25 @@ def evaluate_metrics(model: keras.Model, x, y: np.ndarray, batch_size: int = EVA
         return model.get_metrics_result()
 
     eager = -(-len(y) // batch_size) <= EAGER_EVAL_BATCHES
-    return {k: float(v) for k, v in (run if eager else tf.function(run))(xt, yt).items()}
+    return {k: float(v) for k, v in (run if eager else tf.function(run, autograph=False))(xt, yt).items()}
 
 
 def evaluate_batches(model: keras.Model, n, batch_size, batch) -> None:
     """Keras's test_step on rows [0, n) in batches of `batch_size`, `batch(start, end)` giving each (inputs,
     labels): the metrics add them up. Traced inside a tf.function, or run eagerly."""
-    for i in tf.range((n + batch_size - 1) // batch_size):
+    def step(i):
         start = i * batch_size
         model.test_step(batch(start, tf.minimum(start + batch_size, n)))
+    repeat((n + batch_size - 1) // batch_size, step)
+
+
+def repeat(count, step) -> None:
+    """step(i) for i = 0 .. count - 1, in order: one graph while loop when traced (what AutoGraph makes of a
+    ``for i in tf.range(count)`` loop), a Python loop when eager. `step`'s return value is ignored."""
+    def body(i):
+        step(i)
+        return (i + 1,)
+    tf.while_loop(lambda i: i < count, body, (tf.constant(0, tf.int32),))
 
 
 # --------------------------------------------------------------------------------------------- loops
@@ -170,9 +185,10 @@ class CompiledLoop:
         self.eval_traces = 0
         x_spec = tf.TensorSpec((None,) + tuple(feature_shape), tf.float32)
         y_spec = tf.TensorSpec((None,), tf.float32)
-        self._train = tf.function(self._train_body, input_signature=(
+        self._train = tf.function(self._train_body, autograph=False, input_signature=(
             x_spec, y_spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.int32)))
-        self._eval = tf.function(self._eval_body, input_signature=(x_spec, y_spec, tf.TensorSpec((), tf.int32)))
+        self._eval = tf.function(self._eval_body, autograph=False,
+                                 input_signature=(x_spec, y_spec, tf.TensorSpec((), tf.int32)))
 
     def build(self, x_row: np.ndarray, y_row: np.ndarray) -> None:
         """Create the compiled loss and metric variables (as fit does first) so the traced loop creates none."""
@@ -219,9 +235,11 @@ class CompiledLoop:
         for m in model.metrics:
             m.reset_state()
         n = tf.shape(order)[0]
-        for i in tf.range((n + batch_size - 1) // batch_size):
+
+        def step(i):
             rows = order[i * batch_size:tf.minimum((i + 1) * batch_size, n)]
             model.train_step((self.route(tf.gather(x, rows)), tf.gather(y, rows)))
+        repeat((n + batch_size - 1) // batch_size, step)
         return model.get_metrics_result()
 
     def _eval_body(self, x, y, batch_size):

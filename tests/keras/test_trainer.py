@@ -374,3 +374,23 @@ def test_training_updates_no_compiled_metric_and_evaluation_all(own_step):
     metrics = loop.evaluate(x, y)
     assert set(metrics) == {"loss", "accuracy", "auc"} and 0.0 < metrics["auc"] <= 1.0
     assert all(t > 0 for t in _metric_totals(model))
+
+
+@pytest.mark.parametrize("traced", [False, True])
+@pytest.mark.parametrize("count", [0, 1, 4])
+def test_repeat_runs_each_step_once_in_order(traced, count):
+    """The loops' while loop (written out, traced without AutoGraph): each step once, in order, its state
+    changes seen by the next step, eagerly and inside a tf.function."""
+    import tensorflow as tf
+
+    from cerebro_ops.keras.train_loop import repeat
+
+    digits = tf.Variable(0, dtype=tf.int64)
+
+    def run(n):
+        repeat(n, lambda i: digits.assign(digits * 10 + tf.cast(i, tf.int64) + 1))
+        return digits.read_value()
+
+    fn = tf.function(run, autograph=False) if traced else run
+    got = int(fn(tf.constant(count, tf.int32)))
+    assert got == int("".join(str(i + 1) for i in range(count)) or 0)
