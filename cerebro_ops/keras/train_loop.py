@@ -7,9 +7,9 @@ own ``train_step``/``test_step``, so the loss, gradients, optimizer update and m
 that is already a tensor, shuffled by a permutation drawn from the hop seed.
 
 Why the loops are written as ``tf.while_loop`` and traced with AutoGraph off: AutoGraph rewrote these
-functions from their source once per process (parse, transform, compile: ≈ 0.1 s of every worker's first
-hop, more than the trace itself on a small model), and Keras never runs ``train_step`` through AutoGraph
-either, so a custom train_step behaves here as it does in ``fit``.
+functions from their source once per process (parse, transform, compile: 0.06-0.08 s of every worker's
+first hop, beside 0.3-0.4 s of tracing and graph optimisation), and Keras never runs ``train_step`` through
+AutoGraph either, so a custom train_step behaves here as it does in ``fit``.
 
 Why the loop takes the batch size and the data with an unknown number of rows: the graph is traced once per
 model architecture and serves every config of that architecture (batch sizes included) and every partition.
