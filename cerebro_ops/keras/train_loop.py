@@ -161,6 +161,8 @@ def evaluate_batches(model: keras.Model, n, batch_size, batch) -> None:
     repeat((n + batch_size - 1) // batch_size, step)
 
 
+# --------------------------------------------------------------------------------------------- loops
+
 def repeat(count, step) -> None:
     """step(i) for i = 0 .. count - 1, in order: one graph while loop when traced (what AutoGraph makes of a
     ``for i in tf.range(count)`` loop), a Python loop when eager. `step`'s return value is ignored."""
@@ -169,8 +171,6 @@ def repeat(count, step) -> None:
         return (i + 1,)
     tf.while_loop(lambda i: i < count, body, (tf.constant(0, tf.int32),))
 
-
-# --------------------------------------------------------------------------------------------- loops
 
 class CompiledLoop:
     """The traced train and evaluation functions of one cached model (one per architecture per worker).
