@@ -10,8 +10,9 @@ same spec (its own store and MLflow db) through the CLI's code path, study.run's
 process with one local[W] Spark session. Writes benchmarks/results/airflow_real.json (or --out).
 
 What an epoch task's wall holds that the CLI's epoch does not: the task process start, the DAG parse, joining
-the Spark Connect session, the run state and MLflow reads, and the scheduler's hand-offs between tasks
-(`gap_s`: from one epoch task's end to the next one's start).
+the Spark Connect session, the run state and MLflow reads, and the launch and end of one Spark job per task
+(`outside_hops_s`: per epoch, the task's seconds before its first hop and after its last). Not in it: the
+scheduler's hand-offs between tasks (`gap_s`: from one epoch task's end to the next one's start).
 """
 from __future__ import annotations
 
@@ -116,7 +117,8 @@ def run_airflow(spec_path: Path, work: Path, epochs: int, timeout: float) -> dic
     return {"state": state, "startup_s": ready - t0, "dag_run_s": done - triggered, "tasks": tasks,
             "epoch_task_s": [t["duration_s"] for t in epochs_],
             "gap_s": [b["start"] - a["end"] for a, b in zip(epochs_, epochs_[1:]) if a["end"] and b["start"]],
-            "hop_span_s": _hop_spans(records), "worker_pids": _worker_pids(records)}
+            "hop_span_s": _hop_spans(records), "worker_pids": _worker_pids(records),
+            "outside_hops_s": _outside_hops(records, tasks)}
 
 
 def _hop_spans(records: list[dict]) -> dict[int, float]:
@@ -126,6 +128,20 @@ def _hop_spans(records: list[dict]) -> dict[int, float]:
         span = out.setdefault(r["epoch"], [r["start"], r["end"]])
         span[0], span[1] = min(span[0], r["start"]), max(span[1], r["end"])
     return {e: round(b - a, 3) for e, (a, b) in sorted(out.items())}
+
+
+def _outside_hops(records: list[dict], tasks: dict[str, dict]) -> dict[int, dict[str, float]]:
+    """Per epoch, what its task spent outside the hops: from the task's start to its first hop (Airflow's task
+    start, the DAG parse, joining Spark, the run state, the epoch job's launch) and from its last hop to the
+    task's end (the job's end, the epoch record, MLflow, the run state, Airflow's hand-back)."""
+    out = {}
+    for e in sorted({r["epoch"] for r in records}):
+        task = tasks.get(f"epoch_{e}") or {}
+        if task.get("start") and task.get("end"):
+            rs = [r for r in records if r["epoch"] == e]
+            out[e] = {"before_first_hop_s": round(min(r["start"] for r in rs) - task["start"], 3),
+                      "after_last_hop_s": round(task["end"] - max(r["end"] for r in rs), 3)}
+    return out
 
 
 def _worker_pids(records: list[dict]) -> dict[int, list]:

@@ -674,9 +674,20 @@ def _airflow_section(a: dict) -> list[str]:
             + f" | {_f(s['cli_epoch_mean_s'], '{:.1f}')} |",
             "| hop span s (Airflow) | " + " | ".join(_f(x, "{:.1f}") for x in af["hop_span_s"].values()) + " | |",
             "| hop span s (CLI) | " + " | ".join(_f(x, "{:.1f}") for x in cli["hop_span_s"].values()) + " | |",
+            *_outside_hops_rows(af.get("outside_hops_s")),
             "", f"Scheduler hand-off between epoch tasks: mean {_f(s.get('airflow_gap_mean_s'))} s; the same Spark "
             f"worker processes in every epoch: {_f(s.get('warm_workers'))}; overhead per epoch "
             f"{_f(s.get('overhead_per_epoch_s'))} s; Airflow start-up {af['startup_s']:.0f} s (not counted).", ""]
+
+
+def _outside_hops_rows(outside: dict | None) -> list[str]:
+    """The Airflow epoch tasks' seconds before their first hop and after their last (older results: none)."""
+    if not outside:
+        return []
+    phases = list(outside.values())
+    return [f"| {label} s (Airflow) | " + " | ".join(_f(p[key]) for p in phases) + " | |"
+            for label, key in (("task start → first hop", "before_first_hop_s"),
+                               ("last hop → task end", "after_last_hop_s"))]
 
 
 def _ui_section(ui: dict) -> list[str]:

@@ -173,3 +173,28 @@ def test_limits_count_evaluation_and_each_workers_traces():
     assert "at most 0.86 with no idle or overhead: evaluation took 1.2 s beside 7.5 s of training" in share[3]
     own = next(r for k, r in rows.items() if k.startswith("MOP (W = 2)"))
     assert "at most 1.55× with each worker tracing each architecture" in own[3]
+
+
+def test_airflow_epoch_tasks_time_outside_their_hops_per_epoch_and_in_the_report():
+    """Each epoch task's seconds before its first hop and after its last, from the task times and the hop
+    records; the Airflow section shows them per epoch, and results without them keep the older table."""
+    from benchmarks.airflow_real import _outside_hops
+
+    records = [{"epoch": 1, "start": 10.3, "end": 11.0}, {"epoch": 1, "start": 10.4, "end": 11.8},
+               {"epoch": 2, "start": 13.2, "end": 13.9}]
+    tasks = {"epoch_1": {"start": 10.0, "end": 12.0}, "epoch_2": {"start": 13.0, "end": 14.0},
+             "epoch_3": {"start": None, "end": None}}
+    outside = _outside_hops(records, tasks)
+    assert outside == {1: {"before_first_hop_s": 0.3, "after_last_hop_s": 0.2},
+                       2: {"before_first_hop_s": 0.2, "after_last_hop_s": 0.1}}
+    result = {"workload": "w", "epochs": 2, "workers": 2, "configs": 2, "machine": {},
+              "summary": {"airflow_epoch_task_s": [2.0, 1.0], "airflow_epoch_task_mean_s": 1.5,
+                          "cli_epoch_s": [1.5, 0.7], "cli_epoch_mean_s": 1.1},
+              "airflow": {"state": "success", "startup_s": 9.0, "hop_span_s": {1: 1.5, 2: 0.7},
+                          "outside_hops_s": outside},
+              "cli": {"hop_span_s": {1: 1.4, 2: 0.6}}}
+    lines = report._airflow_section(result)
+    assert "| task start → first hop s (Airflow) | 0.30 | 0.20 | |" in lines
+    assert "| last hop → task end s (Airflow) | 0.20 | 0.10 | |" in lines
+    del result["airflow"]["outside_hops_s"]
+    assert not any("first hop" in line for line in report._airflow_section(result))
