@@ -145,7 +145,7 @@ def evaluate_metrics(model: keras.Model, x, y: np.ndarray, batch_size: int = EVA
 
     def run(x, y):
         evaluate_batches(model, tf.shape(y)[0], batch_size,
-                     lambda start, end: (tf.nest.map_structure(lambda a: a[start:end], x), y[start:end]))
+                         lambda start, end: (tf.nest.map_structure(lambda a: a[start:end], x), y[start:end]))
         return model.get_metrics_result()
 
     eager = -(-len(y) // batch_size) <= EAGER_EVAL_BATCHES
