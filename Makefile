@@ -90,9 +90,10 @@ spark-connect: $(STAMP)
 	  --conf spark.python.sql.dataFrameDebugging.enabled=false \
 	  --conf spark.python.daemon.module=cerebro_ops.spark.warm_daemon spark-internal
 
-# Every benchmark step one after another on an idle machine (smoke, flights_full, hetero, simulate,
-# hop_server_load, cerebro_dl, airflow_real, ui_load; 1-2 hours), then benchmarks/RESULTS.md with its
-# Targets table; a failed step is reported there and the others still run. Logs: .cerebro/bench-logs/.
+# Every benchmark step one after another on an idle machine (smoke, flights_full, cnn_images, prepare_speed,
+# streaming, hetero, simulate, hop_server_load, cerebro_dl, airflow_real, ui_load; about 15 minutes on 2 CPUs),
+# then benchmarks/RESULTS.md with its Targets table; a failed step is reported there and the others still run.
+# Logs: .cerebro/bench-logs/.
 bench: $(STAMP)
 	$(PY) -m benchmarks.run --full
 

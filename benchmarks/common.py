@@ -36,7 +36,7 @@ FLIGHTS_GRID = {"hidden_units": [32, 64], "learning_rate": [0.001, 0.003], "batc
 WORKLOADS = {
     "smoke": dict(dataset="flights", rows=20_000, builder=MLP, data=FLIGHTS_DATA, epochs=2, workers=2,
                   space={"hidden_units": [32], "learning_rate": [0.001, 0.003], "batch_size": [256, 1024]},
-                  seeds=[0, 1], smoke=True, data_parallel=False),
+                  seeds=[0, 1, 2, 3, 4], smoke=True, data_parallel=False),
     "flights100k": dict(dataset="flights", rows=100_000, builder=MLP, data=FLIGHTS_DATA, epochs=3, workers=2,
                         space=FLIGHTS_GRID, seeds=[0, 1, 2]),
     "flights_full": dict(dataset="flights", rows=None, builder=MLP, data=FLIGHTS_DATA, epochs=3, workers=2,
