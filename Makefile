@@ -97,7 +97,7 @@ spark-connect: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run --full
 
-# CI (.ci/run): the smoke workload and a W=8 simulation, asserting loose ratios (≈ 4 min).
+# CI (.ci/run): the smoke workload and a W=8 simulation, asserting loose ratios (about 1 minute on 2 CPUs).
 bench-smoke: $(STAMP)
 	$(PY) -m benchmarks.run --smoke
 

@@ -382,7 +382,7 @@ def _ms(v) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run")
     g = ap.add_mutually_exclusive_group()
-    g.add_argument("--smoke", action="store_true", help="small run (≈ 4 min), asserts loose targets (CI)")
+    g.add_argument("--smoke", action="store_true", help="small run (about 1 min), asserts loose targets (CI)")
     g.add_argument("--full", action="store_true", help="every step of FULL_STEPS, then RESULTS.md")
     ap.add_argument("--only", action="append", choices=STEP_NAMES, help="run just these steps")
     ap.add_argument("--airflow", action="store_true", help="also run `airflow dags test` per workload")
