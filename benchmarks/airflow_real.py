@@ -121,13 +121,18 @@ def run_airflow(spec_path: Path, work: Path, epochs: int, timeout: float) -> dic
             "outside_hops_s": _outside_hops(records, tasks)}
 
 
-def _hop_spans(records: list[dict]) -> dict[int, float]:
-    """Per epoch, first hop start to last hop end: the training inside the epoch, without its overhead."""
+def _epoch_bounds(records: list[dict]) -> dict[int, tuple[float, float]]:
+    """Per epoch (in order), its first hop's start and its last hop's end."""
     out: dict[int, list] = {}
     for r in records:
         span = out.setdefault(r["epoch"], [r["start"], r["end"]])
         span[0], span[1] = min(span[0], r["start"]), max(span[1], r["end"])
-    return {e: round(b - a, 3) for e, (a, b) in sorted(out.items())}
+    return {e: (a, b) for e, (a, b) in sorted(out.items())}
+
+
+def _hop_spans(records: list[dict]) -> dict[int, float]:
+    """Per epoch, first hop start to last hop end: the training inside the epoch, without its overhead."""
+    return {e: round(b - a, 3) for e, (a, b) in _epoch_bounds(records).items()}
 
 
 def _outside_hops(records: list[dict], tasks: dict[str, dict]) -> dict[int, dict[str, float]]:
@@ -135,12 +140,11 @@ def _outside_hops(records: list[dict], tasks: dict[str, dict]) -> dict[int, dict
     start, the DAG parse, joining Spark, the run state, the epoch job's launch) and from its last hop to the
     task's end (the job's end, the epoch record, MLflow, the run state, Airflow's hand-back)."""
     out = {}
-    for e in sorted({r["epoch"] for r in records}):
+    for e, (first, last) in _epoch_bounds(records).items():
         task = tasks.get(f"epoch_{e}") or {}
         if task.get("start") and task.get("end"):
-            rs = [r for r in records if r["epoch"] == e]
-            out[e] = {"before_first_hop_s": round(min(r["start"] for r in rs) - task["start"], 3),
-                      "after_last_hop_s": round(task["end"] - max(r["end"] for r in rs), 3)}
+            out[e] = {"before_first_hop_s": round(first - task["start"], 3),
+                      "after_last_hop_s": round(task["end"] - last, 3)}
     return out
 
 
